@@ -1,0 +1,10 @@
+//! # gradlab-curvature
+//!
+//! Curvature of losses written with burn tensors. burn 0.22 differentiates once only, so
+//! Hessian-vector products are central differences of two autodiff gradients, in f64
+//! ([`hvp::FiniteDiffHvp`]), behind the [`hvp::HessianVectorProduct`] trait so that an exact
+//! provider can replace it later.
+
+pub mod hvp;
+
+pub use hvp::{CurvatureError, FiniteDiffHvp, HessianVectorProduct};

@@ -1,0 +1,1 @@
+//! gradlab-lab

@@ -1,0 +1,61 @@
+//! Errors of the optimizer crate.
+
+/// A rejected optimizer configuration.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OptimError {
+    /// A hyperparameter is outside its valid range.
+    #[error("invalid hyperparameter {name} = {value}: must be {requirement}")]
+    Invalid {
+        /// The hyperparameter.
+        name: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// The valid range in words.
+        requirement: &'static str,
+    },
+    /// Hyperparameters that are valid alone but not together.
+    #[error("invalid hyperparameters: {0}")]
+    Conflict(&'static str),
+    /// An optimizer or schedule name that does not exist.
+    #[error("unknown {what} '{name}'; known: {known}")]
+    Unknown {
+        /// "optimizer" or "schedule".
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The names that exist.
+        known: String,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, OptimError>;
+
+fn check(name: &'static str, value: f64, ok: bool, requirement: &'static str) -> Result<()> {
+    if ok && value.is_finite() {
+        Ok(())
+    } else {
+        Err(OptimError::Invalid {
+            name,
+            value,
+            requirement,
+        })
+    }
+}
+
+/// lr > 0.
+pub fn check_lr(lr: f64) -> Result<()> {
+    check("lr", lr, lr > 0.0, "> 0 and finite")
+}
+/// A decay rate in [0, 1).
+pub fn check_beta(name: &'static str, v: f64) -> Result<()> {
+    check(name, v, (0.0..1.0).contains(&v), "in [0, 1)")
+}
+/// ε > 0.
+pub fn check_eps(v: f64) -> Result<()> {
+    check("eps", v, v > 0.0, "> 0 and finite")
+}
+/// A value ≥ 0.
+pub fn check_non_negative(name: &'static str, v: f64) -> Result<()> {
+    check(name, v, v >= 0.0, ">= 0 and finite")
+}

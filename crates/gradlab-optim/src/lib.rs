@@ -1,0 +1,43 @@
+//! # gradlab-optim
+//!
+//! Optimizers as burn [`burn::optim::Optimizer`]s, so they drop into any burn training loop
+//! through [`burn::optim::ModuleOptimizer`]:
+//!
+//! - baselines with PyTorch semantics and validated configurations: [`sgd`], [`adam`] (Adam,
+//!   AdamW, AMSGrad), [`adagrad`], [`adadelta`], [`rmsprop`];
+//! - the papers' methods: [`diffgrad`];
+//! - [`schedule`]s, optimizers by name ([`spec`]) and a vector runner ([`point`]).
+//!
+//! ```
+//! use burn::prelude::*;
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::optim::GradientsParams;
+//! use gradlab_optim::diffgrad::DiffGradConfig;
+//!
+//! let dev = Device::flex().autodiff();
+//! let mut model: Linear = LinearConfig::new(3, 1).init(&dev);
+//! let mut opt = DiffGradConfig::new().init().unwrap();
+//! let x = Tensor::<2>::ones([4, 3], &dev);
+//! for _ in 0..3 {
+//!     let loss = model.forward(x.clone()).square().mean();
+//!     let grads = GradientsParams::from_grads(loss.backward(), &model);
+//!     model = opt.step(1e-3, model, grads);
+//! }
+//! ```
+
+// `#[derive(RecordState)]` expands to paths under the crate root.
+#[allow(unused_imports)]
+use burn::optim::{RecordState, StateSink, StateSource, join_path};
+
+pub mod adadelta;
+pub mod adagrad;
+pub mod adam;
+pub mod diffgrad;
+pub mod error;
+pub mod point;
+pub mod rmsprop;
+pub mod schedule;
+pub mod sgd;
+pub mod spec;
+
+pub use error::{OptimError, Result};
