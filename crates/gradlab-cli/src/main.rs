@@ -1,1 +1,357 @@
-fn main() {}
+//! `gradlab`: the papers' claims, checked; their methods, usable.
+//!
+//! With `--json`, stdout carries one JSON document and nothing else; progress goes to stderr.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use gradlab_data::functions::{PROBLEM_NAMES, problem_by_name};
+use gradlab_lab::experiment::{RunContext, run_experiment};
+use gradlab_lab::registry::{SEED_PAPERS, experiment_ids, experiments, find};
+use gradlab_lab::report::{ReportEntry, write_index};
+use gradlab_lab::train::{TrainConfig, TrainRequest, run_training};
+use gradlab_optim::schedule::Schedule;
+use gradlab_optim::spec::OptimizerSpec;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "gradlab",
+    version,
+    about = "Methods of recent papers on gradients, implemented, checked and reproduced"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every seed paper, its experiment id and status.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one paper's experiment: a table on stdout, figures and result.json in --out.
+    Run {
+        /// Experiment id (see `gradlab list`).
+        id: String,
+        /// Quick mode: embedded data, seconds.
+        #[arg(long)]
+        quick: bool,
+        /// Seed of everything random.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory (default: out/<id>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every experiment and write index.html.
+    Reproduce {
+        /// Quick mode: embedded data, seconds per experiment.
+        #[arg(long)]
+        quick: bool,
+        /// Seed of everything random.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
+    /// Train a classifier on an image set.
+    Train {
+        /// mlp, cnn or resnet.
+        #[arg(long, default_value = "mlp")]
+        model: String,
+        /// digits, mnist1k, fashion1k, mnist or fashion.
+        #[arg(long, default_value = "digits")]
+        data: String,
+        /// sgd, sgdm, adam, adamw, amsgrad, adagrad, adadelta, rmsprop or diffgrad.
+        #[arg(long, default_value = "adam")]
+        optimizer: String,
+        /// Learning rate (default: PyTorch's for the optimizer).
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Weight decay.
+        #[arg(long)]
+        weight_decay: Option<f64>,
+        /// constant, cosine or linear.
+        #[arg(long, default_value = "constant")]
+        schedule: String,
+        /// Epochs.
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        /// Minibatch size.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Seed of the split, the initial weights and the batch order.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Append one JSON line per epoch to this file.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Save a checkpoint into this directory at the end.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Resume from this checkpoint directory.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Print the per-epoch statistics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an optimizer on a test function and print its trajectory.
+    Optimize {
+        /// Optimizer name (as for `train`).
+        #[arg(long)]
+        optimizer: String,
+        /// f1, f2, f3 (diffGrad paper), rosenbrock, rastrigin or quadratic.
+        #[arg(long)]
+        problem: String,
+        /// Starting point, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            allow_hyphen_values = true,
+            required = true
+        )]
+        x0: Vec<f64>,
+        /// Learning rate.
+        #[arg(long)]
+        lr: f64,
+        /// β₁.
+        #[arg(long)]
+        beta1: Option<f64>,
+        /// β₂.
+        #[arg(long)]
+        beta2: Option<f64>,
+        /// ε.
+        #[arg(long)]
+        eps: Option<f64>,
+        /// Momentum.
+        #[arg(long)]
+        momentum: Option<f64>,
+        /// Steps.
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Print {"trajectory":[{"step":0,"x":[...],"f":...},...]}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::List { json } => list(json),
+        Command::Run {
+            id,
+            quick,
+            seed,
+            out,
+            json,
+        } => run_one(&id, quick, seed, out, json),
+        Command::Reproduce { quick, seed, out } => reproduce(quick, seed, out),
+        Command::Train {
+            model,
+            data,
+            optimizer,
+            lr,
+            weight_decay,
+            schedule,
+            epochs,
+            batch_size,
+            seed,
+            log,
+            checkpoint,
+            resume,
+            json,
+        } => {
+            let mut spec = OptimizerSpec::parse(&optimizer)?;
+            spec.lr = lr;
+            spec.weight_decay = weight_decay;
+            let (train, _) = gradlab_data::images::load_split(&data, seed)?;
+            let mut config = TrainConfig::new(spec);
+            config.schedule =
+                Schedule::parse(&schedule, epochs * train.len().div_ceil(batch_size.max(1)))?;
+            config.batch_size = batch_size;
+            config.seed = seed;
+            config.progress = !json;
+            config.log = log;
+            let report = run_training(&TrainRequest {
+                model,
+                data,
+                config,
+                epochs,
+                checkpoint,
+                resume,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} parameters, {} training and {} test examples",
+                    report.parameters, report.train_examples, report.test_examples
+                );
+                println!("epoch  step  lr        train loss  train acc  test loss  test acc");
+                for s in &report.epochs {
+                    println!(
+                        "{:>5}  {:>4}  {:<8.2e}  {:>10.4}  {:>9.4}  {:>9.4}  {:>8.4}",
+                        s.epoch, s.step, s.lr, s.train_loss, s.train_acc, s.test_loss, s.test_acc
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Optimize {
+            optimizer,
+            problem,
+            x0,
+            lr,
+            beta1,
+            beta2,
+            eps,
+            momentum,
+            steps,
+            json,
+        } => {
+            let f = problem_by_name(&problem, x0.len())
+                .with_context(|| format!("problems: {}", PROBLEM_NAMES.join(", ")))?;
+            if x0.iter().any(|v| !v.is_finite()) {
+                bail!("x0 must be finite");
+            }
+            let mut spec = OptimizerSpec::parse(&optimizer)?.with_lr(lr);
+            (spec.beta1, spec.beta2, spec.eps, spec.momentum) = (beta1, beta2, eps, momentum);
+            let mut opt = spec.point_optimizer(&x0)?;
+            let mut traj = vec![serde_json::json!({"step": 0, "x": x0, "f": f.value(&x0)})];
+            let mut x = x0;
+            for step in 1..=steps {
+                x = opt.step(lr, &f.grad(&x));
+                let v = f.value(&x);
+                traj.push(serde_json::json!({"step": step, "x": x, "f": v}));
+                if !v.is_finite() || x.iter().any(|c| !c.is_finite()) {
+                    bail!("the iterate became non-finite at step {step}; try a smaller --lr");
+                }
+            }
+            if json {
+                println!("{}", serde_json::json!({ "trajectory": traj }));
+            } else {
+                let stride = (steps / 20).max(1);
+                for t in traj
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % stride == 0 || *i == steps)
+                    .map(|(_, t)| t)
+                {
+                    println!(
+                        "step {:>6}  f = {:<12.6e}  x = {}",
+                        t["step"],
+                        t["f"].as_f64().unwrap_or(f64::NAN),
+                        t["x"]
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn list(json: bool) -> Result<()> {
+    let done = experiment_ids();
+    if json {
+        let rows: Vec<_> = SEED_PAPERS.iter().map(|p| serde_json::json!({"title": p.title, "family": p.family, "experiment": p.experiment, "status": if done.contains(&p.experiment) { "done" } else { "planned" }})).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<8} {:<11} title",
+        "experiment", "status", "family"
+    );
+    for p in SEED_PAPERS {
+        println!(
+            "{:<28} {:<8} {:<11} {}",
+            p.experiment,
+            if done.contains(&p.experiment) {
+                "done"
+            } else {
+                "planned"
+            },
+            p.family,
+            p.title
+        );
+    }
+    Ok(())
+}
+
+fn run_one(id: &str, quick: bool, seed: u64, out: Option<PathBuf>, json: bool) -> Result<()> {
+    let exp = find(id).with_context(|| {
+        format!(
+            "no experiment '{id}'; implemented: {}",
+            experiment_ids().join(", ")
+        )
+    })?;
+    let dir = out.unwrap_or_else(|| PathBuf::from("out").join(id));
+    let mut ctx = RunContext::new(quick, seed, &dir);
+    ctx.progress = !json;
+    let outcome = run_experiment(exp.as_ref(), &ctx)?;
+    if json {
+        println!("{}", serde_json::to_string(&outcome)?);
+    } else {
+        print!("{}", outcome.render());
+        println!("figures and result.json in {}", dir.display());
+    }
+    Ok(())
+}
+
+fn reproduce(quick: bool, seed: u64, out: PathBuf) -> Result<()> {
+    let exps = experiments();
+    let bar = indicatif::ProgressBar::new(exps.len() as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} experiments {msg} [{elapsed_precise}]",
+    )?);
+    let mut entries = vec![];
+    for exp in &exps {
+        let id = exp.info().id;
+        bar.set_message(id);
+        let dir = out.join(id);
+        let result = run_experiment(exp.as_ref(), &RunContext::new(quick, seed, &dir))
+            .map_err(|e| e.to_string());
+        match &result {
+            Ok(o) => bar.println(format!(
+                "{id}: {} ({}/{} checks)",
+                o.verdict.label(),
+                o.checks.iter().filter(|c| c.passed).count(),
+                o.checks.len()
+            )),
+            Err(e) => bar.println(format!("{id}: error: {e}")),
+        }
+        entries.push(ReportEntry {
+            id: id.to_string(),
+            dir,
+            result,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let index = write_index(&out, &entries)?;
+    for e in &entries {
+        if let Ok(o) = &e.result {
+            print!("{}\n", o.render());
+        }
+    }
+    println!("report: {}", index.display());
+    if entries.iter().any(|e| e.result.is_err()) {
+        bail!("some experiments failed to run");
+    }
+    Ok(())
+}

@@ -1,1 +1,27 @@
-//! gradlab-lab
+//! # gradlab-lab
+//!
+//! One experiment per paper ([`papers`]), each restating the paper's headline claim as
+//! measurable [`experiment::Check`]s; the [`registry`] of experiments and seed papers; the
+//! supervised training loop ([`train`]); figures ([`plot`]) and the HTML report ([`report`]).
+//!
+//! ```no_run
+//! use gradlab_lab::{experiment::{RunContext, run_experiment}, registry};
+//! let exp = registry::find("diffgrad").unwrap();
+//! let outcome = run_experiment(exp.as_ref(), &RunContext::new(true, 0, "out/diffgrad")).unwrap();
+//! println!("{}", outcome.render());
+//! ```
+
+pub mod error;
+pub mod experiment;
+pub mod papers;
+pub mod plot;
+pub mod registry;
+pub mod report;
+pub mod train;
+
+pub use error::{LabError, Result};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

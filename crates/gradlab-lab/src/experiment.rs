@@ -1,0 +1,367 @@
+//! The experiment abstraction: a paper's claim restated as measurable checks.
+//!
+//! An [`Experiment`] runs in quick mode (seconds, embedded data, part of the test suite) or full
+//! mode, and returns an [`Outcome`]: tables, figures and [`Check`]s, each a measured number next to
+//! the threshold that encodes the paper's claim. The [`Verdict`] follows from the checks alone.
+
+use crate::error::{Result, file_err};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Static description of a paper and its experiment.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PaperInfo {
+    /// Experiment id (`gradlab run <id>`).
+    pub id: &'static str,
+    /// Paper title.
+    pub title: &'static str,
+    /// arXiv id, or "" where not recorded.
+    pub arxiv: &'static str,
+    /// The library module that implements the method.
+    pub module: &'static str,
+    /// The headline claim, in one sentence.
+    pub claim: &'static str,
+}
+
+/// How a measured value must compare with the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Cmp {
+    /// measured < threshold
+    Lt,
+    /// measured ≤ threshold
+    Le,
+    /// measured > threshold
+    Gt,
+    /// measured ≥ threshold
+    Ge,
+}
+
+impl Cmp {
+    /// The comparison sign.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Lt => "<",
+            Cmp::Le => "≤",
+            Cmp::Gt => ">",
+            Cmp::Ge => "≥",
+        }
+    }
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+        }
+    }
+}
+
+/// One measurable part of a claim.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Stable key, e.g. `f1.diffgrad_distance_to_global_min`.
+    pub key: String,
+    /// What the paper claims, in words.
+    pub claim: String,
+    /// The measured value.
+    pub measured: f64,
+    /// The comparison.
+    pub cmp: Cmp,
+    /// The threshold encoding the claim.
+    pub threshold: f64,
+    /// Whether measured `cmp` threshold holds (false for non-finite measurements).
+    pub passed: bool,
+}
+
+impl Check {
+    /// A check; `passed` is computed.
+    pub fn new(
+        key: impl Into<String>,
+        claim: impl Into<String>,
+        measured: f64,
+        cmp: Cmp,
+        threshold: f64,
+    ) -> Self {
+        let passed = measured.is_finite() && cmp.holds(measured, threshold);
+        Self {
+            key: key.into(),
+            claim: claim.into(),
+            measured,
+            cmp,
+            threshold,
+            passed,
+        }
+    }
+    /// "0.0012 ≤ 0.05 ✓" style text.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            fmt_num(self.measured),
+            self.cmp.symbol(),
+            fmt_num(self.threshold),
+            if self.passed { "✓" } else { "✗" }
+        )
+    }
+}
+
+/// Format a number compactly.
+pub fn fmt_num(v: f64) -> String {
+    if v == 0.0 || (v.abs() >= 1e-3 && v.abs() < 1e5) {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// The overall verdict of an experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Every check passed.
+    Reproduced,
+    /// Some checks passed.
+    Partial,
+    /// No check passed.
+    NotReproduced,
+}
+
+impl Verdict {
+    /// The verdict implied by `checks`.
+    pub fn from_checks(checks: &[Check]) -> Self {
+        let passed = checks.iter().filter(|c| c.passed).count();
+        if passed == checks.len() && passed > 0 {
+            Verdict::Reproduced
+        } else if passed > 0 {
+            Verdict::Partial
+        } else {
+            Verdict::NotReproduced
+        }
+    }
+    /// Human text.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Reproduced => "reproduced",
+            Verdict::Partial => "partly reproduced",
+            Verdict::NotReproduced => "not reproduced",
+        }
+    }
+}
+
+/// A table of results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    /// Caption.
+    pub title: String,
+    /// Column headers.
+    pub columns: Vec<String>,
+    /// Rows of cells.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// An empty table.
+    pub fn new(title: impl Into<String>, columns: &[&str]) -> Self {
+        Self {
+            title: title.into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: vec![],
+        }
+    }
+    /// Append a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+    /// Plain-text rendering with aligned columns.
+    pub fn render(&self) -> String {
+        let w: Vec<usize> = (0..self.columns.len())
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                    .chain([self.columns[i].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+                .collect::<Vec<_>>()
+                .join("  ")
+        };
+        let mut s = format!("{}\n{}\n", self.title, line(&self.columns));
+        s.push_str(
+            &w.iter()
+                .map(|n| "-".repeat(*n))
+                .collect::<Vec<_>>()
+                .join("  "),
+        );
+        for r in &self.rows {
+            s.push('\n');
+            s.push_str(&line(r));
+        }
+        s
+    }
+}
+
+/// Everything an experiment run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The paper.
+    pub paper: PaperInfo,
+    /// Quick or full mode.
+    pub quick: bool,
+    /// The seed.
+    pub seed: u64,
+    /// Scalar metrics by name.
+    pub metrics: BTreeMap<String, f64>,
+    /// Result tables.
+    pub tables: Vec<Table>,
+    /// Figure file names, relative to the output directory.
+    pub figures: Vec<String>,
+    /// The checks that encode the claim.
+    pub checks: Vec<Check>,
+    /// Remarks: deviations from the paper's setup, data substitutions.
+    pub notes: Vec<String>,
+    /// Verdict from the checks.
+    pub verdict: Verdict,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+impl Outcome {
+    /// An empty outcome for `paper`.
+    pub fn new(paper: PaperInfo, ctx: &RunContext) -> Self {
+        Self {
+            paper,
+            quick: ctx.quick,
+            seed: ctx.seed,
+            metrics: BTreeMap::new(),
+            tables: vec![],
+            figures: vec![],
+            checks: vec![],
+            notes: vec![],
+            verdict: Verdict::NotReproduced,
+            seconds: 0.0,
+        }
+    }
+    /// Recompute the verdict from the checks.
+    pub fn finish(mut self, seconds: f64) -> Self {
+        self.verdict = Verdict::from_checks(&self.checks);
+        self.seconds = seconds;
+        self
+    }
+    /// The check with `key`, if any.
+    pub fn check(&self, key: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.key == key)
+    }
+    /// Plain-text report: claim, tables, checks, verdict.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "{} — {}\nclaim: {}\n",
+            self.paper.id, self.paper.title, self.paper.claim
+        );
+        for t in &self.tables {
+            s.push('\n');
+            s.push_str(&t.render());
+            s.push('\n');
+        }
+        s.push_str("\nchecks (measured vs threshold):\n");
+        for c in &self.checks {
+            s.push_str(&format!(
+                "  {}  {}\n    {}\n",
+                if c.passed { "PASS" } else { "FAIL" },
+                c.claim,
+                c.describe()
+            ));
+        }
+        for n in &self.notes {
+            s.push_str(&format!("note: {n}\n"));
+        }
+        s.push_str(&format!(
+            "verdict: {} ({} of {} checks, {:.1} s, {} mode, seed {})\n",
+            self.verdict.label(),
+            self.checks.iter().filter(|c| c.passed).count(),
+            self.checks.len(),
+            self.seconds,
+            if self.quick { "quick" } else { "full" },
+            self.seed
+        ));
+        s
+    }
+    /// Write `result.json` into `dir`.
+    pub fn write_json(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join("result.json");
+        let text = serde_json::to_string_pretty(self).map_err(|e| file_err(&path, e))?;
+        std::fs::write(&path, text).map_err(|e| file_err(&path, e))?;
+        Ok(path)
+    }
+}
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// Quick mode: small data, few steps.
+    pub quick: bool,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Where figures and `result.json` go (created if missing).
+    pub out_dir: PathBuf,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl RunContext {
+    /// A context writing to `out_dir`.
+    pub fn new(quick: bool, seed: u64, out_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            quick,
+            seed,
+            out_dir: out_dir.into(),
+            progress: false,
+        }
+    }
+    /// Make sure the output directory exists.
+    pub fn prepare(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.out_dir).map_err(|e| file_err(&self.out_dir, e))
+    }
+}
+
+/// A paper's reproduction.
+pub trait Experiment: Send + Sync {
+    /// The paper and claim.
+    fn info(&self) -> PaperInfo;
+    /// Run it; figures go to `ctx.out_dir`.
+    fn run(&self, ctx: &RunContext) -> Result<Outcome>;
+}
+
+/// Run an experiment: prepare the directory, time it, set the verdict, write `result.json`.
+pub fn run_experiment(exp: &dyn Experiment, ctx: &RunContext) -> Result<Outcome> {
+    ctx.prepare()?;
+    let t0 = std::time::Instant::now();
+    let outcome = exp.run(ctx)?.finish(t0.elapsed().as_secs_f64());
+    outcome.write_json(&ctx.out_dir)?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_follow_checks() {
+        let pass = Check::new("a", "x", 1.0, Cmp::Le, 2.0);
+        let fail = Check::new("b", "y", 3.0, Cmp::Le, 2.0);
+        let nan = Check::new("c", "z", f64::NAN, Cmp::Ge, 0.0);
+        assert!(pass.passed && !fail.passed && !nan.passed);
+        assert_eq!(Verdict::from_checks(&[pass.clone()]), Verdict::Reproduced);
+        assert_eq!(
+            Verdict::from_checks(&[pass, fail.clone()]),
+            Verdict::Partial
+        );
+        assert_eq!(Verdict::from_checks(&[fail, nan]), Verdict::NotReproduced);
+        assert_eq!(Verdict::from_checks(&[]), Verdict::NotReproduced);
+    }
+}

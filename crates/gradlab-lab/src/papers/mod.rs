@@ -1,0 +1,3 @@
+//! One module per paper: the experiment that checks its claim.
+
+pub mod diffgrad;

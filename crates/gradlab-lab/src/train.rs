@@ -1,0 +1,480 @@
+//! A supervised training loop for any [`Net`] on an [`ImageSet`], usable from the library and the
+//! CLI: optimizer and schedule by value, seeded minibatches, per-epoch train/test loss and
+//! accuracy, a JSONL log, a progress bar, exact checkpoint/resume, and a clear error naming the
+//! step when the loss or a gradient stops being finite.
+//!
+//! ```
+//! use gradlab_lab::train::{TrainConfig, Trainer, autodiff_device};
+//! use gradlab_nets::mlp::MlpConfig;
+//! use gradlab_optim::spec::OptimizerSpec;
+//!
+//! let (train, test) = gradlab_data::images::digits_split(0.2, 0).unwrap();
+//! let model = MlpConfig::new(vec![64, 32, 10]).init(&autodiff_device(), 0);
+//! let cfg = TrainConfig::new(OptimizerSpec::parse("adam").unwrap());
+//! let mut trainer = Trainer::new(model, cfg).unwrap();
+//! let stats = trainer.fit(&train, &test, 1).unwrap();
+//! assert!(stats[0].test_acc > 0.5);
+//! ```
+
+use crate::error::{LabError, Result, file_err};
+use burn::module::{ModuleVisitor, Param};
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use gradlab_data::ImageSet;
+use gradlab_data::batch::{epoch_batches, to_tensors};
+use gradlab_nets::Net;
+use gradlab_optim::schedule::Schedule;
+use gradlab_optim::spec::OptimizerSpec;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The device models train on: burn's CPU backend with autodiff.
+pub fn autodiff_device() -> Device {
+    Device::flex().autodiff()
+}
+
+/// Settings of a training run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Optimizer and hyperparameters.
+    pub optimizer: OptimizerSpec,
+    /// Learning-rate schedule (a factor on the optimizer's lr, by step).
+    pub schedule: Schedule,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Seed of the batch order.
+    pub seed: u64,
+    /// Show a progress bar on stderr.
+    #[serde(skip)]
+    pub progress: bool,
+    /// Append one JSON line per epoch here.
+    #[serde(skip)]
+    pub log: Option<PathBuf>,
+}
+
+impl TrainConfig {
+    /// Defaults: constant schedule, batch 32, seed 0, no progress bar, no log.
+    pub fn new(optimizer: OptimizerSpec) -> Self {
+        Self {
+            optimizer,
+            schedule: Schedule::Constant,
+            batch_size: 32,
+            seed: 0,
+            progress: false,
+            log: None,
+        }
+    }
+}
+
+/// Metrics at the end of an epoch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochStats {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Steps taken so far.
+    pub step: usize,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Mean minibatch loss over the epoch.
+    pub train_loss: f64,
+    /// Accuracy over the epoch's minibatches (before each update).
+    pub train_acc: f64,
+    /// Loss on the test set.
+    pub test_loss: f64,
+    /// Accuracy on the test set.
+    pub test_acc: f64,
+    /// Seconds since the run (or resume) started.
+    pub seconds: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointMeta {
+    step: usize,
+    config: TrainConfig,
+}
+
+/// Looks for a parameter whose gradient is not finite.
+struct GradCheck<'a> {
+    grads: &'a GradientsParams,
+    path: Vec<String>,
+    bad: Option<String>,
+}
+
+impl ModuleVisitor for GradCheck<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        if self.bad.is_some() {
+            return;
+        }
+        if let Some(g) = self.grads.get::<D>(p.id) {
+            let s = g.square().sum().into_scalar::<f64>();
+            if !s.is_finite() {
+                self.bad = Some(format!(
+                    "the gradient of {} (shape {:?})",
+                    self.path.join("."),
+                    p.val().dims()
+                ));
+            }
+        }
+    }
+}
+
+/// Trains a model step by step; see the module docs.
+pub struct Trainer<M: Net> {
+    /// The model (on the autodiff device).
+    pub model: M,
+    optim: ModuleOptimizer,
+    cfg: TrainConfig,
+    step: usize,
+    loss_fn: CrossEntropyLoss,
+    device: Device,
+    epoch_cache: Option<(usize, Vec<Vec<usize>>)>,
+}
+
+impl<M: Net> Trainer<M> {
+    /// A trainer for `model` (built on [`autodiff_device`]); validates the configuration.
+    pub fn new(model: M, cfg: TrainConfig) -> Result<Self> {
+        if cfg.batch_size == 0 {
+            return Err(LabError::Invalid("batch size must be at least 1".into()));
+        }
+        let optim = cfg.optimizer.module_optimizer()?;
+        let device = autodiff_device();
+        Ok(Self {
+            model,
+            optim,
+            loss_fn: CrossEntropyLoss::new(None, &device),
+            cfg,
+            step: 0,
+            device,
+            epoch_cache: None,
+        })
+    }
+
+    /// Steps taken.
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// Minibatches per epoch for a set of `n` examples.
+    pub fn batches_per_epoch(&self, n: usize) -> usize {
+        n.div_ceil(self.cfg.batch_size)
+    }
+
+    /// Learning rate of the next step.
+    pub fn current_lr(&self) -> f64 {
+        self.cfg.optimizer.lr() * self.cfg.schedule.factor(self.step)
+    }
+
+    fn batch_for_step(&mut self, n: usize) -> Vec<usize> {
+        let bpe = self.batches_per_epoch(n);
+        let (epoch, b) = (self.step / bpe, self.step % bpe);
+        if self.epoch_cache.as_ref().map(|c| c.0) != Some(epoch) {
+            self.epoch_cache = Some((
+                epoch,
+                epoch_batches(n, self.cfg.batch_size, self.cfg.seed, epoch),
+            ));
+        }
+        self.epoch_cache
+            .as_ref()
+            .map(|c| c.1[b].clone())
+            .unwrap_or_default()
+    }
+
+    /// One optimizer step on the next minibatch of `set`; returns (loss, correct predictions, batch size).
+    pub fn train_step(&mut self, set: &ImageSet) -> Result<(f64, usize, usize)> {
+        if set.is_empty() {
+            return Err(LabError::Invalid("the training set is empty".into()));
+        }
+        let idx = self.batch_for_step(set.len());
+        let (x, y) = to_tensors(set, &idx, &self.device);
+        let logits = self.model.forward(x);
+        let correct = logits
+            .clone()
+            .argmax(1)
+            .reshape([idx.len()])
+            .equal(y.clone())
+            .int()
+            .sum()
+            .into_scalar::<i64>() as usize;
+        let loss = self.loss_fn.forward(logits, y);
+        let loss_value = loss.clone().into_scalar::<f64>();
+        if !loss_value.is_finite() {
+            return Err(LabError::NonFinite {
+                step: self.step,
+                what: format!("the loss ({loss_value})"),
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let mut check = GradCheck {
+            grads: &grads,
+            path: vec![],
+            bad: None,
+        };
+        self.model.visit(&mut check);
+        if let Some(what) = check.bad {
+            return Err(LabError::NonFinite {
+                step: self.step,
+                what,
+            });
+        }
+        let lr = self.current_lr();
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        self.step += 1;
+        Ok((loss_value, correct, idx.len()))
+    }
+
+    /// Mean loss and accuracy on `set` (no autodiff, batches of 512).
+    pub fn evaluate(&self, set: &ImageSet) -> (f64, f64) {
+        evaluate(&self.model, set)
+    }
+
+    /// Train until `epochs` full epochs of `train` are done, evaluating on `test` after each.
+    pub fn fit(
+        &mut self,
+        train: &ImageSet,
+        test: &ImageSet,
+        epochs: usize,
+    ) -> Result<Vec<EpochStats>> {
+        let bpe = self.batches_per_epoch(train.len().max(1));
+        let target = epochs * bpe;
+        let bar = if self.cfg.progress {
+            ProgressBar::new(target as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} steps {msg} [{elapsed_precise}<{eta_precise}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_position(self.step as u64);
+        let t0 = std::time::Instant::now();
+        let mut stats = Vec::new();
+        let (mut loss_sum, mut correct, mut seen, mut batches) = (0.0, 0usize, 0usize, 0usize);
+        while self.step < target {
+            let (l, c, n) = self.train_step(train)?;
+            loss_sum += l;
+            correct += c;
+            seen += n;
+            batches += 1;
+            bar.inc(1);
+            if self.step % bpe == 0 {
+                let (test_loss, test_acc) = self.evaluate(test);
+                let s = EpochStats {
+                    epoch: self.step / bpe,
+                    step: self.step,
+                    lr: self.cfg.optimizer.lr() * self.cfg.schedule.factor(self.step - 1),
+                    train_loss: loss_sum / batches as f64,
+                    train_acc: correct as f64 / seen as f64,
+                    test_loss,
+                    test_acc,
+                    seconds: t0.elapsed().as_secs_f64(),
+                };
+                bar.set_message(format!(
+                    "epoch {} loss {:.4} test acc {:.3}",
+                    s.epoch, s.train_loss, s.test_acc
+                ));
+                self.log(&s)?;
+                stats.push(s);
+                (loss_sum, correct, seen, batches) = (0.0, 0, 0, 0);
+            }
+        }
+        bar.finish_and_clear();
+        Ok(stats)
+    }
+
+    fn log(&self, s: &EpochStats) -> Result<()> {
+        if let Some(path) = &self.cfg.log {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| file_err(path, e))?;
+            let line = serde_json::to_string(s).map_err(|e| file_err(path, e))?;
+            writeln!(f, "{line}").map_err(|e| file_err(path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Save model, optimizer state and position into directory `dir`.
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+        self.model
+            .clone()
+            .save_file(dir.join("model.bpk"))
+            .map_err(|e| file_err(dir.join("model.bpk"), e))?;
+        self.optim
+            .save(dir.join("optimizer.bpk"))
+            .map_err(|e| file_err(dir.join("optimizer.bpk"), e))?;
+        let meta = CheckpointMeta {
+            step: self.step,
+            config: self.cfg.clone(),
+        };
+        let text = serde_json::to_string_pretty(&meta).map_err(|e| file_err(dir, e))?;
+        std::fs::write(dir.join("trainer.json"), text)
+            .map_err(|e| file_err(dir.join("trainer.json"), e))
+    }
+
+    /// Restore model, optimizer state and position from `dir`; the run's configuration must match
+    /// the one saved (optimizer, schedule, batch size, seed).
+    pub fn resume(mut self, dir: &Path) -> Result<Self> {
+        let meta_path = dir.join("trainer.json");
+        let text = std::fs::read_to_string(&meta_path).map_err(|e| file_err(&meta_path, e))?;
+        let meta: CheckpointMeta =
+            serde_json::from_str(&text).map_err(|e| file_err(&meta_path, e))?;
+        let key = |c: &TrainConfig| (c.optimizer.clone(), c.schedule, c.batch_size, c.seed);
+        if key(&meta.config) != key(&self.cfg) {
+            return Err(LabError::Checkpoint {
+                path: dir.into(),
+                reason: format!("saved with {:?}, resumed with {:?}", meta.config, self.cfg),
+            });
+        }
+        self.model = self
+            .model
+            .try_load_file(dir.join("model.bpk"))
+            .map_err(|e| LabError::Checkpoint {
+                path: dir.into(),
+                reason: e.to_string(),
+            })?;
+        let optim = self.cfg.optimizer.module_optimizer()?;
+        self.optim = optim
+            .load(dir.join("optimizer.bpk"))
+            .map_err(|e| LabError::Checkpoint {
+                path: dir.into(),
+                reason: e.to_string(),
+            })?;
+        self.step = meta.step;
+        self.epoch_cache = None;
+        Ok(self)
+    }
+}
+
+/// Mean cross-entropy and accuracy of `model` on `set`, without autodiff.
+pub fn evaluate<M: Net>(model: &M, set: &ImageSet) -> (f64, f64) {
+    if set.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let m = model.valid();
+    let device = Device::flex();
+    let loss_fn = CrossEntropyLoss::new(None, &device);
+    let (mut loss, mut correct) = (0.0, 0usize);
+    let idx: Vec<usize> = (0..set.len()).collect();
+    for chunk in idx.chunks(512) {
+        let (x, y) = to_tensors(set, chunk, &device);
+        let logits = m.forward(x);
+        correct += logits
+            .clone()
+            .argmax(1)
+            .reshape([chunk.len()])
+            .equal(y.clone())
+            .int()
+            .sum()
+            .into_scalar::<i64>() as usize;
+        loss += loss_fn.forward(logits, y).into_scalar::<f64>() * chunk.len() as f64;
+    }
+    (loss / set.len() as f64, correct as f64 / set.len() as f64)
+}
+
+/// Model names accepted by [`TrainRequest`].
+pub const MODEL_NAMES: &[&str] = &["mlp", "cnn", "resnet"];
+
+/// A training run described by names, as the CLI's `train` command takes it.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    /// `mlp` (hidden 128-128), `cnn` or `resnet`.
+    pub model: String,
+    /// A name from [`gradlab_data::images::IMAGE_SET_NAMES`].
+    pub data: String,
+    /// The run's settings.
+    pub config: TrainConfig,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Save a checkpoint here at the end.
+    pub checkpoint: Option<PathBuf>,
+    /// Resume from this checkpoint first.
+    pub resume: Option<PathBuf>,
+}
+
+/// Result of [`run_training`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Parameters of the model.
+    pub parameters: usize,
+    /// Training examples.
+    pub train_examples: usize,
+    /// Test examples.
+    pub test_examples: usize,
+    /// Per-epoch statistics.
+    pub epochs: Vec<EpochStats>,
+}
+
+fn fit_model<M: Net>(
+    model: M,
+    req: &TrainRequest,
+    train: &ImageSet,
+    test: &ImageSet,
+) -> Result<TrainReport> {
+    let parameters = model.num_params();
+    let mut trainer = Trainer::new(model, req.config.clone())?;
+    if let Some(dir) = &req.resume {
+        trainer = trainer.resume(dir)?;
+    }
+    let epochs = trainer.fit(train, test, req.epochs)?;
+    if let Some(dir) = &req.checkpoint {
+        trainer.save_checkpoint(dir)?;
+    }
+    Ok(TrainReport {
+        parameters,
+        train_examples: train.len(),
+        test_examples: test.len(),
+        epochs,
+    })
+}
+
+/// Load the data, build the model (seeded with the run's seed) and train it.
+pub fn run_training(req: &TrainRequest) -> Result<TrainReport> {
+    use gradlab_nets::{cnn::SmallCnnConfig, mlp::MlpConfig, resnet::SmallResNetConfig};
+    let (train, test) = gradlab_data::images::load_split(&req.data, req.config.seed)?;
+    let dev = autodiff_device();
+    let seed = req.config.seed;
+    match req.model.as_str() {
+        "mlp" => fit_model(
+            MlpConfig::new(vec![train.feature_dim(), 128, 128, train.classes]).init(&dev, seed),
+            req,
+            &train,
+            &test,
+        ),
+        "cnn" => fit_model(
+            SmallCnnConfig::new(train.channels, train.height, train.width, train.classes)
+                .init(&dev, seed),
+            req,
+            &train,
+            &test,
+        ),
+        "resnet" => fit_model(
+            SmallResNetConfig::new(train.channels, train.height, train.width, train.classes)
+                .init(&dev, seed),
+            req,
+            &train,
+            &test,
+        ),
+        other => Err(LabError::Invalid(format!(
+            "unknown model '{other}'; known: {}",
+            MODEL_NAMES.join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,46 @@
+//! The diffGrad experiment in quick mode, asserting the verdicts of its checks.
+
+use gradlab_lab::experiment::{RunContext, run_experiment};
+use gradlab_lab::registry;
+
+#[test]
+fn diffgrad_quick_reproduces_the_analytic_claims() {
+    let dir = std::env::temp_dir().join(format!("gradlab-diffgrad-{}", std::process::id()));
+    let exp = registry::find("diffgrad").unwrap();
+    let out = run_experiment(exp.as_ref(), &RunContext::new(true, 0, &dir)).unwrap();
+    println!("{}", out.render());
+    // The paper's deterministic claims about where each optimizer ends.
+    for key in [
+        "f1.diffgrad_distance_to_global",
+        "f1.adam_distance_to_local",
+        "f2.diffgrad_distance_to_global",
+        "f2.adam_distance_to_local",
+        "f3.adam_tail_distance",
+        "f3.diffgrad_tail_distance",
+    ] {
+        let c = out
+            .check(key)
+            .unwrap_or_else(|| panic!("missing check {key}"));
+        assert!(c.passed, "{key}: {}", c.describe());
+    }
+    // The stability and image claims are measured and reported, whichever way they come out.
+    for key in ["f3.oscillation_ratio", "images.diffgrad_minus_best_other"] {
+        assert!(out.check(key).unwrap().measured.is_finite(), "{key}");
+    }
+    // The adaptive optimizers learned something on digits (SGDM, AdaGrad and AdaDelta barely move
+    // in six epochs at the paper's lr of 1e-3).
+    for (k, v) in &out.metrics {
+        if ["adam", "amsgrad", "rmsprop", "diffgrad"]
+            .iter()
+            .any(|o| k == &format!("images.{o}.test_acc_mean"))
+        {
+            assert!(*v > 0.5, "{k} = {v}");
+        }
+    }
+    assert!(
+        dir.join("result.json").exists()
+            && dir.join("analytic_f1.png").exists()
+            && dir.join("images_test_accuracy.png").exists()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
