@@ -14,7 +14,7 @@
 //! assert!(AdamConfig::new().with_beta1(1.0).init().is_err());
 //! ```
 
-use crate::error::{check_beta, check_eps, check_non_negative};
+use crate::error::check_moments;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState};
 use burn::prelude::*;
 
@@ -71,10 +71,7 @@ impl AdamConfig {
     }
     /// Validate and build the per-tensor optimizer.
     pub fn build(&self) -> crate::Result<Adam> {
-        check_beta("beta1", self.beta1)?;
-        check_beta("beta2", self.beta2)?;
-        check_eps(self.eps)?;
-        check_non_negative("weight_decay", self.weight_decay)?;
+        check_moments(self.beta1, self.beta2, self.eps, self.weight_decay)?;
         Ok(Adam { cfg: self.clone() })
     }
     /// Validate and build an optimizer for whole modules.

@@ -8,11 +8,16 @@
 //! Note where ε sits: it is added to the *uncorrected* √v, as in the official code, so the step is
 //! m̂ξ/(√v̂ + ε/√(1−β₂ᵗ)). Defaults: η = 1e-3, β = (0.9, 0.999), ε = 1e-8, λ = 0.
 //!
-//! **A trap in the Python ecosystem.** The authors' first file, `diffGrad.py` (the one the arXiv and
-//! journal versions used), stores `previous_grad = grad` without a copy; the stored tensor is the
-//! gradient itself, so |g_{t−1} − g_t| is always 0 and ξ ≡ σ(0) = ½: the optimizer is Adam at half the
-//! learning rate, and ξ is never applied. Implementations derived from that file inherit this.
-//! This implementation keeps a real copy of the previous gradient (tested below).
+//! **Two traps in the Python ecosystem.**
+//! - The default path of the popular `pytorch_optimizer.DiffGrad` (kozistr/pytorch_optimizer,
+//!   `rectify=False`) computes ξ⊙m but then updates with the plain m (`p.addcdiv_(exp_avg, …)`), so ξ
+//!   is never applied: that path is Adam (read in the repository's `optimizer/diffgrad.py`, 2025).
+//! - The authors' first file, `diffGrad.py` (used for the arXiv and journal versions), stores
+//!   `previous_grad = grad` without a copy, so |g_{t−1} − g_t| is always 0 and ξ ≡ σ(0) = ½: Adam at
+//!   half the learning rate. `diffGrad_v2.py` fixes this with `grad.clone()`.
+//!
+//! This implementation applies ξ with a real copy of the previous gradient (tested in
+//! `tests/reference.rs`, `diffgrad_friction_is_really_applied`).
 //!
 //! ```
 //! use burn::prelude::*;
@@ -28,7 +33,7 @@
 //! assert!((x.into_scalar::<f32>() - expected).abs() < 1e-6);
 //! ```
 
-use crate::error::{check_beta, check_eps, check_non_negative};
+use crate::error::check_moments;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
@@ -72,10 +77,7 @@ pub struct DiffGradState<const D: usize> {
 impl DiffGradConfig {
     /// Validate and build the per-tensor optimizer.
     pub fn build(&self) -> crate::Result<DiffGrad> {
-        check_beta("beta1", self.beta1)?;
-        check_beta("beta2", self.beta2)?;
-        check_eps(self.eps)?;
-        check_non_negative("weight_decay", self.weight_decay)?;
+        check_moments(self.beta1, self.beta2, self.eps, self.weight_decay)?;
         Ok(DiffGrad { cfg: self.clone() })
     }
     /// Validate and build an optimizer for whole modules.

@@ -59,3 +59,11 @@ pub fn check_eps(v: f64) -> Result<()> {
 pub fn check_non_negative(name: &'static str, v: f64) -> Result<()> {
     check(name, v, v >= 0.0, ">= 0 and finite")
 }
+
+/// The Adam-family checks: β₁, β₂ in [0, 1), ε > 0, weight decay ≥ 0.
+pub fn check_moments(beta1: f64, beta2: f64, eps: f64, weight_decay: f64) -> Result<()> {
+    check_beta("beta1", beta1)?;
+    check_beta("beta2", beta2)?;
+    check_eps(eps)?;
+    check_non_negative("weight_decay", weight_decay)
+}

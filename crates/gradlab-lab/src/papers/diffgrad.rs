@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
 use crate::plot::{Series, line_chart};
 use crate::train::{EpochStats, TrainConfig, Trainer, autodiff_device};
+use gradlab_data::ImageSet;
 use gradlab_data::functions::{DiffGradF1, DiffGradF2, DiffGradF3, Objective};
 use gradlab_data::images::load_split;
 use gradlab_nets::cnn::SmallCnnConfig;
@@ -164,8 +165,13 @@ pub const IMAGE_OPTIMIZERS: &[&str] = &[
 ];
 
 /// Train the small CNN with `optimizer` at the paper's settings; per-epoch statistics.
-pub fn image_run(optimizer: &str, data: &str, epochs: usize, seed: u64) -> Result<Vec<EpochStats>> {
-    let (train, test) = load_split(data, 0)?;
+pub fn image_run(
+    optimizer: &str,
+    train: &ImageSet,
+    test: &ImageSet,
+    epochs: usize,
+    seed: u64,
+) -> Result<Vec<EpochStats>> {
     let model = SmallCnnConfig::new(train.channels, train.height, train.width, train.classes)
         .init(&autodiff_device(), seed);
     let mut cfg = TrainConfig::new(OptimizerSpec::parse(optimizer)?.with_lr(1e-3));
@@ -175,15 +181,17 @@ pub fn image_run(optimizer: &str, data: &str, epochs: usize, seed: u64) -> Resul
         gamma: 0.1,
     };
     cfg.seed = seed;
-    Trainer::new(model, cfg)?.fit(&train, &test, epochs)
+    Trainer::new(model, cfg)?.fit(train, test, epochs)
 }
 
-fn images(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
-    let (data, epochs) = if ctx.quick {
-        ("digits", 6)
-    } else {
-        ("mnist", 10)
-    };
+fn images(
+    ctx: &RunContext,
+    out: &mut Outcome,
+    data: &str,
+    train: &ImageSet,
+    test: &ImageSet,
+) -> Result<()> {
+    let epochs = if ctx.quick { 6 } else { 5 };
     let seeds = [ctx.seed, ctx.seed + 1, ctx.seed + 2];
     let bar = if ctx.progress {
         indicatif::ProgressBar::new((IMAGE_OPTIMIZERS.len() * seeds.len()) as u64)
@@ -203,7 +211,7 @@ fn images(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
         let runs: Vec<Vec<EpochStats>> = seeds
             .iter()
             .map(|&s| {
-                let r = image_run(name, data, epochs, s);
+                let r = image_run(name, train, test, epochs, s);
                 bar.inc(1);
                 r
             })
@@ -244,12 +252,13 @@ fn images(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
         .iter()
         .find(|m| m.0 == "diffgrad")
         .map_or(f64::NAN, |m| m.1);
-    let (best_name, best_other) = means
-        .iter()
-        .filter(|m| m.0 != "diffgrad")
-        .fold(("", f64::NEG_INFINITY), |a, m| {
-            if m.1 > a.1 { (m.0, m.1) } else { a }
-        });
+    let (best_name, best_other) =
+        means
+            .iter()
+            .filter(|m| m.0 != "diffgrad")
+            .fold(("", f64::NEG_INFINITY), |a, m| {
+                if m.1 > a.1 { (m.0, m.1) } else { a }
+            });
     out.checks.push(Check::new(
         "images.diffgrad_minus_best_other",
         format!("Images: diffGrad's mean test accuracy is the highest of the seven (diffGrad − best other, here {best_name})"),
@@ -281,8 +290,11 @@ impl Experiment for DiffGradExperiment {
 
     fn run(&self, ctx: &RunContext) -> Result<Outcome> {
         let mut out = Outcome::new(INFO, ctx);
+        // Load first, so that a missing full data set fails before any work.
+        let data = if ctx.quick { "digits" } else { "mnist" };
+        let (train, test) = load_split(data, 0)?;
         analytic(ctx, &mut out)?;
-        images(ctx, &mut out)?;
+        images(ctx, &mut out, data, &train, &test)?;
         out.notes.push("The F2 of the official notebook differs from the paper's equation (its gradient lacks the factor 8 on x·cos 8x); the paper's equation is used.".into());
         Ok(out)
     }
