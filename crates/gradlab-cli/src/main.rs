@@ -8,7 +8,7 @@ use gradlab_data::functions::{PROBLEM_NAMES, problem_by_name};
 use gradlab_lab::experiment::{RunContext, run_experiment};
 use gradlab_lab::registry::{SEED_PAPERS, experiment_ids, experiments, find};
 use gradlab_lab::report::{ReportEntry, write_index};
-use gradlab_lab::train::{TrainConfig, TrainRequest, run_training};
+use gradlab_lab::train::{LossKind, TrainConfig, TrainRequest, run_training};
 use gradlab_optim::schedule::Schedule;
 use gradlab_optim::spec::OptimizerSpec;
 use std::path::PathBuf;
@@ -81,6 +81,9 @@ enum Command {
         /// constant, cosine or linear.
         #[arg(long, default_value = "constant")]
         schedule: String,
+        /// cross-entropy or mse (squared error to one-hot labels).
+        #[arg(long, default_value = "cross-entropy")]
+        loss: String,
         /// Epochs.
         #[arg(long, default_value_t = 10)]
         epochs: usize,
@@ -168,6 +171,7 @@ fn run(cli: Cli) -> Result<()> {
             lr,
             weight_decay,
             schedule,
+            loss,
             epochs,
             batch_size,
             seed,
@@ -183,6 +187,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut config = TrainConfig::new(spec);
             config.schedule =
                 Schedule::parse(&schedule, epochs * train.len().div_ceil(batch_size.max(1)))?;
+            config.loss = LossKind::parse(&loss)?;
             config.batch_size = batch_size;
             config.seed = seed;
             config.progress = !json;

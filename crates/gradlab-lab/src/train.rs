@@ -18,7 +18,6 @@
 
 use crate::error::{LabError, Result, file_err};
 use burn::module::{ModuleVisitor, Param};
-use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use gradlab_data::ImageSet;
@@ -36,6 +35,45 @@ pub fn autodiff_device() -> Device {
     Device::flex().autodiff()
 }
 
+/// The training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LossKind {
+    /// Mean cross-entropy of softmax(logits) against the labels.
+    #[default]
+    CrossEntropy,
+    /// Squared error between the logits and one-hot labels, summed over classes, averaged over the batch.
+    MseOneHot,
+}
+
+impl LossKind {
+    /// Parse `cross-entropy` or `mse`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "cross-entropy" | "ce" => Ok(LossKind::CrossEntropy),
+            "mse" => Ok(LossKind::MseOneHot),
+            other => Err(LabError::Invalid(format!(
+                "unknown loss '{other}'; known: cross-entropy, mse"
+            ))),
+        }
+    }
+
+    /// The mean loss of `logits` `[b, k]` against labels `y` `[b]`, as a one-element tensor.
+    pub fn forward(self, logits: Tensor<2>, y: Tensor<1, Int>) -> Tensor<1> {
+        let [b, k] = logits.dims();
+        match self {
+            LossKind::CrossEntropy => burn::tensor::activation::log_softmax(logits, 1)
+                .gather(1, y.reshape([b, 1]))
+                .mean()
+                .neg(),
+            LossKind::MseOneHot => (logits - y.one_hot(k).float())
+                .square()
+                .sum()
+                .div_scalar(b as f64)
+                .reshape([1]),
+        }
+    }
+}
+
 /// Settings of a training run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -43,6 +81,9 @@ pub struct TrainConfig {
     pub optimizer: OptimizerSpec,
     /// Learning-rate schedule (a factor on the optimizer's lr, by step).
     pub schedule: Schedule,
+    /// The loss.
+    #[serde(default)]
+    pub loss: LossKind,
     /// Minibatch size.
     pub batch_size: usize,
     /// Seed of the batch order.
@@ -56,11 +97,12 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Defaults: constant schedule, batch 32, seed 0, no progress bar, no log.
+    /// Defaults: constant schedule, cross-entropy, batch 32, seed 0, no progress bar, no log.
     pub fn new(optimizer: OptimizerSpec) -> Self {
         Self {
             optimizer,
             schedule: Schedule::Constant,
+            loss: LossKind::CrossEntropy,
             batch_size: 32,
             seed: 0,
             progress: false,
@@ -134,7 +176,6 @@ pub struct Trainer<M: Net> {
     optim: ModuleOptimizer,
     cfg: TrainConfig,
     step: usize,
-    loss_fn: CrossEntropyLoss,
     device: Device,
     epoch_cache: Option<(usize, Vec<Vec<usize>>)>,
 }
@@ -150,7 +191,6 @@ impl<M: Net> Trainer<M> {
         Ok(Self {
             model,
             optim,
-            loss_fn: CrossEntropyLoss::new(None, &device),
             cfg,
             step: 0,
             device,
@@ -209,7 +249,7 @@ impl<M: Net> Trainer<M> {
             .int()
             .sum()
             .into_scalar::<i64>() as usize;
-        let loss = self.loss_fn.forward(logits, y);
+        let loss = self.cfg.loss.forward(logits, y);
         let loss_value = loss.clone().into_scalar::<f64>();
         if !loss_value.is_finite() {
             return Err(LabError::NonFinite {
@@ -238,7 +278,7 @@ impl<M: Net> Trainer<M> {
 
     /// Mean loss and accuracy on `set` (no autodiff, batches of 512).
     pub fn evaluate(&self, set: &ImageSet) -> (f64, f64) {
-        evaluate(&self.model, set)
+        evaluate(&self.model, set, self.cfg.loss)
     }
 
     /// Train until `epochs` full epochs of `train` are done, evaluating on `test` after each.
@@ -336,7 +376,15 @@ impl<M: Net> Trainer<M> {
         let text = std::fs::read_to_string(&meta_path).map_err(|e| file_err(&meta_path, e))?;
         let meta: CheckpointMeta =
             serde_json::from_str(&text).map_err(|e| file_err(&meta_path, e))?;
-        let key = |c: &TrainConfig| (c.optimizer.clone(), c.schedule, c.batch_size, c.seed);
+        let key = |c: &TrainConfig| {
+            (
+                c.optimizer.clone(),
+                c.schedule,
+                c.loss,
+                c.batch_size,
+                c.seed,
+            )
+        };
         if key(&meta.config) != key(&self.cfg) {
             return Err(LabError::Checkpoint {
                 path: dir.into(),
@@ -363,14 +411,13 @@ impl<M: Net> Trainer<M> {
     }
 }
 
-/// Mean cross-entropy and accuracy of `model` on `set`, without autodiff.
-pub fn evaluate<M: Net>(model: &M, set: &ImageSet) -> (f64, f64) {
+/// Mean loss and accuracy of `model` on `set`, without autodiff.
+pub fn evaluate<M: Net>(model: &M, set: &ImageSet, loss_kind: LossKind) -> (f64, f64) {
     if set.is_empty() {
         return (f64::NAN, f64::NAN);
     }
     let m = model.valid();
     let device = Device::flex();
-    let loss_fn = CrossEntropyLoss::new(None, &device);
     let (mut loss, mut correct) = (0.0, 0usize);
     let idx: Vec<usize> = (0..set.len()).collect();
     for chunk in idx.chunks(512) {
@@ -384,7 +431,7 @@ pub fn evaluate<M: Net>(model: &M, set: &ImageSet) -> (f64, f64) {
             .int()
             .sum()
             .into_scalar::<i64>() as usize;
-        loss += loss_fn.forward(logits, y).into_scalar::<f64>() * chunk.len() as f64;
+        loss += loss_kind.forward(logits, y).into_scalar::<f64>() * chunk.len() as f64;
     }
     (loss / set.len() as f64, correct as f64 / set.len() as f64)
 }

@@ -109,3 +109,25 @@ fn mlp_with_adam_reaches_95_percent_on_held_out_digits() {
         .is_err()
     );
 }
+
+#[test]
+fn losses_match_their_definitions() {
+    use burn::prelude::*;
+    use gradlab_lab::train::LossKind;
+    let dev = Device::flex();
+    let logits = Tensor::<2>::from_floats([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]], &dev);
+    let y = Tensor::<1, Int>::from_ints([2, 1], &dev);
+    // Closed forms: CE = mean(logsumexp(z) − z_y); MSE = Σ (z − onehot)² / b.
+    let lse = |z: [f64; 3]| z.iter().map(|v| v.exp()).sum::<f64>().ln();
+    let ce = ((lse([1.0, -2.0, 0.5]) - 0.5) + (lse([0.0, 3.0, -1.0]) - 3.0)) / 2.0;
+    let mse = ((1.0f64 + 4.0 + 0.25) + (0.0 + 4.0 + 1.0)) / 2.0;
+    let got_ce = LossKind::CrossEntropy
+        .forward(logits.clone(), y.clone())
+        .into_scalar::<f64>();
+    let got_mse = LossKind::MseOneHot.forward(logits, y).into_scalar::<f64>();
+    assert!(
+        (got_ce - ce).abs() < 1e-6 && (got_mse - mse).abs() < 1e-5,
+        "{got_ce} vs {ce}, {got_mse} vs {mse}"
+    );
+    assert!(LossKind::parse("hinge").is_err());
+}

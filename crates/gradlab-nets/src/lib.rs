@@ -83,3 +83,31 @@ mod tests {
         assert!(params::load(net, &shifted[1..]).is_err());
     }
 }
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+    use crate::{cnn::SmallCnnConfig, resnet::SmallResNetConfig};
+
+    #[test]
+    fn cnn_and_resnet_handle_8_to_32_pixel_inputs() {
+        let dev = Device::flex();
+        for (c, h, w) in [(1, 8, 8), (1, 28, 28), (3, 32, 32)] {
+            let x = Tensor::<2>::zeros([2, c * h * w], &dev);
+            assert_eq!(
+                SmallCnnConfig::new(c, h, w, 10)
+                    .init(&dev, 0)
+                    .forward(x.clone())
+                    .dims(),
+                [2, 10]
+            );
+            assert_eq!(
+                SmallResNetConfig::new(c, h, w, 10)
+                    .init(&dev, 0)
+                    .forward(x)
+                    .dims(),
+                [2, 10]
+            );
+        }
+    }
+}
