@@ -39,5 +39,6 @@ pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;
 pub mod spec;
+pub mod transform;
 
 pub use error::{OptimError, Result};

@@ -16,6 +16,7 @@ use burn::tensor::DType;
 /// An optimizer attached to one f64 vector.
 pub struct PointOptimizer<O: Optimizer> {
     optim: O,
+    transform: Option<Box<dyn crate::transform::GradientTransform>>,
     x: Tensor<1>,
     state: Option<O::State<1>>,
     device: Device,
@@ -51,6 +52,7 @@ impl<O: Optimizer> PointOptimizer<O> {
         let device = Device::flex();
         Self {
             optim,
+            transform: None,
             x: f64_tensor(x0, &device),
             state: None,
             device,
@@ -58,9 +60,24 @@ impl<O: Optimizer> PointOptimizer<O> {
     }
 }
 
+impl<O: Optimizer> PointOptimizer<O> {
+    /// Transform every gradient with `t` before the optimizer sees it.
+    pub fn with_transform(mut self, t: impl crate::transform::GradientTransform + 'static) -> Self {
+        self.transform = Some(Box::new(t));
+        self
+    }
+}
+
 impl<O: Optimizer> PointStep for PointOptimizer<O> {
     fn step(&mut self, lr: f64, grad: &[f64]) -> Vec<f64> {
-        let g = f64_tensor(grad, &self.device);
+        let g = match &mut self.transform {
+            Some(t) => f64_tensor(
+                &t.update(crate::transform::GradSet::from_values(grad, &self.device))
+                    .to_values(),
+                &self.device,
+            ),
+            None => f64_tensor(grad, &self.device),
+        };
         let (x, state) = self.optim.step(lr, self.x.clone(), g, self.state.take());
         self.x = x;
         self.state = state;
