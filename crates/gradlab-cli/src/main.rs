@@ -11,6 +11,7 @@ use gradlab_lab::report::{ReportEntry, write_index};
 use gradlab_lab::train::{LossKind, TrainConfig, TrainRequest, run_training};
 use gradlab_optim::schedule::Schedule;
 use gradlab_optim::spec::OptimizerSpec;
+use gradlab_optim::transform::ClipSpec;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -84,6 +85,10 @@ enum Command {
         /// cross-entropy or mse (squared error to one-hot labels).
         #[arg(long, default_value = "cross-entropy")]
         loss: String,
+        /// Gradient clipping before the optimizer: global-norm:C, tensor-norm:C, value:C or top:C
+        /// (top: coordinate-wise clipping of the top fraction C).
+        #[arg(long)]
+        clip: Option<String>,
         /// Epochs.
         #[arg(long, default_value_t = 10)]
         epochs: usize,
@@ -172,6 +177,7 @@ fn run(cli: Cli) -> Result<()> {
             weight_decay,
             schedule,
             loss,
+            clip,
             epochs,
             batch_size,
             seed,
@@ -188,6 +194,7 @@ fn run(cli: Cli) -> Result<()> {
             config.schedule =
                 Schedule::parse(&schedule, epochs * train.len().div_ceil(batch_size.max(1)))?;
             config.loss = LossKind::parse(&loss)?;
+            config.clip = clip.as_deref().map(ClipSpec::parse).transpose()?;
             config.batch_size = batch_size;
             config.seed = seed;
             config.progress = !json;

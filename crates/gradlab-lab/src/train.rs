@@ -25,6 +25,7 @@ use gradlab_data::batch::{epoch_batches, to_tensors};
 use gradlab_nets::Net;
 use gradlab_optim::schedule::Schedule;
 use gradlab_optim::spec::OptimizerSpec;
+use gradlab_optim::transform::{ClipSpec, GradSet, GradientTransform};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -84,6 +85,9 @@ pub struct TrainConfig {
     /// The loss.
     #[serde(default)]
     pub loss: LossKind,
+    /// Gradient clipping applied before the optimizer, if any.
+    #[serde(default)]
+    pub clip: Option<ClipSpec>,
     /// Minibatch size.
     pub batch_size: usize,
     /// Seed of the batch order.
@@ -103,6 +107,7 @@ impl TrainConfig {
             optimizer,
             schedule: Schedule::Constant,
             loss: LossKind::CrossEntropy,
+            clip: None,
             batch_size: 32,
             seed: 0,
             progress: false,
@@ -174,6 +179,7 @@ pub struct Trainer<M: Net> {
     /// The model (on the autodiff device).
     pub model: M,
     optim: ModuleOptimizer,
+    clip: Option<Box<dyn GradientTransform>>,
     cfg: TrainConfig,
     step: usize,
     device: Device,
@@ -187,10 +193,12 @@ impl<M: Net> Trainer<M> {
             return Err(LabError::Invalid("batch size must be at least 1".into()));
         }
         let optim = cfg.optimizer.module_optimizer()?;
+        let clip = cfg.clip.map(|c| c.build()).transpose()?;
         let device = autodiff_device();
         Ok(Self {
             model,
             optim,
+            clip,
             cfg,
             step: 0,
             device,
@@ -270,6 +278,14 @@ impl<M: Net> Trainer<M> {
                 what,
             });
         }
+        let grads = match &mut self.clip {
+            Some(t) => {
+                let mut grads = grads;
+                t.update(GradSet::take(&self.model, &mut grads))
+                    .into_grads(&self.model)
+            }
+            None => grads,
+        };
         let lr = self.current_lr();
         self.model = self.optim.step(lr, self.model.clone(), grads);
         self.step += 1;

@@ -24,6 +24,12 @@ fn resume_from_checkpoint_gives_identical_parameters() {
     let dev = autodiff_device();
     let model = || MlpConfig::new(vec![64, 32, 10]).init(&dev, 1);
     for opt in ["diffgrad", "sgdm"] {
+        let config = |o: &str| {
+            let mut c = config(o);
+            c.clip =
+                (o == "sgdm").then_some(gradlab_optim::transform::ClipSpec::TopCoordinates(0.1));
+            c
+        };
         let mut straight = Trainer::new(model(), config(opt)).unwrap();
         for _ in 0..2000 {
             straight.train_step(&train).unwrap();

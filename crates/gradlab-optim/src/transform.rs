@@ -360,6 +360,51 @@ impl GradientTransform for GaussianNoise {
     }
 }
 
+/// A stateless clipping transformation by value, for configurations and the command line.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum ClipSpec {
+    /// [`ClipGlobalNorm`].
+    GlobalNorm(f64),
+    /// [`ClipNormPerTensor`].
+    NormPerTensor(f64),
+    /// [`ClipValue`].
+    Value(f64),
+    /// [`ClipTopCoordinates`].
+    TopCoordinates(f64),
+}
+
+impl ClipSpec {
+    /// Parse `global-norm:C`, `tensor-norm:C`, `value:C` or `top:C`.
+    pub fn parse(arg: &str) -> Result<Self> {
+        let unknown = || OptimError::Unknown {
+            what: "clipping",
+            name: arg.into(),
+            known: "global-norm:C, tensor-norm:C, value:C, top:C".into(),
+        };
+        let (kind, value) = arg.split_once(':').ok_or_else(unknown)?;
+        let v: f64 = value.trim().parse().map_err(|_| unknown())?;
+        let spec = match kind {
+            "global-norm" => ClipSpec::GlobalNorm(v),
+            "tensor-norm" => ClipSpec::NormPerTensor(v),
+            "value" => ClipSpec::Value(v),
+            "top" => ClipSpec::TopCoordinates(v),
+            _ => return Err(unknown()),
+        };
+        spec.build()?;
+        Ok(spec)
+    }
+
+    /// Validate and build the transformation.
+    pub fn build(&self) -> Result<Box<dyn GradientTransform>> {
+        Ok(match *self {
+            ClipSpec::GlobalNorm(c) => Box::new(ClipGlobalNorm::new(c)?),
+            ClipSpec::NormPerTensor(c) => Box::new(ClipNormPerTensor::new(c)?),
+            ClipSpec::Value(c) => Box::new(ClipValue::new(c)?),
+            ClipSpec::TopCoordinates(c) => Box::new(ClipTopCoordinates::new(c)?),
+        })
+    }
+}
+
 /// A transformation in front of a burn optimizer.
 pub struct TransformedOptimizer {
     transform: Box<dyn GradientTransform>,
@@ -491,6 +536,23 @@ mod tests {
         // d(sum)/dW = x = (100, 1) clipped to (0.5, 0.5).
         assert!(
             (before[0] - after[0] - 0.5).abs() < 1e-6 && (before[1] - after[1] - 0.5).abs() < 1e-6
+        );
+    }
+
+    #[test]
+    fn clip_specs_parse_and_validate() {
+        assert_eq!(
+            ClipSpec::parse("top:0.1").unwrap(),
+            ClipSpec::TopCoordinates(0.1)
+        );
+        assert_eq!(
+            ClipSpec::parse("global-norm:1").unwrap(),
+            ClipSpec::GlobalNorm(1.0)
+        );
+        assert!(
+            ClipSpec::parse("top:2").is_err()
+                && ClipSpec::parse("norm").is_err()
+                && ClipSpec::parse("value:x").is_err()
         );
     }
 
