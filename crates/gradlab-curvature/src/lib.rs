@@ -6,5 +6,6 @@
 //! provider can replace it later.
 
 pub mod hvp;
+pub mod sharpness;
 
 pub use hvp::{CurvatureError, FiniteDiffHvp, HessianVectorProduct};

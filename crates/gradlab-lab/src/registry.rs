@@ -59,7 +59,10 @@ pub const SEED_PAPERS: &[SeedPaper] = papers![
 
 /// Every implemented experiment.
 pub fn experiments() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(crate::papers::diffgrad::DiffGradExperiment)]
+    vec![
+        Box::new(crate::papers::diffgrad::DiffGradExperiment),
+        Box::new(crate::papers::adam_vs_sgd::AdamVsSgd),
+    ]
 }
 
 /// Ids of the implemented experiments.

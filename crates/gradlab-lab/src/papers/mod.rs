@@ -1,3 +1,4 @@
 //! One module per paper: the experiment that checks its claim.
 
+pub mod adam_vs_sgd;
 pub mod diffgrad;
