@@ -96,27 +96,8 @@ impl Optimizer for Adam {
             (true, true) => (p.mul_scalar(1.0 - lr * c.weight_decay), g),
             (true, false) => (p.clone(), g + p.mul_scalar(c.weight_decay)),
         };
-        let (step, m, v, v_max) = match state {
-            Some(s) => (s.step, s.m, s.v, s.v_max),
-            None => (0, g.zeros_like(), g.zeros_like(), None),
-        };
-        let step = step + 1;
-        let m = m.mul_scalar(c.beta1) + g.clone().mul_scalar(1.0 - c.beta1);
-        let v = v.mul_scalar(c.beta2) + g.square().mul_scalar(1.0 - c.beta2);
-        let v_max = c.amsgrad.then(|| match v_max {
-            Some(vm) => vm.max_pair(v.clone()),
-            None => v.clone(),
-        });
-        let bc1 = 1.0 - c.beta1.powi(step as i32);
-        let bc2 = 1.0 - c.beta2.powi(step as i32);
-        let denom = v_max
-            .clone()
-            .unwrap_or_else(|| v.clone())
-            .sqrt()
-            .div_scalar(bc2.sqrt())
-            .add_scalar(c.eps);
-        let p = p - m.clone().div(denom).mul_scalar(lr / bc1);
-        (p, Some(AdamState { step, m, v, v_max }))
+        let g_m = g.clone();
+        moment_step(c, lr, p, g_m, g, state)
     }
 
     fn to_device<const D: usize>(s: AdamState<D>, device: &Device) -> AdamState<D> {
@@ -127,4 +108,37 @@ impl Optimizer for Adam {
             v_max: s.v_max.map(|t| t.to_device(device)),
         }
     }
+}
+
+/// The Adam step after weight decay, with the first moment fed `g_m` and the second `g_v`
+/// (equal for Adam; AdamClip feeds a clipped gradient to m only).
+pub(crate) fn moment_step<const D: usize>(
+    c: &AdamConfig,
+    lr: f64,
+    p: Tensor<D>,
+    g_m: Tensor<D>,
+    g_v: Tensor<D>,
+    state: Option<AdamState<D>>,
+) -> (Tensor<D>, Option<AdamState<D>>) {
+    let (step, m, v, v_max) = match state {
+        Some(s) => (s.step, s.m, s.v, s.v_max),
+        None => (0, g_v.zeros_like(), g_v.zeros_like(), None),
+    };
+    let step = step + 1;
+    let m = m.mul_scalar(c.beta1) + g_m.mul_scalar(1.0 - c.beta1);
+    let v = v.mul_scalar(c.beta2) + g_v.square().mul_scalar(1.0 - c.beta2);
+    let v_max = c.amsgrad.then(|| match v_max {
+        Some(vm) => vm.max_pair(v.clone()),
+        None => v.clone(),
+    });
+    let bc1 = 1.0 - c.beta1.powi(step as i32);
+    let bc2 = 1.0 - c.beta2.powi(step as i32);
+    let denom = v_max
+        .clone()
+        .unwrap_or_else(|| v.clone())
+        .sqrt()
+        .div_scalar(bc2.sqrt())
+        .add_scalar(c.eps);
+    let p = p - m.clone().div(denom).mul_scalar(lr / bc1);
+    (p, Some(AdamState { step, m, v, v_max }))
 }

@@ -32,6 +32,7 @@ use burn::optim::{RecordState, StateSink, StateSource, join_path};
 pub mod adadelta;
 pub mod adagrad;
 pub mod adam;
+pub mod adam_clip;
 pub mod diffgrad;
 pub mod error;
 pub mod point;

@@ -354,3 +354,42 @@ fn invalid_hyperparameters_are_rejected_with_clear_errors() {
         );
     }
 }
+
+#[test]
+fn adam_clip_matches_the_authors_multi_tensor_update() {
+    use gradlab_optim::adam_clip::AdamClipConfig;
+    // Transcription of `_multi_tensor_adam` in adam_clip.py (weight decay 0): τ is the ⌊N·c⌋-th
+    // largest |g| over all coordinates; m takes clip(g, ±τ), v takes g.
+    let (measure, opt) = AdamClipConfig::new().with_fraction(0.34).build().unwrap();
+    let mut p = PointOptimizer::new(opt, &X0).with_transform(measure);
+    let got = run(&mut p, 0.01, 30);
+    let mut x = X0.to_vec();
+    let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
+    for t in 0..30 {
+        let g = grad(t, &x);
+        let mut mags: Vec<f64> = g.iter().map(|a| a.abs()).collect();
+        mags.sort_by(|a, b| b.total_cmp(a));
+        let tau = mags[(3.0f64 * 0.34).floor() as usize];
+        let step = (t + 1) as i32;
+        for i in 0..3 {
+            m[i] = 0.9 * m[i] + 0.1 * g[i].clamp(-tau, tau);
+            v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i];
+            let denom = v[i].sqrt() / (1.0 - 0.999f64.powi(step)).sqrt() + 1e-8;
+            x[i] -= 0.01 / (1.0 - 0.9f64.powi(step)) * m[i] / denom;
+        }
+    }
+    close(&got, &x, 1e-10);
+    // With c = 1 every coordinate's momentum input is clipped to the smallest |g|; it differs from Adam.
+    let (measure, opt) = AdamClipConfig::new().with_fraction(1.0).build().unwrap();
+    let clipped = run(
+        &mut PointOptimizer::new(opt, &X0).with_transform(measure),
+        0.01,
+        30,
+    );
+    let adam = run(
+        &mut PointOptimizer::new(AdamConfig::new().build().unwrap(), &X0),
+        0.01,
+        30,
+    );
+    assert!(clipped.iter().zip(&adam).any(|(a, b)| (a - b).abs() > 1e-6));
+}

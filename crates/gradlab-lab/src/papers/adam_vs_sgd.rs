@@ -6,13 +6,15 @@
 //!
 //! Here: a diagonal quadratic in d dimensions whose bulk curvatures are log-uniform in [0.01, 1]
 //! and whose first 1% of coordinates have curvature 100; x₀ ~ N(0, I). Gradient descent, gradient
-//! descent with top-10% coordinate clipping, and Adam each run over a grid of learning rates.
+//! descent with top-10% coordinate clipping, Adam, and AdamClip (c = 0.5, reported without a check)
+//! each run over a grid of learning rates.
 
 use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
 use crate::plot::{Series, line_chart};
 use gradlab_curvature::sharpness::diagonal_sharpness;
 use gradlab_data::functions::{Objective, Quadratic};
+use gradlab_optim::adam_clip::AdamClipConfig;
 use gradlab_optim::point::{PointOptimizer, PointStep};
 use gradlab_optim::sgd::SgdConfig;
 use gradlab_optim::spec::OptimizerSpec;
@@ -32,7 +34,7 @@ const INFO: PaperInfo = PaperInfo {
 };
 
 /// The methods compared.
-pub const METHODS: &[&str] = &["gd", "gd+clip", "adam"];
+pub const METHODS: &[&str] = &["gd", "gd+clip", "adam", "adamclip"];
 
 /// The test problem: (quadratic, starting point).
 pub fn problem(dim: usize, seed: u64) -> Result<(Quadratic, Vec<f64>)> {
@@ -86,9 +88,18 @@ fn optimizer(method: &str, lr: f64, x0: &[f64]) -> Result<Box<dyn PointStep>> {
             PointOptimizer::new(SgdConfig::new().build()?, x0)
                 .with_transform(ClipTopCoordinates::new(0.1)?),
         ),
-        _ => OptimizerSpec::parse("adam")?
+        "adam" => OptimizerSpec::parse("adam")?
             .with_lr(lr)
             .point_optimizer(x0)?,
+        "adamclip" => {
+            let (measure, opt) = AdamClipConfig::new().build()?;
+            Box::new(PointOptimizer::new(opt, x0).with_transform(measure))
+        }
+        other => {
+            return Err(crate::LabError::Invalid(format!(
+                "unknown method '{other}'"
+            )));
+        }
     })
 }
 
