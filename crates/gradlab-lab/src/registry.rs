@@ -62,6 +62,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
     vec![
         Box::new(crate::papers::diffgrad::DiffGradExperiment),
         Box::new(crate::papers::adam_vs_sgd::AdamVsSgd),
+        Box::new(crate::papers::lr_refinement::LrRefinement),
     ]
 }
 

@@ -143,11 +143,25 @@ struct CheckpointMeta {
     config: TrainConfig,
 }
 
-/// Looks for a parameter whose gradient is not finite.
+/// What one optimizer step saw.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepStats {
+    /// The minibatch loss before the update.
+    pub loss: f64,
+    /// Correct predictions in the minibatch before the update.
+    pub correct: usize,
+    /// Minibatch size.
+    pub batch: usize,
+    /// Euclidean norm of the (unclipped) gradient over all parameters.
+    pub grad_norm: f64,
+}
+
+/// Looks for a parameter whose gradient is not finite, and sums the squared gradient norm.
 struct GradCheck<'a> {
     grads: &'a GradientsParams,
     path: Vec<String>,
     bad: Option<String>,
+    sq_norm: f64,
 }
 
 impl ModuleVisitor for GradCheck<'_> {
@@ -163,6 +177,7 @@ impl ModuleVisitor for GradCheck<'_> {
         }
         if let Some(g) = self.grads.get::<D>(p.id) {
             let s = g.square().sum().into_scalar::<f64>();
+            self.sq_norm += s;
             if !s.is_finite() {
                 self.bad = Some(format!(
                     "the gradient of {} (shape {:?})",
@@ -241,8 +256,8 @@ impl<M: Net> Trainer<M> {
             .unwrap_or_default()
     }
 
-    /// One optimizer step on the next minibatch of `set`; returns (loss, correct predictions, batch size).
-    pub fn train_step(&mut self, set: &ImageSet) -> Result<(f64, usize, usize)> {
+    /// One optimizer step on the next minibatch of `set`.
+    pub fn train_step(&mut self, set: &ImageSet) -> Result<StepStats> {
         if set.is_empty() {
             return Err(LabError::Invalid("the training set is empty".into()));
         }
@@ -270,8 +285,10 @@ impl<M: Net> Trainer<M> {
             grads: &grads,
             path: vec![],
             bad: None,
+            sq_norm: 0.0,
         };
         self.model.visit(&mut check);
+        let grad_norm = check.sq_norm.sqrt();
         if let Some(what) = check.bad {
             return Err(LabError::NonFinite {
                 step: self.step,
@@ -289,7 +306,12 @@ impl<M: Net> Trainer<M> {
         let lr = self.current_lr();
         self.model = self.optim.step(lr, self.model.clone(), grads);
         self.step += 1;
-        Ok((loss_value, correct, idx.len()))
+        Ok(StepStats {
+            loss: loss_value,
+            correct,
+            batch: idx.len(),
+            grad_norm,
+        })
     }
 
     /// Mean loss and accuracy on `set` (no autodiff, batches of 512).
@@ -322,7 +344,12 @@ impl<M: Net> Trainer<M> {
         let mut stats = Vec::new();
         let (mut loss_sum, mut correct, mut seen, mut batches) = (0.0, 0usize, 0usize, 0usize);
         while self.step < target {
-            let (l, c, n) = self.train_step(train)?;
+            let StepStats {
+                loss: l,
+                correct: c,
+                batch: n,
+                ..
+            } = self.train_step(train)?;
             loss_sum += l;
             correct += c;
             seen += n;
@@ -395,7 +422,7 @@ impl<M: Net> Trainer<M> {
         let key = |c: &TrainConfig| {
             (
                 c.optimizer.clone(),
-                c.schedule,
+                c.schedule.clone(),
                 c.loss,
                 c.batch_size,
                 c.seed,

@@ -36,6 +36,7 @@ pub mod adam_clip;
 pub mod diffgrad;
 pub mod error;
 pub mod point;
+pub mod refinement;
 pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;

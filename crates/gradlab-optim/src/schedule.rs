@@ -9,9 +9,11 @@
 //! ```
 
 use crate::error::{OptimError, Result};
+use burn::optim::LearningRate;
+use burn::optim::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 
 /// A multiplicative factor on the base learning rate, per step (0-based).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Schedule {
     /// Factor 1.
     Constant,
@@ -27,6 +29,8 @@ pub enum Schedule {
         /// Steps of the decay.
         total: usize,
     },
+    /// A factor per step, e.g. from [`crate::refinement`]; 0 after the table ends.
+    Table(Vec<f64>),
     /// Multiply by `gamma` every `every` steps.
     Step {
         /// Interval.
@@ -43,6 +47,7 @@ impl Schedule {
     /// The factor at `step`.
     pub fn factor(&self, step: usize) -> f64 {
         match *self {
+            Schedule::Table(ref t) => t.get(step).copied().unwrap_or(0.0),
             Schedule::Constant => 1.0,
             Schedule::Cosine { total, min_factor } => {
                 let p = (step as f64 / total.max(1) as f64).min(1.0);
@@ -68,5 +73,72 @@ impl Schedule {
                 known: SCHEDULE_NAMES.join(", "),
             }),
         }
+    }
+}
+
+/// A [`Schedule`] on a base learning rate as burn's [`LrScheduler`], for burn's `Learner` and any
+/// loop that asks a scheduler for the next rate. Its state is the step count.
+#[derive(Debug, Clone)]
+pub struct ScheduledLr {
+    base: f64,
+    schedule: Schedule,
+    step: usize,
+}
+
+impl ScheduledLr {
+    /// `base · schedule.factor(t)` at step t = 0, 1, ….
+    pub fn new(base: f64, schedule: Schedule) -> Result<Self> {
+        crate::error::check_lr(base)?;
+        Ok(Self {
+            base,
+            schedule,
+            step: 0,
+        })
+    }
+}
+
+/// The saved state of a [`ScheduledLr`].
+#[derive(Clone, Debug, burn::optim::RecordState)]
+pub struct ScheduledLrState {
+    step: usize,
+}
+
+impl LrScheduler for ScheduledLr {
+    fn step(&mut self) -> LearningRate {
+        let lr = self.base * self.schedule.factor(self.step);
+        self.step += 1;
+        lr
+    }
+
+    fn to_record(&self) -> LrSchedulerRecord {
+        LrSchedulerRecord::from_state(&ScheduledLrState { step: self.step })
+    }
+
+    fn load_record(&mut self, record: LrSchedulerRecord) {
+        if let Some(s) = record.into_state::<ScheduledLrState>() {
+            self.step = s.step;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_follows_the_factors_and_resumes() {
+        let mut s = ScheduledLr::new(0.5, Schedule::Table(vec![1.0, 0.5, 0.25])).unwrap();
+        assert_eq!((s.step(), s.step()), (0.5, 0.25));
+        let rec = s.to_record();
+        let mut r = ScheduledLr::new(0.5, Schedule::Table(vec![1.0, 0.5, 0.25])).unwrap();
+        r.load_record(rec);
+        assert_eq!(r.step(), 0.125);
+        assert_eq!(r.step(), 0.0);
+        let lin = Schedule::Linear { total: 4 };
+        assert_eq!(
+            (0..5).map(|t| lin.factor(t)).collect::<Vec<_>>(),
+            vec![1.0, 0.75, 0.5, 0.25, 0.0]
+        );
+        assert!(ScheduledLr::new(0.0, Schedule::Constant).is_err());
     }
 }
