@@ -89,6 +89,9 @@ enum Command {
         /// (top: coordinate-wise clipping of the top fraction C).
         #[arg(long)]
         clip: Option<String>,
+        /// TrAct on the first layer with this λ (mlp and cnn; the paper's default is 0.1).
+        #[arg(long)]
+        tract: Option<f64>,
         /// Epochs.
         #[arg(long, default_value_t = 10)]
         epochs: usize,
@@ -178,6 +181,7 @@ fn run(cli: Cli) -> Result<()> {
             schedule,
             loss,
             clip,
+            tract,
             epochs,
             batch_size,
             seed,
@@ -195,6 +199,7 @@ fn run(cli: Cli) -> Result<()> {
                 Schedule::parse(&schedule, epochs * train.len().div_ceil(batch_size.max(1)))?;
             config.loss = LossKind::parse(&loss)?;
             config.clip = clip.as_deref().map(ClipSpec::parse).transpose()?;
+            config.tract = tract;
             config.batch_size = batch_size;
             config.seed = seed;
             config.progress = !json;

@@ -22,9 +22,10 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use gradlab_data::ImageSet;
 use gradlab_data::batch::{epoch_batches, to_tensors};
-use gradlab_nets::Net;
+use gradlab_nets::{FirstLayer, Net};
 use gradlab_optim::schedule::Schedule;
 use gradlab_optim::spec::OptimizerSpec;
+use gradlab_optim::tract::TrAct;
 use gradlab_optim::transform::{ClipSpec, GradSet, GradientTransform};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,9 @@ pub struct TrainConfig {
     /// Gradient clipping applied before the optimizer, if any.
     #[serde(default)]
     pub clip: Option<ClipSpec>,
+    /// TrAct's λ for the first layer's weight gradient, if any ([`gradlab_optim::tract`]).
+    #[serde(default)]
+    pub tract: Option<f64>,
     /// Minibatch size.
     pub batch_size: usize,
     /// Seed of the batch order.
@@ -108,6 +112,7 @@ impl TrainConfig {
             schedule: Schedule::Constant,
             loss: LossKind::CrossEntropy,
             clip: None,
+            tract: None,
             batch_size: 32,
             seed: 0,
             progress: false,
@@ -195,6 +200,7 @@ pub struct Trainer<M: Net> {
     pub model: M,
     optim: ModuleOptimizer,
     clip: Option<Box<dyn GradientTransform>>,
+    tract: Option<(TrAct, FirstLayer)>,
     cfg: TrainConfig,
     step: usize,
     device: Device,
@@ -209,11 +215,16 @@ impl<M: Net> Trainer<M> {
         }
         let optim = cfg.optimizer.module_optimizer()?;
         let clip = cfg.clip.map(|c| c.build()).transpose()?;
+        let tract = match cfg.tract {
+            None => None,
+            Some(l) => Some((TrAct::new(l)?, model.first_layer().ok_or_else(|| LabError::Invalid("TrAct needs a model whose first layer is linear or convolutional (mlp, cnn)".into()))?)),
+        };
         let device = autodiff_device();
         Ok(Self {
             model,
             optim,
             clip,
+            tract,
             cfg,
             step: 0,
             device,
@@ -295,6 +306,10 @@ impl<M: Net> Trainer<M> {
                 what,
             });
         }
+        let grads = match &self.tract {
+            Some((t, layer)) => tract_first_layer(t, *layer, set, &idx, grads)?,
+            None => grads,
+        };
         let grads = match &mut self.clip {
             Some(t) => {
                 let mut grads = grads;
@@ -452,6 +467,78 @@ impl<M: Net> Trainer<M> {
         self.epoch_cache = None;
         Ok(self)
     }
+}
+
+fn host(t: Tensor<2>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .unwrap_or_default()
+}
+
+/// Replace the first layer's weight gradient by TrAct's, using the batch's inputs.
+fn tract_first_layer(
+    t: &TrAct,
+    layer: FirstLayer,
+    set: &ImageSet,
+    idx: &[usize],
+    mut grads: GradientsParams,
+) -> Result<GradientsParams> {
+    let dev = Device::flex();
+    let (x, _) = to_tensors(set, idx, &dev);
+    let b = idx.len();
+    let bad = |e: gradlab_optim::OptimError| LabError::Invalid(format!("TrAct: {e}"));
+    match layer {
+        FirstLayer::Linear { weight } => {
+            let Some(g) = grads.remove::<2>(weight) else {
+                return Ok(grads);
+            };
+            let [n, k] = g.dims();
+            let new = t
+                .precondition(&host(x), b, n, &host(g.clone()), k)
+                .map_err(bad)?;
+            let new = Tensor::<2>::from_data(
+                TensorData::new(
+                    new.into_iter().map(|v| v as f32).collect::<Vec<_>>(),
+                    [n, k],
+                ),
+                &g.device(),
+            );
+            grads.register::<2>(weight, new);
+        }
+        FirstLayer::Conv {
+            weight,
+            kernel,
+            stride,
+            padding,
+            input,
+        } => {
+            let Some(g) = grads.remove::<4>(weight) else {
+                return Ok(grads);
+            };
+            let [out, c, kh, kw] = g.dims();
+            let n = c * kh * kw;
+            let x = x.reshape([b, input[0], input[1], input[2]]);
+            let patches = burn::tensor::module::unfold4d(
+                x,
+                kernel,
+                burn::tensor::ops::UnfoldOptions::new(stride, padding, [1, 1]),
+            );
+            let l = patches.dims()[2];
+            let a = host(patches.swap_dims(1, 2).reshape([b * l, n]));
+            let gt = host(g.clone().reshape([out, n]).transpose());
+            let new = t.precondition(&a, b * l, n, &gt, out).map_err(bad)?;
+            let new = Tensor::<2>::from_data(
+                TensorData::new(
+                    new.into_iter().map(|v| v as f32).collect::<Vec<_>>(),
+                    [n, out],
+                ),
+                &g.device(),
+            );
+            grads.register::<4>(weight, new.transpose().reshape([out, c, kh, kw]));
+        }
+    }
+    Ok(grads)
 }
 
 /// Mean loss and accuracy of `model` on `set`, without autodiff.

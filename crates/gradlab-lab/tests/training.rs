@@ -137,3 +137,108 @@ fn losses_match_their_definitions() {
     );
     assert!(LossKind::parse("hinge").is_err());
 }
+
+fn first_weights<M: gradlab_nets::Net>(m: &M) -> Vec<f64> {
+    // The first parameter visited is the first layer's weight in both Mlp and SmallCnn.
+    let n = match m.first_layer().unwrap() {
+        gradlab_nets::FirstLayer::Linear { .. } => 64 * 16,
+        gradlab_nets::FirstLayer::Conv { .. } => 16 * 9,
+    };
+    flatten(m)[..n].iter().map(|v| f64::from(*v)).collect()
+}
+
+#[test]
+fn tract_replaces_the_first_layer_gradient() {
+    use gradlab_data::batch::epoch_batches;
+    use gradlab_nets::cnn::SmallCnnConfig;
+    use gradlab_optim::tract::TrAct;
+    let (train, _) = digits_split(0.2, 0).unwrap();
+    let dev = autodiff_device();
+    let mut cfg = TrainConfig::new(OptimizerSpec::parse("sgd").unwrap().with_lr(1.0));
+    cfg.batch_size = 16;
+    let mut with = cfg.clone();
+    with.tract = Some(0.1);
+    let batch = &epoch_batches(train.len(), 16, 0, 0)[0];
+    let t = TrAct::new(0.1).unwrap();
+
+    // Linear first layer: rows are the batch's inputs; burn's weight is [in, out].
+    let m0 = MlpConfig::new(vec![64, 16, 10]).init(&dev, 3);
+    let w0 = first_weights(&m0);
+    let mut a = Trainer::new(m0.clone(), cfg.clone()).unwrap();
+    let mut b = Trainer::new(m0, with.clone()).unwrap();
+    a.train_step(&train).unwrap();
+    b.train_step(&train).unwrap();
+    let g: Vec<f64> = w0
+        .iter()
+        .zip(first_weights(&a.model))
+        .map(|(x, y)| x - y)
+        .collect();
+    let x: Vec<f64> = batch
+        .iter()
+        .flat_map(|&i| train.image(i).iter().map(|v| f64::from(*v)))
+        .collect();
+    let want = t.precondition(&x, 16, 64, &g, 16).unwrap();
+    for ((w, got), d) in w0.iter().zip(first_weights(&b.model)).zip(want) {
+        assert!(
+            (w - got - d).abs() < 1e-3 * (1.0 + d.abs()),
+            "{} vs {d}",
+            w - got
+        );
+    }
+    assert_eq!(
+        flatten(&a.model)[64 * 16..],
+        flatten(&b.model)[64 * 16..],
+        "later layers must not change"
+    );
+
+    // Convolutional first layer (1 channel, 3×3, padding 1): patches built here by hand.
+    let c0 = SmallCnnConfig::new(1, 8, 8, 10).init(&dev, 3);
+    let w0 = first_weights(&c0);
+    let mut a = Trainer::new(c0.clone(), cfg).unwrap();
+    let mut b = Trainer::new(c0, with).unwrap();
+    a.train_step(&train).unwrap();
+    b.train_step(&train).unwrap();
+    let g: Vec<f64> = w0
+        .iter()
+        .zip(first_weights(&a.model))
+        .map(|(x, y)| x - y)
+        .collect(); // [16 out, 9]
+    let mut patches = vec![];
+    for &i in batch {
+        let img = train.image(i);
+        for r in 0..8i32 {
+            for c in 0..8i32 {
+                for dr in -1..=1i32 {
+                    for dc in -1..=1i32 {
+                        let (y, x) = (r + dr, c + dc);
+                        patches.push(if (0..8).contains(&y) && (0..8).contains(&x) {
+                            f64::from(img[(y * 8 + x) as usize])
+                        } else {
+                            0.0
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let gt: Vec<f64> = (0..9 * 16).map(|pk| g[(pk % 16) * 9 + pk / 16]).collect(); // [9, 16]
+    let want = t.precondition(&patches, 16 * 64, 9, &gt, 16).unwrap();
+    for (o, (w, got)) in w0.iter().zip(first_weights(&b.model)).enumerate() {
+        let d = want[(o % 9) * 16 + o / 9];
+        assert!(
+            (w - got - d).abs() < 1e-3 * (1.0 + d.abs()),
+            "{o}: {} vs {d}",
+            w - got
+        );
+    }
+    // A model without a supported first layer is refused.
+    let mut bad = TrainConfig::new(OptimizerSpec::parse("sgd").unwrap());
+    bad.tract = Some(0.1);
+    assert!(
+        Trainer::new(
+            gradlab_nets::resnet::SmallResNetConfig::new(1, 8, 8, 10).init(&dev, 0),
+            bad
+        )
+        .is_err()
+    );
+}

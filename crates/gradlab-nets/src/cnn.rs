@@ -75,6 +75,16 @@ impl SmallCnnConfig {
 }
 
 impl Net for SmallCnn {
+    fn first_layer(&self) -> Option<crate::FirstLayer> {
+        Some(crate::FirstLayer::Conv {
+            weight: self.conv1.weight.id,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            input: self.shape,
+        })
+    }
+
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let [c, h, w] = self.shape;
         let b = x.dims()[0];

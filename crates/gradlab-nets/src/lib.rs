@@ -18,6 +18,34 @@ use burn::prelude::*;
 pub trait Net: Module {
     /// Logits for a batch of flattened inputs.
     fn forward(&self, x: Tensor<2>) -> Tensor<2>;
+
+    /// The first layer, which sees the raw inputs (for first-layer methods such as TrAct).
+    fn first_layer(&self) -> Option<FirstLayer> {
+        None
+    }
+}
+
+/// The first layer of a [`Net`], as first-layer methods need to know it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FirstLayer {
+    /// A linear layer applied to the flattened input.
+    Linear {
+        /// Its weight (`[in, out]`).
+        weight: burn::module::ParamId,
+    },
+    /// A 2D convolution applied to the input reshaped to `[b, c, h, w]`.
+    Conv {
+        /// Its weight (`[out, c, kh, kw]`).
+        weight: burn::module::ParamId,
+        /// Kernel size.
+        kernel: [usize; 2],
+        /// Stride.
+        stride: [usize; 2],
+        /// Zero padding.
+        padding: [usize; 2],
+        /// Input shape (c, h, w).
+        input: [usize; 3],
+    },
 }
 
 /// Hidden-layer nonlinearity.

@@ -68,4 +68,10 @@ impl Net for Mlp {
             .expect("non-empty")
             .forward(self.features(x))
     }
+
+    fn first_layer(&self) -> Option<crate::FirstLayer> {
+        self.layers.first().map(|l| crate::FirstLayer::Linear {
+            weight: l.weight.id,
+        })
+    }
 }

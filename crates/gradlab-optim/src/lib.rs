@@ -41,6 +41,7 @@ pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;
 pub mod spec;
+pub mod tract;
 pub mod transform;
 
 pub use error::{OptimError, Result};
