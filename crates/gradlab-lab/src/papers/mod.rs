@@ -3,3 +3,4 @@
 pub mod adam_vs_sgd;
 pub mod diffgrad;
 pub mod lr_refinement;
+pub mod tract;
