@@ -5,6 +5,7 @@
 //! time-conditioned [`time_mlp::TimeMlp`] for generative models. Initialisation is seeded
 //! ([`init::seeded`]): the same seed gives the same weights.
 
+pub mod binary;
 pub mod cnn;
 pub mod init;
 pub mod mlp;
