@@ -64,6 +64,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::adam_vs_sgd::AdamVsSgd),
         Box::new(crate::papers::lr_refinement::LrRefinement),
         Box::new(crate::papers::tract::TrActExperiment),
+        Box::new(crate::papers::reste::ReSte),
     ]
 }
 

@@ -3,4 +3,5 @@
 pub mod adam_vs_sgd;
 pub mod diffgrad;
 pub mod lr_refinement;
+pub mod reste;
 pub mod tract;
