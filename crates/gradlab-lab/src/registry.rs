@@ -65,6 +65,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::lr_refinement::LrRefinement),
         Box::new(crate::papers::tract::TrActExperiment),
         Box::new(crate::papers::reste::ReSte),
+        Box::new(crate::papers::target_surrogates::TargetSurrogates),
     ]
 }
 

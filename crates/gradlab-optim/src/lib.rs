@@ -41,6 +41,7 @@ pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;
 pub mod spec;
+pub mod target_surrogate;
 pub mod tract;
 pub mod transform;
 

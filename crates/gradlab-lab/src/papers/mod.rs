@@ -4,4 +4,5 @@ pub mod adam_vs_sgd;
 pub mod diffgrad;
 pub mod lr_refinement;
 pub mod reste;
+pub mod target_surrogates;
 pub mod tract;
