@@ -66,6 +66,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::tract::TrActExperiment),
         Box::new(crate::papers::reste::ReSte),
         Box::new(crate::papers::target_surrogates::TargetSurrogates),
+        Box::new(crate::papers::adadagrad::AdAdaGrad),
     ]
 }
 

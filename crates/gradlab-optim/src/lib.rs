@@ -29,6 +29,7 @@
 #[allow(unused_imports)]
 use burn::optim::{RecordState, StateSink, StateSource, join_path};
 
+pub mod adadagrad;
 pub mod adadelta;
 pub mod adagrad;
 pub mod adam;

@@ -1,5 +1,6 @@
 //! One module per paper: the experiment that checks its claim.
 
+pub mod adadagrad;
 pub mod adam_vs_sgd;
 pub mod diffgrad;
 pub mod lr_refinement;
