@@ -101,6 +101,60 @@ mod tests {
     }
 
     #[test]
+    fn per_example_gradients_match_one_example_at_a_time() {
+        use burn::optim::GradientsParams;
+        let dev = Device::flex().autodiff();
+        let net = MlpConfig::new(vec![5, 4, 3])
+            .with_activation(Activation::Tanh)
+            .init(&dev, 2);
+        let xs: Vec<f32> = (0..3 * 5)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0)
+            .collect();
+        let ys = [2i64, 0, 1];
+        let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [3, 5]), &dev);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(ys.to_vec(), [3]), &dev);
+        let rows = net.per_example_grads(x, y);
+        for i in 0..3 {
+            // Brute force: the gradient of example i alone, by ordinary autodiff.
+            let xi = Tensor::<2>::from_data(
+                TensorData::new(xs[i * 5..(i + 1) * 5].to_vec(), [1, 5]),
+                &dev,
+            );
+            let logp = burn::tensor::activation::log_softmax(net.forward(xi), 1);
+            let loss = logp
+                .slice([0..1, ys[i] as usize..ys[i] as usize + 1])
+                .sum()
+                .neg();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            let mut want = vec![];
+            for l in &net.layers {
+                want.extend(
+                    grads
+                        .get::<2>(l.weight.id)
+                        .unwrap()
+                        .into_data()
+                        .convert::<f64>()
+                        .try_to_vec::<f64>()
+                        .unwrap(),
+                );
+                want.extend(
+                    grads
+                        .get::<1>(l.bias.as_ref().unwrap().id)
+                        .unwrap()
+                        .into_data()
+                        .convert::<f64>()
+                        .try_to_vec::<f64>()
+                        .unwrap(),
+                );
+            }
+            assert_eq!(rows[i].len(), want.len());
+            for (a, b) in rows[i].iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "example {i}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
     fn flatten_and_load_round_trip() {
         let dev = Device::flex();
         let net = SmallResNetConfig::new(1, 8, 8, 10).init(&dev, 0);

@@ -61,6 +61,63 @@ impl Mlp {
     }
 }
 
+impl Mlp {
+    /// Per-example gradients of the cross-entropy of each example, one row per example in the order
+    /// of [`crate::params::flatten`] (each layer's weight `[in, out]` row-major, then its bias).
+    ///
+    /// Efficient: one forward and one backward pass. Each layer's pre-activation gets an additive
+    /// zero probe whose gradient is the per-example δ_l = ∂ℓ_i/∂z_l; the weight gradient of example i
+    /// is then the outer product a_l,iᵀ δ_l,i of the layer's input and δ (Goodfellow, 2015).
+    /// `x` must live on an autodiff device.
+    pub fn per_example_grads(&self, x: Tensor<2>, y: Tensor<1, Int>) -> Vec<Vec<f64>> {
+        let [b, _] = x.dims();
+        let device = x.device();
+        let n = self.layers.len();
+        let mut inputs = vec![];
+        let mut probes = vec![];
+        let mut a = x;
+        for (l, layer) in self.layers.iter().enumerate() {
+            inputs.push(a.clone().detach());
+            let out = layer.weight.val().dims()[1];
+            let probe = Tensor::<2>::zeros([b, out], &device).require_grad();
+            let z = layer.forward(a) + probe.clone();
+            probes.push(probe);
+            a = if l + 1 < n {
+                self.activation.apply(z)
+            } else {
+                z
+            };
+        }
+        let logp = burn::tensor::activation::log_softmax(a, 1);
+        let loss = logp.gather(1, y.reshape([b, 1])).sum().neg();
+        let grads = loss.backward();
+        let host = |t: Tensor<2>| {
+            t.into_data()
+                .convert::<f64>()
+                .try_to_vec::<f64>()
+                .unwrap_or_default()
+        };
+        let mut rows = vec![Vec::with_capacity(self.num_params()); b];
+        for (l, layer) in self.layers.iter().enumerate() {
+            let [din, dout] = layer.weight.val().dims();
+            let av = host(inputs[l].clone().inner());
+            let dv = probes[l]
+                .grad(&grads)
+                .map(host)
+                .unwrap_or_else(|| vec![0.0; b * dout]);
+            for (i, row) in rows.iter_mut().enumerate() {
+                for p in 0..din {
+                    row.extend((0..dout).map(|q| av[i * din + p] * dv[i * dout + q]));
+                }
+                if layer.bias.is_some() {
+                    row.extend_from_slice(&dv[i * dout..(i + 1) * dout]);
+                }
+            }
+        }
+        rows
+    }
+}
+
 impl Net for Mlp {
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         self.layers
