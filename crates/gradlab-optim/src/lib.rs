@@ -5,8 +5,12 @@
 //!
 //! - baselines with PyTorch semantics and validated configurations: [`sgd`], [`adam`] (Adam,
 //!   AdamW, AMSGrad), [`adagrad`], [`adadelta`], [`rmsprop`];
-//! - the papers' methods: [`diffgrad`];
-//! - [`schedule`]s, optimizers by name ([`spec`]) and a vector runner ([`point`]).
+//! - the papers' methods: [`diffgrad`], [`adam_clip`] and the coordinate clipping of
+//!   [`transform`] (Adam vs SGD), [`refinement`] of schedules, [`adadagrad`] batch-size tests,
+//!   [`tract`], [`target_surrogate`];
+//! - optax-style gradient [`transform`]ations that chain in front of any optimizer;
+//! - [`schedule`]s (also as burn `LrScheduler`s), optimizers by name ([`spec`]) and a vector
+//!   runner ([`point`]).
 //!
 //! ```
 //! use burn::prelude::*;
