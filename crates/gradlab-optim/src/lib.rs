@@ -41,6 +41,7 @@ pub mod adam_clip;
 pub mod diffgrad;
 pub mod error;
 pub mod point;
+pub mod privacy;
 pub mod refinement;
 pub mod rmsprop;
 pub mod schedule;
