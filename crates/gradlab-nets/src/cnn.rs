@@ -74,6 +74,77 @@ impl SmallCnnConfig {
     }
 }
 
+impl SmallCnn {
+    /// Per-example gradients of each example's cross-entropy, one row per example in the order of
+    /// [`crate::params::flatten`] (conv1, conv2, fc1, fc2; each weight then bias).
+    ///
+    /// One forward and one backward pass: zero probes on every pre-activation give the per-example
+    /// δ; a convolution's per-example weight gradient is δ_i (`[out, L]`) times the example's
+    /// unfolded input patches (`[L, c·3·3]`), a linear layer's the outer product of its input and δ_i.
+    /// `x` must live on an autodiff device.
+    pub fn per_example_grads(&self, x: Tensor<2>, y: Tensor<1, Int>) -> Vec<Vec<f64>> {
+        use burn::tensor::module::unfold4d;
+        use burn::tensor::ops::UnfoldOptions;
+        let [c, h, w] = self.shape;
+        let b = x.dims()[0];
+        let device = x.device();
+        let probe4 = |dims: [usize; 4]| Tensor::<4>::zeros(dims, &device).require_grad();
+        let probe2 = |dims: [usize; 2]| Tensor::<2>::zeros(dims, &device).require_grad();
+        let x0 = x.reshape([b, c, h, w]);
+        let z1 = self.conv1.forward(x0.clone());
+        let p1 = probe4(z1.dims());
+        let x1 = self.pool.forward(relu(z1 + p1.clone()));
+        let z2 = self.conv2.forward(x1.clone());
+        let p2 = probe4(z2.dims());
+        let x2 = self.pool.forward(relu(z2 + p2.clone())).flatten::<2>(1, 3);
+        let z3 = self.fc1.forward(x2.clone());
+        let p3 = probe2(z3.dims());
+        let x3 = relu(z3 + p3.clone());
+        let z4 = self.fc2.forward(x3.clone());
+        let p4 = probe2(z4.dims());
+        let logp = burn::tensor::activation::log_softmax(z4 + p4.clone(), 1);
+        let grads = logp.gather(1, y.reshape([b, 1])).sum().neg().backward();
+        let host = |t: Tensor<3>| {
+            t.into_data()
+                .convert::<f64>()
+                .try_to_vec::<f64>()
+                .unwrap_or_default()
+        };
+        let mut rows = vec![Vec::with_capacity(self.num_params()); b];
+        for (input, probe) in [(x0, p1), (x1, p2)] {
+            let d = probe.grad(&grads).expect("the probe is on the loss path");
+            let [_, out, ph, pw] = d.dims();
+            let patches = unfold4d(
+                input.inner(),
+                [3, 3],
+                UnfoldOptions::new([1, 1], [1, 1], [1, 1]),
+            );
+            let n = patches.dims()[1];
+            let delta = d.reshape([b, out, ph * pw]);
+            let gw = host(delta.clone().matmul(patches.swap_dims(1, 2)));
+            let gb = host(delta.sum_dim(2));
+            for (i, row) in rows.iter_mut().enumerate() {
+                row.extend_from_slice(&gw[i * out * n..(i + 1) * out * n]);
+                row.extend_from_slice(&gb[i * out..(i + 1) * out]);
+            }
+        }
+        for (input, probe) in [(x2, p3), (x3, p4)] {
+            let d = probe.grad(&grads).expect("the probe is on the loss path");
+            let [_, out] = d.dims();
+            let din = input.dims()[1];
+            let a = host(input.inner().reshape([b, din, 1]));
+            let dv = host(d.reshape([b, 1, out]));
+            for (i, row) in rows.iter_mut().enumerate() {
+                for p in 0..din {
+                    row.extend((0..out).map(|q| a[i * din + p] * dv[i * out + q]));
+                }
+                row.extend_from_slice(&dv[i * out..(i + 1) * out]);
+            }
+        }
+        rows
+    }
+}
+
 impl Net for SmallCnn {
     fn first_layer(&self) -> Option<crate::FirstLayer> {
         Some(crate::FirstLayer::Conv {

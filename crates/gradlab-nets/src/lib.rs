@@ -155,6 +155,55 @@ mod tests {
     }
 
     #[test]
+    fn cnn_per_example_gradients_match_one_example_at_a_time() {
+        use burn::optim::GradientsParams;
+        let dev = Device::flex().autodiff();
+        let net = SmallCnnConfig::new(1, 8, 8, 3)
+            .with_c1(2)
+            .with_c2(3)
+            .with_hidden(4)
+            .init(&dev, 5);
+        let xs: Vec<f32> = (0..2 * 64)
+            .map(|i| ((i * 29 % 23) as f32 - 11.0) / 9.0)
+            .collect();
+        let ys = [1i64, 2];
+        let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [2, 64]), &dev);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(ys.to_vec(), [2]), &dev);
+        let rows = net.per_example_grads(x, y);
+        for i in 0..2 {
+            let xi = Tensor::<2>::from_data(
+                TensorData::new(xs[i * 64..(i + 1) * 64].to_vec(), [1, 64]),
+                &dev,
+            );
+            let logp = burn::tensor::activation::log_softmax(net.forward(xi), 1);
+            let loss = logp
+                .slice([0..1, ys[i] as usize..ys[i] as usize + 1])
+                .sum()
+                .neg();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            // Collect in visiting order, as params::flatten does.
+            struct Collect<'a>(&'a GradientsParams, Vec<f64>);
+            impl burn::module::ModuleVisitor for Collect<'_> {
+                fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                    if let Some(g) = self.0.get::<D>(p.id) {
+                        self.1
+                            .extend(g.into_data().convert::<f64>().try_to_vec::<f64>().unwrap());
+                    }
+                }
+            }
+            let mut c = Collect(&grads, vec![]);
+            net.visit(&mut c);
+            assert_eq!(rows[i].len(), c.1.len());
+            for (k, (a, b)) in rows[i].iter().zip(&c.1).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "example {i}, coordinate {k}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn flatten_and_load_round_trip() {
         let dev = Device::flex();
         let net = SmallResNetConfig::new(1, 8, 8, 10).init(&dev, 0);
