@@ -40,6 +40,7 @@ pub mod adam;
 pub mod adam_clip;
 pub mod diffgrad;
 pub mod error;
+pub mod fused;
 pub mod point;
 pub mod privacy;
 pub mod refinement;

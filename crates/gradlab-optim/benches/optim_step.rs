@@ -1,0 +1,68 @@
+//! Optimizer-step throughput: burn-tensor Adam and diffGrad against the fused flat-buffer kernels,
+//! next to a STREAM-style triad (a = b + s·c) that bounds what a memory-bound step can reach.
+//! Run `cargo bench -p gradlab-optim`; compare ratios, not absolute times.
+
+use burn::optim::Optimizer;
+use burn::prelude::*;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gradlab_optim::adam::AdamConfig;
+use gradlab_optim::diffgrad::DiffGradConfig;
+use gradlab_optim::fused::{AdamBuffers, adam_step, diffgrad_step};
+use std::hint::black_box;
+
+fn bench(c: &mut Criterion) {
+    for &n in &[1usize << 20, 16_800_000] {
+        let mut group = c.benchmark_group(format!("step_{n}"));
+        group.throughput(Throughput::Elements(n as u64));
+        group.sample_size(10);
+        let g: Vec<f32> = (0..n).map(|i| ((i % 1000) as f32 - 500.0) * 1e-3).collect();
+
+        let dev = Device::flex();
+        let grad = Tensor::<1>::from_data(TensorData::new(g.clone(), [n]), &dev);
+        let adam = AdamConfig::new().build().unwrap();
+        let mut x = Tensor::<1>::zeros([n], &dev);
+        let mut state = None;
+        group.bench_function("burn_tensor_adam", |b| {
+            b.iter(|| {
+                let (nx, ns) = adam.step(1e-3, x.clone(), grad.clone(), state.take());
+                x = nx;
+                state = ns;
+                black_box(&x);
+            })
+        });
+        let dg = DiffGradConfig::new().build().unwrap();
+        let mut state = None;
+        group.bench_function("burn_tensor_diffgrad", |b| {
+            b.iter(|| {
+                let (nx, ns) = dg.step(1e-3, x.clone(), grad.clone(), state.take());
+                x = nx;
+                state = ns;
+                black_box(&x);
+            })
+        });
+        for threads in [1, 2] {
+            let mut buf = AdamBuffers::new(vec![0.0; n]);
+            group.bench_function(format!("fused_adam_{threads}t"), |b| {
+                b.iter(|| adam_step(&mut buf, &g, 1e-3, 0.9, 0.999, 1e-8, threads))
+            });
+            let mut buf = AdamBuffers::new(vec![0.0; n]);
+            group.bench_function(format!("fused_diffgrad_{threads}t"), |b| {
+                b.iter(|| diffgrad_step(&mut buf, &g, 1e-3, 0.9, 0.999, 1e-8, threads))
+            });
+        }
+        let (mut a, bb, cc) = (vec![0f32; n], vec![1f32; n], vec![2f32; n]);
+        group.bench_function("triad", |b| {
+            b.iter(|| {
+                a.iter_mut()
+                    .zip(&bb)
+                    .zip(&cc)
+                    .for_each(|((a, b), c)| *a = b + 0.5 * c);
+                black_box(&a);
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
