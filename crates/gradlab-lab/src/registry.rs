@@ -42,7 +42,7 @@ pub const SEED_PAPERS: &[SeedPaper] = papers![
     "Speech Enhancement and Dereverberation with Diffusion-based Generative Models (SGMSE+)", "generative", "sgmse";
     "Target-based Surrogates for Stochastic Optimization", "optim", "target-surrogates";
     "Sequential Gradient Coding For Straggler Mitigation", "distributed", "gradient-coding";
-    "Estimator Meets Equilibrium Perspective: A Rectified Straight Through Estimator for Binary Neural Networks Training (ReSTE)", "optim", "reste";
+    "Estimator Meets Equilibrium Perspective: A Rectified Straight Through Estimator for Binary Neural Networks Training (ReSTE)", "nets", "reste";
     "Empirical Analysis of the Hessian of Over-Parametrized Neural Networks", "curvature", "hessian-spectrum";
     "Resfusion: Denoising Diffusion Probabilistic Models for Image Restoration Based on Prior Residual Noise", "generative", "resfusion";
     "Unlearning Concepts in Diffusion Model via Concept Domain Correction and Concept Preserving Gradient (DoCo)", "generative", "concept-unlearning";
