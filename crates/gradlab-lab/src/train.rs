@@ -274,6 +274,8 @@ impl<M: Net> Trainer<M> {
         }
         let idx = self.batch_for_step(set.len());
         let (x, y) = to_tensors(set, &idx, &self.device);
+        // The batch without autodiff, for TrAct's first-layer preconditioner.
+        let x_plain = self.tract.is_some().then(|| x.clone().inner());
         let logits = self.model.forward(x);
         let correct = logits
             .clone()
@@ -306,9 +308,9 @@ impl<M: Net> Trainer<M> {
                 what,
             });
         }
-        let grads = match &self.tract {
-            Some((t, layer)) => tract_first_layer(t, *layer, set, &idx, grads)?,
-            None => grads,
+        let grads = match (&self.tract, x_plain) {
+            (Some((t, layer)), Some(x)) => tract_first_layer(t, *layer, x, grads)?,
+            _ => grads,
         };
         let grads = match &mut self.clip {
             Some(t) => {
@@ -480,13 +482,10 @@ fn host(t: Tensor<2>) -> Vec<f64> {
 fn tract_first_layer(
     t: &TrAct,
     layer: FirstLayer,
-    set: &ImageSet,
-    idx: &[usize],
+    x: Tensor<2>,
     mut grads: GradientsParams,
 ) -> Result<GradientsParams> {
-    let dev = Device::flex();
-    let (x, _) = to_tensors(set, idx, &dev);
-    let b = idx.len();
+    let b = x.dims()[0];
     let bad = |e: gradlab_optim::OptimError| LabError::Invalid(format!("TrAct: {e}"));
     match layer {
         FirstLayer::Linear { weight } => {

@@ -100,9 +100,53 @@ mod tests {
         assert!(w.iter().any(|v| v.abs() > 0.9 * bound));
     }
 
+    /// The gradient of each example's cross-entropy alone, by ordinary autodiff, in the
+    /// visiting order of `params::flatten`: the independent reference for `per_example_grads`.
+    fn one_at_a_time<M: Net>(net: &M, xs: &[f32], ys: &[i64], dim: usize) -> Vec<Vec<f64>> {
+        use burn::module::{ModuleVisitor, Param};
+        use burn::optim::GradientsParams;
+        struct Collect<'a>(&'a GradientsParams, Vec<f64>);
+        impl ModuleVisitor for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                if let Some(g) = self.0.get::<D>(p.id) {
+                    self.1
+                        .extend(g.into_data().convert::<f64>().try_to_vec::<f64>().unwrap());
+                }
+            }
+        }
+        let dev = Device::flex().autodiff();
+        (0..ys.len())
+            .map(|i| {
+                let xi = Tensor::<2>::from_data(
+                    TensorData::new(xs[i * dim..(i + 1) * dim].to_vec(), [1, dim]),
+                    &dev,
+                );
+                let logp = burn::tensor::activation::log_softmax(net.forward(xi), 1);
+                let y = ys[i] as usize;
+                let loss = logp.slice([0..1, y..y + 1]).sum().neg();
+                let grads = GradientsParams::from_grads(loss.backward(), net);
+                let mut c = Collect(&grads, vec![]);
+                net.visit(&mut c);
+                c.1
+            })
+            .collect()
+    }
+
+    fn assert_rows_close(got: &[Vec<f64>], want: &[Vec<f64>]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert_eq!(g.len(), w.len());
+            for (k, (a, b)) in g.iter().zip(w).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "example {i}, coordinate {k}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn per_example_gradients_match_one_example_at_a_time() {
-        use burn::optim::GradientsParams;
         let dev = Device::flex().autodiff();
         let net = MlpConfig::new(vec![5, 4, 3])
             .with_activation(Activation::Tanh)
@@ -113,50 +157,14 @@ mod tests {
         let ys = [2i64, 0, 1];
         let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [3, 5]), &dev);
         let y = Tensor::<1, Int>::from_data(TensorData::new(ys.to_vec(), [3]), &dev);
-        let rows = net.per_example_grads(x, y);
-        for i in 0..3 {
-            // Brute force: the gradient of example i alone, by ordinary autodiff.
-            let xi = Tensor::<2>::from_data(
-                TensorData::new(xs[i * 5..(i + 1) * 5].to_vec(), [1, 5]),
-                &dev,
-            );
-            let logp = burn::tensor::activation::log_softmax(net.forward(xi), 1);
-            let loss = logp
-                .slice([0..1, ys[i] as usize..ys[i] as usize + 1])
-                .sum()
-                .neg();
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            let mut want = vec![];
-            for l in &net.layers {
-                want.extend(
-                    grads
-                        .get::<2>(l.weight.id)
-                        .unwrap()
-                        .into_data()
-                        .convert::<f64>()
-                        .try_to_vec::<f64>()
-                        .unwrap(),
-                );
-                want.extend(
-                    grads
-                        .get::<1>(l.bias.as_ref().unwrap().id)
-                        .unwrap()
-                        .into_data()
-                        .convert::<f64>()
-                        .try_to_vec::<f64>()
-                        .unwrap(),
-                );
-            }
-            assert_eq!(rows[i].len(), want.len());
-            for (a, b) in rows[i].iter().zip(&want) {
-                assert!((a - b).abs() < 1e-5, "example {i}: {a} vs {b}");
-            }
-        }
+        assert_rows_close(
+            &net.per_example_grads(x, y),
+            &one_at_a_time(&net, &xs, &ys, 5),
+        );
     }
 
     #[test]
     fn cnn_per_example_gradients_match_one_example_at_a_time() {
-        use burn::optim::GradientsParams;
         let dev = Device::flex().autodiff();
         let net = SmallCnnConfig::new(1, 8, 8, 3)
             .with_c1(2)
@@ -169,38 +177,10 @@ mod tests {
         let ys = [1i64, 2];
         let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [2, 64]), &dev);
         let y = Tensor::<1, Int>::from_data(TensorData::new(ys.to_vec(), [2]), &dev);
-        let rows = net.per_example_grads(x, y);
-        for i in 0..2 {
-            let xi = Tensor::<2>::from_data(
-                TensorData::new(xs[i * 64..(i + 1) * 64].to_vec(), [1, 64]),
-                &dev,
-            );
-            let logp = burn::tensor::activation::log_softmax(net.forward(xi), 1);
-            let loss = logp
-                .slice([0..1, ys[i] as usize..ys[i] as usize + 1])
-                .sum()
-                .neg();
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            // Collect in visiting order, as params::flatten does.
-            struct Collect<'a>(&'a GradientsParams, Vec<f64>);
-            impl burn::module::ModuleVisitor for Collect<'_> {
-                fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-                    if let Some(g) = self.0.get::<D>(p.id) {
-                        self.1
-                            .extend(g.into_data().convert::<f64>().try_to_vec::<f64>().unwrap());
-                    }
-                }
-            }
-            let mut c = Collect(&grads, vec![]);
-            net.visit(&mut c);
-            assert_eq!(rows[i].len(), c.1.len());
-            for (k, (a, b)) in rows[i].iter().zip(&c.1).enumerate() {
-                assert!(
-                    (a - b).abs() < 1e-5,
-                    "example {i}, coordinate {k}: {a} vs {b}"
-                );
-            }
-        }
+        assert_rows_close(
+            &net.per_example_grads(x, y),
+            &one_at_a_time(&net, &xs, &ys, 64),
+        );
     }
 
     #[test]

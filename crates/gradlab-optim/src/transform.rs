@@ -198,6 +198,11 @@ fn positive(name: &'static str, v: f64) -> Result<f64> {
     }
 }
 
+/// The scaling min(1, c / (‖g‖ + 1e-6)) of PyTorch's `clip_grad_norm_`.
+fn norm_clip_coef(max_norm: f64, sq_norm: f64) -> f64 {
+    (max_norm / (sq_norm.sqrt() + 1e-6)).min(1.0)
+}
+
 /// Scale all gradients by min(1, c / (‖g‖ + 1e-6)), ‖g‖ over all parameters together
 /// (PyTorch's `clip_grad_norm_`).
 #[derive(Debug, Clone)]
@@ -216,7 +221,7 @@ impl ClipGlobalNorm {
 
 impl GradientTransform for ClipGlobalNorm {
     fn update(&mut self, grads: GradSet) -> GradSet {
-        let coef = (self.max_norm / (grads.sq_norm().sqrt() + 1e-6)).min(1.0);
+        let coef = norm_clip_coef(self.max_norm, grads.sq_norm());
         if coef < 1.0 {
             grads.map(|g| g.mul_scalar(coef))
         } else {
@@ -243,9 +248,7 @@ impl ClipNormPerTensor {
 impl GradientTransform for ClipNormPerTensor {
     fn update(&mut self, grads: GradSet) -> GradSet {
         grads.map(|g| {
-            let coef = (self.max_norm
-                / (g.clone().square().sum().into_scalar::<f64>().sqrt() + 1e-6))
-                .min(1.0);
+            let coef = norm_clip_coef(self.max_norm, g.clone().square().sum().into_scalar::<f64>());
             if coef < 1.0 { g.mul_scalar(coef) } else { g }
         })
     }
