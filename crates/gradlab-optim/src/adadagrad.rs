@@ -46,6 +46,14 @@ impl PerExampleGrads {
     fn row(&self, i: usize) -> &[f64] {
         &self.data[i * self.d..(i + 1) * self.d]
     }
+    /// Per-example clipping (DP-SGD): every row scaled to norm at most `max_norm` > 0.
+    pub fn clip_rows(mut self, max_norm: f64) -> Result<Self> {
+        crate::error::check_positive("clip", max_norm)?;
+        self.data
+            .chunks_exact_mut(self.d)
+            .for_each(|row| crate::privacy::clip_to_norm(row, max_norm));
+        Ok(self)
+    }
     /// The mean gradient ḡ.
     pub fn mean(&self) -> Vec<f64> {
         let b = self.batch() as f64;
@@ -207,6 +215,17 @@ mod tests {
             5usize.max(want.ceil() as usize)
         );
         assert!(PerExampleGrads::new(vec![1.0, 2.0], 2).is_err());
+        let clipped = PerExampleGrads::new(vec![3.0, 4.0, 0.3, 0.4], 2)
+            .unwrap()
+            .clip_rows(1.0)
+            .unwrap();
+        assert_eq!(clipped.mean(), vec![(0.6 + 0.3) / 2.0, (0.8 + 0.4) / 2.0]);
+        assert!(
+            PerExampleGrads::new(vec![1.0; 4], 2)
+                .unwrap()
+                .clip_rows(0.0)
+                .is_err()
+        );
         assert!(BatchTest::Norm { eta: 0.0 }.validate().is_err());
     }
 

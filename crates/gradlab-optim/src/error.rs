@@ -16,6 +16,26 @@ pub enum OptimError {
     /// Hyperparameters that are valid alone but not together.
     #[error("invalid hyperparameters: {0}")]
     Conflict(&'static str),
+    /// A private run whose ε would exceed the budget (found before it starts).
+    #[error(
+        "the run would spend epsilon = {spent:.4} at delta = {delta:e}, over the budget epsilon = {epsilon}; raise the noise multiplier or take fewer steps"
+    )]
+    OverBudget {
+        /// ε the run would spend.
+        spent: f64,
+        /// The budget's ε.
+        epsilon: f64,
+        /// The budget's δ.
+        delta: f64,
+    },
+    /// A non-finite value met during a run.
+    #[error("non-finite {what} at step {step}")]
+    NonFinite {
+        /// What was not finite.
+        what: &'static str,
+        /// The step.
+        step: usize,
+    },
     /// An optimizer or schedule name that does not exist.
     #[error("unknown {what} '{name}'; known: {known}")]
     Unknown {
@@ -54,6 +74,10 @@ pub fn check_beta(name: &'static str, v: f64) -> Result<()> {
 /// ε > 0.
 pub fn check_eps(v: f64) -> Result<()> {
     check("eps", v, v > 0.0, "> 0 and finite")
+}
+/// A value > 0.
+pub fn check_positive(name: &'static str, v: f64) -> Result<()> {
+    check(name, v, v > 0.0, "> 0 and finite")
 }
 /// A value ≥ 0.
 pub fn check_non_negative(name: &'static str, v: f64) -> Result<()> {

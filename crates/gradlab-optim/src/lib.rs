@@ -7,7 +7,8 @@
 //!   AdamW, AMSGrad), [`adagrad`], [`adadelta`], [`rmsprop`];
 //! - the papers' methods: [`diffgrad`], [`adam_clip`] and the coordinate clipping of
 //!   [`transform`] (Adam vs SGD), [`refinement`] of schedules, [`adadagrad`] batch-size tests,
-//!   [`tract`], [`target_surrogate`];
+//!   [`tract`], [`target_surrogate`], differentially private [`dp_sgd`] and [`diff2`] with the
+//!   Rényi-DP accountant of [`privacy`];
 //! - optax-style gradient [`transform`]ations that chain in front of any optimizer;
 //! - [`schedule`]s (also as burn `LrScheduler`s), optimizers by name ([`spec`]) and a vector
 //!   runner ([`point`]).
@@ -38,7 +39,9 @@ pub mod adadelta;
 pub mod adagrad;
 pub mod adam;
 pub mod adam_clip;
+pub mod diff2;
 pub mod diffgrad;
+pub mod dp_sgd;
 pub mod error;
 pub mod fused;
 pub mod point;

@@ -1,0 +1,148 @@
+//! DP-SGD (Abadi et al., "Deep Learning with Differential Privacy", CCS 2016), the baseline of
+//! [`crate::diff2`]. Each step samples a Poisson batch B (every example independently with
+//! probability q), clips each example's gradient and adds Gaussian noise to the sum:
+//!
+//! g = (Σ_{i∈B} clip_C(∇fᵢ(x)) + N(0, σ²C²I)) / (q·n),   x ← x − η·g,
+//!
+//! with clip_C(v) = v·min(1, C/‖v‖) and the expected batch size q·n in the denominator (as
+//! Opacus). q = 1 is DP-GD. The run is `steps` subsampled Gaussian mechanisms at (q, σ); the
+//! budget is checked before the first step.
+//!
+//! ```
+//! use gradlab_optim::dp_sgd::DpSgdConfig;
+//! use gradlab_optim::privacy::{FiniteSum, PrivacyBudget};
+//! /// fᵢ(x) = ½‖x − aᵢ‖² with aᵢ = ±1.
+//! struct Means;
+//! impl FiniteSum for Means {
+//!     fn len(&self) -> usize { 100 }
+//!     fn dim(&self) -> usize { 1 }
+//!     fn example_grad(&self, x: &[f64], i: usize, out: &mut [f64]) {
+//!         out[0] = x[0] - if i % 2 == 0 { 1.0 } else { -1.0 };
+//!     }
+//! }
+//! let budget = PrivacyBudget::new(1.0, 1e-3).unwrap();
+//! let cfg = DpSgdConfig::new(0.5, 1.0, 1.0, 20).calibrated(&budget).unwrap();
+//! let run = cfg.run(&Means, &[3.0], &budget, |_, _| {}).unwrap();
+//! assert!(run.epsilon <= 1.0 && run.x[0].abs() < 1.0);
+//! ```
+
+use crate::error::{OptimError, Result, check_lr, check_non_negative, check_positive};
+use crate::privacy::{
+    FiniteSum, Mechanism, PrivacyBudget, PrivateRun, add_gaussian, check_finite_sum, check_start,
+    clip_to_norm, noise_for_epsilon,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// DP-SGD hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DpSgdConfig {
+    /// Step size η > 0.
+    pub lr: f64,
+    /// Per-example clipping norm C > 0.
+    pub clip: f64,
+    /// Noise multiplier σ ≥ 0 (noise std = σC).
+    pub noise_multiplier: f64,
+    /// Poisson sampling rate q in (0, 1].
+    pub sample_rate: f64,
+    /// Number of steps.
+    pub steps: usize,
+    /// Seed of the sampling and the noise.
+    pub seed: u64,
+}
+
+impl DpSgdConfig {
+    /// η, C, q and the number of steps; σ = 1 and seed 0 until set.
+    pub fn new(lr: f64, clip: f64, sample_rate: f64, steps: usize) -> Self {
+        Self {
+            lr,
+            clip,
+            noise_multiplier: 1.0,
+            sample_rate,
+            steps,
+            seed: 0,
+        }
+    }
+
+    /// With noise multiplier σ.
+    pub fn with_noise_multiplier(mut self, sigma: f64) -> Self {
+        self.noise_multiplier = sigma;
+        self
+    }
+
+    /// With a seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Checks every hyperparameter.
+    pub fn validate(&self) -> Result<()> {
+        check_lr(self.lr)?;
+        check_positive("clip", self.clip)?;
+        check_non_negative("sigma", self.noise_multiplier)?;
+        if !(self.sample_rate > 0.0 && self.sample_rate <= 1.0) {
+            return Err(OptimError::Invalid {
+                name: "sample_rate",
+                value: self.sample_rate,
+                requirement: "in (0, 1]",
+            });
+        }
+        Ok(())
+    }
+
+    /// The run as mechanisms for the accountant.
+    pub fn mechanisms(&self) -> Vec<Mechanism> {
+        vec![Mechanism {
+            q: self.sample_rate,
+            sigma: self.noise_multiplier,
+            steps: self.steps,
+        }]
+    }
+
+    /// The same run with the smallest noise multiplier that stays within `budget`.
+    pub fn calibrated(mut self, budget: &PrivacyBudget) -> Result<Self> {
+        self.validate()?;
+        self.noise_multiplier =
+            noise_for_epsilon(self.sample_rate, self.steps, budget.delta, budget.epsilon)?;
+        Ok(self)
+    }
+
+    /// Runs DP-SGD from `x0`; `observe(step, x)` sees every iterate (step 0 is `x0`). Fails
+    /// before the first step if the run would exceed `budget`.
+    pub fn run(
+        &self,
+        problem: &impl FiniteSum,
+        x0: &[f64],
+        budget: &PrivacyBudget,
+        mut observe: impl FnMut(usize, &[f64]),
+    ) -> Result<PrivateRun> {
+        self.validate()?;
+        check_start(problem, x0)?;
+        let epsilon = budget.admit(&self.mechanisms())?;
+        let (n, d) = (problem.len(), problem.dim());
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let mut x = x0.to_vec();
+        let (mut sum, mut g) = (vec![0.0; d], vec![0.0; d]);
+        let scale = self.sample_rate * n as f64;
+        observe(0, &x);
+        for step in 1..=self.steps {
+            sum.fill(0.0);
+            for i in 0..n {
+                if self.sample_rate < 1.0 && rng.random::<f64>() >= self.sample_rate {
+                    continue;
+                }
+                problem.example_grad(&x, i, &mut g);
+                clip_to_norm(&mut g, self.clip);
+                sum.iter_mut().zip(&g).for_each(|(s, v)| *s += v);
+            }
+            check_finite_sum(&sum, step)?;
+            add_gaussian(&mut sum, self.noise_multiplier * self.clip, &mut rng);
+            x.iter_mut()
+                .zip(&sum)
+                .for_each(|(p, s)| *p -= self.lr * s / scale);
+            observe(step, &x);
+        }
+        Ok(PrivateRun { x, epsilon })
+    }
+}
