@@ -67,6 +67,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::reste::ReSte),
         Box::new(crate::papers::target_surrogates::TargetSurrogates),
         Box::new(crate::papers::adadagrad::AdAdaGrad),
+        Box::new(crate::papers::diff2::Diff2),
     ]
 }
 

@@ -15,6 +15,7 @@
 //! ```
 
 use crate::error::check_moments;
+use crate::fused;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState};
 use burn::prelude::*;
 
@@ -39,6 +40,10 @@ pub struct AdamConfig {
     /// AMSGrad: normalise by the running maximum of v.
     #[config(default = false)]
     pub amsgrad: bool,
+    /// Step `f32` tensors on the flex device in place with the fused kernels of
+    /// [`crate::fused`] (same arithmetic; off: the tensor form everywhere).
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 /// The Adam-family optimizer.
@@ -91,6 +96,9 @@ impl Optimizer for Adam {
         state: Option<AdamState<D>>,
     ) -> (Tensor<D>, Option<AdamState<D>>) {
         let c = &self.cfg;
+        if c.fused && fused_eligible(&p, &g, state.as_ref()) {
+            return fused_step(c, lr, p, g, state);
+        }
         let (p, g) = match (c.weight_decay != 0.0, c.decoupled) {
             (false, _) => (p, g),
             (true, true) => (p.mul_scalar(1.0 - lr * c.weight_decay), g),
@@ -108,6 +116,56 @@ impl Optimizer for Adam {
             v_max: s.v_max.map(|t| t.to_device(device)),
         }
     }
+}
+
+fn fused_eligible<const D: usize>(p: &Tensor<D>, g: &Tensor<D>, s: Option<&AdamState<D>>) -> bool {
+    let f32 = |t: &Tensor<D>| t.dtype() == burn::tensor::DType::F32;
+    fused::eligible(p, g)
+        && s.is_none_or(|s| f32(&s.m) && f32(&s.v) && s.v_max.as_ref().is_none_or(f32))
+}
+
+/// The step in place on the host buffers ([`crate::fused`]); same arithmetic as [`moment_step`].
+fn fused_step<const D: usize>(
+    c: &AdamConfig,
+    lr: f64,
+    p: Tensor<D>,
+    g: Tensor<D>,
+    state: Option<AdamState<D>>,
+) -> (Tensor<D>, Option<AdamState<D>>) {
+    let (step, moments) = match state {
+        Some(s) => {
+            let moments = fused::Moments {
+                m: s.m,
+                v: s.v,
+                aux: s.v_max,
+            };
+            (s.step + 1, Some(moments))
+        }
+        None => (1, None),
+    };
+    let h = fused::StepParams {
+        weight_decay: c.weight_decay as f32,
+        decoupled: c.decoupled,
+        amsgrad: c.amsgrad,
+        ..fused::StepParams::new(
+            lr as f32,
+            c.beta1 as f32,
+            c.beta2 as f32,
+            c.eps as f32,
+            step as u32,
+        )
+    };
+    let threads = fused::default_threads();
+    let (p, s) = fused::in_place(p, g, moments, c.amsgrad, |s, g| {
+        fused::adam_slices(&h, s, g, threads)
+    });
+    let state = AdamState {
+        step,
+        m: s.m,
+        v: s.v,
+        v_max: s.aux,
+    };
+    (p, Some(state))
 }
 
 /// The Adam step after weight decay, with the first moment fed `g_m` and the second `g_v`

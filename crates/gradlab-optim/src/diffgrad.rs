@@ -34,6 +34,7 @@
 //! ```
 
 use crate::error::check_moments;
+use crate::fused;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
@@ -53,6 +54,10 @@ pub struct DiffGradConfig {
     /// L2 weight decay λ (added to the gradient, before ξ is computed, as in the official code).
     #[config(default = 0.0)]
     pub weight_decay: f64,
+    /// Step `f32` tensors on the flex device in place with the fused kernels of
+    /// [`crate::fused`] (same arithmetic; off: the tensor form everywhere).
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 /// The diffGrad optimizer.
@@ -86,6 +91,58 @@ impl DiffGradConfig {
     }
 }
 
+fn fused_eligible<const D: usize>(
+    p: &Tensor<D>,
+    g: &Tensor<D>,
+    s: Option<&DiffGradState<D>>,
+) -> bool {
+    let f32 = |t: &Tensor<D>| t.dtype() == burn::tensor::DType::F32;
+    fused::eligible(p, g) && s.is_none_or(|s| f32(&s.m) && f32(&s.v) && f32(&s.prev_grad))
+}
+
+/// The step in place on the host buffers ([`crate::fused`]); same arithmetic as the tensor form.
+fn fused_step<const D: usize>(
+    c: &DiffGradConfig,
+    lr: f64,
+    p: Tensor<D>,
+    g: Tensor<D>,
+    state: Option<DiffGradState<D>>,
+) -> (Tensor<D>, Option<DiffGradState<D>>) {
+    let (step, moments) = match state {
+        Some(s) => {
+            let moments = fused::Moments {
+                m: s.m,
+                v: s.v,
+                aux: Some(s.prev_grad),
+            };
+            (s.step + 1, Some(moments))
+        }
+        None => (1, None),
+    };
+    let h = fused::StepParams {
+        weight_decay: c.weight_decay as f32,
+        ..fused::StepParams::new(
+            lr as f32,
+            c.beta1 as f32,
+            c.beta2 as f32,
+            c.eps as f32,
+            step as u32,
+        )
+    };
+    let threads = fused::default_threads();
+    let (p, s) = fused::in_place(p, g, moments, true, |s, g| {
+        fused::diffgrad_slices(&h, s, g, threads)
+    });
+    let prev_grad = s.aux.expect("diffGrad's step keeps the previous gradient");
+    let state = DiffGradState {
+        step,
+        m: s.m,
+        v: s.v,
+        prev_grad,
+    };
+    (p, Some(state))
+}
+
 impl Optimizer for DiffGrad {
     type State<const D: usize> = DiffGradState<D>;
 
@@ -97,6 +154,9 @@ impl Optimizer for DiffGrad {
         state: Option<DiffGradState<D>>,
     ) -> (Tensor<D>, Option<DiffGradState<D>>) {
         let c = &self.cfg;
+        if c.fused && fused_eligible(&p, &g, state.as_ref()) {
+            return fused_step(c, lr, p, g, state);
+        }
         let g = if c.weight_decay != 0.0 {
             g + p.clone().mul_scalar(c.weight_decay)
         } else {

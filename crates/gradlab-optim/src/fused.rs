@@ -1,11 +1,12 @@
-//! Fused single-pass optimizer kernels over flat `f32` buffers: each parameter, gradient and state
+//! Fused single-pass optimizer kernels over flat `f32` slices: each parameter, gradient and state
 //! element is read and written once per step, and the work is split across threads.
 //!
-//! They implement exactly the tensor optimizers of this crate ([`crate::adam`] without weight
-//! decay, [`crate::diffgrad`]) and are tested against them; they serve loops that keep parameters
-//! in flat buffers (joint optimizers, benchmarks). burn tensors are opaque to them: moving a burn
-//! tensor's data in and out costs the copies these kernels avoid, so the burn `Optimizer`
-//! implementations keep their tensor form.
+//! They implement exactly the tensor optimizers of this crate ([`crate::adam`]: Adam, AdamW,
+//! AMSGrad; [`crate::diffgrad`]) and are tested against them. The burn optimizers take this path
+//! by themselves for `f32` tensors on the flex (CPU) device: flex hands a uniquely owned tensor's
+//! buffer out and back without copying, so the step runs in place on the parameter's own memory
+//! (a parameter that is shared elsewhere is copied once, as copy-on-write requires). Other devices
+//! and dtypes keep the tensor form.
 //!
 //! ```
 //! use gradlab_optim::fused::{AdamBuffers, adam_step};
@@ -14,6 +15,8 @@
 //! assert!((b.params[0] - 0.9).abs() < 1e-6 && (b.params[1] - 2.1).abs() < 1e-6);
 //! ```
 
+use burn::prelude::*;
+use burn::tensor::{DType, TensorData};
 use std::thread;
 
 /// Parameters and Adam/diffGrad state in flat buffers.
@@ -25,8 +28,8 @@ pub struct AdamBuffers {
     pub m: Vec<f32>,
     /// Second moment.
     pub v: Vec<f32>,
-    /// Previous gradient (diffGrad only; empty otherwise until used).
-    pub prev: Vec<f32>,
+    /// Previous gradient (diffGrad) or running maximum of v (AMSGrad).
+    pub aux: Vec<f32>,
     /// Steps taken.
     pub step: u32,
 }
@@ -39,39 +42,175 @@ impl AdamBuffers {
             params,
             m: vec![0.0; n],
             v: vec![0.0; n],
-            prev: vec![0.0; n],
+            aux: vec![0.0; n],
             step: 0,
         }
     }
+}
+
+/// The hyperparameters of one Adam-family or diffGrad step; `step` counts from 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepParams {
+    /// Learning rate.
+    pub lr: f32,
+    /// β₁.
+    pub beta1: f32,
+    /// β₂.
+    pub beta2: f32,
+    /// ε.
+    pub eps: f32,
+    /// Weight decay λ (L2, or decoupled for AdamW).
+    pub weight_decay: f32,
+    /// Decoupled weight decay (AdamW).
+    pub decoupled: bool,
+    /// AMSGrad (Adam only).
+    pub amsgrad: bool,
+    /// The step number t ≥ 1.
+    pub step: u32,
+}
+
+impl StepParams {
+    /// Plain Adam/diffGrad hyperparameters at step `step`.
+    pub fn new(lr: f32, beta1: f32, beta2: f32, eps: f32, step: u32) -> Self {
+        Self {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay: 0.0,
+            decoupled: false,
+            amsgrad: false,
+            step,
+        }
+    }
+}
+
+/// The state slices of one step.
+pub struct Slices<'a> {
+    /// Parameters.
+    pub p: &'a mut [f32],
+    /// First moment.
+    pub m: &'a mut [f32],
+    /// Second moment.
+    pub v: &'a mut [f32],
+    /// Running maximum of v (AMSGrad) or the previous gradient (diffGrad); empty otherwise.
+    pub aux: &'a mut [f32],
 }
 
 fn threads_for(n: usize, threads: usize) -> usize {
     if n < 1 << 16 { 1 } else { threads.max(1) }
 }
 
-/// Split the buffers into `t` aligned chunks and run `f` on each in a scoped thread.
-fn par_chunks<F>(b: &mut AdamBuffers, g: &[f32], t: usize, f: F)
+/// `buf` in `parts` chunks of `chunk`, or `parts` empty slices if `buf` is empty.
+fn split(buf: &mut [f32], chunk: usize, parts: usize) -> Vec<&mut [f32]> {
+    if buf.is_empty() {
+        (0..parts).map(|_| &mut [][..]).collect()
+    } else {
+        buf.chunks_mut(chunk).collect()
+    }
+}
+
+/// Split the slices into aligned chunks and run `f` on each in a scoped thread.
+fn par_chunks<F>(s: Slices, g: &[f32], threads: usize, f: F)
 where
-    F: Fn(&mut [f32], &mut [f32], &mut [f32], &mut [f32], &[f32]) + Sync,
+    F: Fn(Slices, &[f32]) + Sync,
 {
-    let n = b.params.len();
-    let chunk = n.div_ceil(t.max(1)).max(1);
-    thread::scope(|s| {
-        let iter = b
-            .params
-            .chunks_mut(chunk)
-            .zip(b.m.chunks_mut(chunk))
-            .zip(b.v.chunks_mut(chunk))
-            .zip(b.prev.chunks_mut(chunk))
+    let n = g.len();
+    let t = threads_for(n, threads);
+    if t == 1 {
+        return f(s, g);
+    }
+    let chunk = n.div_ceil(t).max(1);
+    let parts = n.div_ceil(chunk);
+    let (ps, ms, vs, auxs) = (
+        split(s.p, chunk, parts),
+        split(s.m, chunk, parts),
+        split(s.v, chunk, parts),
+        split(s.aux, chunk, parts),
+    );
+    thread::scope(|sc| {
+        let iter = ps
+            .into_iter()
+            .zip(ms)
+            .zip(vs)
+            .zip(auxs)
             .zip(g.chunks(chunk));
-        for ((((p, m), v), prev), g) in iter {
+        for ((((p, m), v), aux), g) in iter {
             let f = &f;
-            s.spawn(move || f(p, m, v, prev, g));
+            sc.spawn(move || f(Slices { p, m, v, aux }, g));
         }
     });
 }
 
-/// One Adam step (PyTorch semantics, no weight decay) with `threads` threads.
+fn check_lengths(s: &Slices, g: &[f32], aux_needed: bool) {
+    let n = g.len();
+    assert!(
+        s.p.len() == n && s.m.len() == n && s.v.len() == n && (!aux_needed || s.aux.len() == n),
+        "fused step: state and gradient lengths differ"
+    );
+}
+
+/// One Adam / AdamW / AMSGrad step (PyTorch semantics) over slices with `threads` threads.
+pub fn adam_slices(h: &StepParams, s: Slices, g: &[f32], threads: usize) {
+    check_lengths(&s, g, h.amsgrad);
+    let t = h.step as i32;
+    let step_size = h.lr / (1.0 - h.beta1.powi(t));
+    let bc2_sqrt = (1.0 - h.beta2.powi(t)).sqrt();
+    let (b1, b2, eps, wd) = (h.beta1, h.beta2, h.eps, h.weight_decay);
+    let l2 = if h.decoupled { 0.0 } else { wd };
+    let shrink = if h.decoupled { 1.0 - h.lr * wd } else { 1.0 };
+    let ams = h.amsgrad;
+    par_chunks(s, g, threads, move |s, g| {
+        for i in 0..g.len() {
+            let gi = g[i] + l2 * s.p[i];
+            let mi = b1 * s.m[i] + (1.0 - b1) * gi;
+            let vi = b2 * s.v[i] + (1.0 - b2) * gi * gi;
+            s.m[i] = mi;
+            s.v[i] = vi;
+            let vh = if ams {
+                s.aux[i] = s.aux[i].max(vi);
+                s.aux[i]
+            } else {
+                vi
+            };
+            s.p[i] = s.p[i] * shrink - step_size * mi / (vh.sqrt() / bc2_sqrt + eps);
+        }
+    });
+}
+
+/// One diffGrad step (official `diffGrad_v2.py`, L2 weight decay) over slices; `s.aux` holds the
+/// previous gradient.
+pub fn diffgrad_slices(h: &StepParams, s: Slices, g: &[f32], threads: usize) {
+    check_lengths(&s, g, true);
+    let t = h.step as i32;
+    let step_size = h.lr * (1.0 - h.beta2.powi(t)).sqrt() / (1.0 - h.beta1.powi(t));
+    let (b1, b2, eps, wd) = (h.beta1, h.beta2, h.eps, h.weight_decay);
+    par_chunks(s, g, threads, move |s, g| {
+        for i in 0..g.len() {
+            let gi = g[i] + wd * s.p[i];
+            let mi = b1 * s.m[i] + (1.0 - b1) * gi;
+            let vi = b2 * s.v[i] + (1.0 - b2) * gi * gi;
+            let xi = 1.0 / (1.0 + (-(s.aux[i] - gi).abs()).exp());
+            s.m[i] = mi;
+            s.v[i] = vi;
+            s.aux[i] = gi;
+            s.p[i] -= step_size * xi * mi / (vi.sqrt() + eps);
+        }
+    });
+}
+
+impl AdamBuffers {
+    fn slices(&mut self) -> Slices<'_> {
+        Slices {
+            p: &mut self.params,
+            m: &mut self.m,
+            v: &mut self.v,
+            aux: &mut self.aux,
+        }
+    }
+}
+
+/// One Adam step (PyTorch semantics, no weight decay) on flat buffers with `threads` threads.
 pub fn adam_step(
     b: &mut AdamBuffers,
     g: &[f32],
@@ -81,28 +220,12 @@ pub fn adam_step(
     eps: f32,
     threads: usize,
 ) {
-    assert_eq!(
-        b.params.len(),
-        g.len(),
-        "gradient and parameter lengths differ"
-    );
     b.step += 1;
-    let t = b.step as i32;
-    let step_size = lr / (1.0 - beta1.powi(t));
-    let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
-    par_chunks(b, g, threads_for(g.len(), threads), |p, m, v, _, g| {
-        for i in 0..p.len() {
-            let gi = g[i];
-            let mi = beta1 * m[i] + (1.0 - beta1) * gi;
-            let vi = beta2 * v[i] + (1.0 - beta2) * gi * gi;
-            m[i] = mi;
-            v[i] = vi;
-            p[i] -= step_size * mi / (vi.sqrt() / bc2_sqrt + eps);
-        }
-    });
+    let h = StepParams::new(lr, beta1, beta2, eps, b.step);
+    adam_slices(&h, b.slices(), g, threads);
 }
 
-/// One diffGrad step (official `diffGrad_v2.py`, no weight decay) with `threads` threads.
+/// One diffGrad step (official `diffGrad_v2.py`, no weight decay) on flat buffers.
 pub fn diffgrad_step(
     b: &mut AdamBuffers,
     g: &[f32],
@@ -112,26 +235,81 @@ pub fn diffgrad_step(
     eps: f32,
     threads: usize,
 ) {
-    assert_eq!(
-        b.params.len(),
-        g.len(),
-        "gradient and parameter lengths differ"
-    );
     b.step += 1;
-    let t = b.step as i32;
-    let step_size = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
-    par_chunks(b, g, threads_for(g.len(), threads), |p, m, v, prev, g| {
-        for i in 0..p.len() {
-            let gi = g[i];
-            let mi = beta1 * m[i] + (1.0 - beta1) * gi;
-            let vi = beta2 * v[i] + (1.0 - beta2) * gi * gi;
-            let xi = 1.0 / (1.0 + (-(prev[i] - gi).abs()).exp());
-            m[i] = mi;
-            v[i] = vi;
-            prev[i] = gi;
-            p[i] -= step_size * xi * mi / (vi.sqrt() + eps);
-        }
-    });
+    let h = StepParams::new(lr, beta1, beta2, eps, b.step);
+    diffgrad_slices(&h, b.slices(), g, threads);
+}
+
+/// Whether the burn optimizers can step `p` with these kernels in place: `f32` tensors on the
+/// flex device.
+pub(crate) fn eligible<const D: usize>(p: &Tensor<D>, g: &Tensor<D>) -> bool {
+    let dev = p.device();
+    p.dtype() == DType::F32
+        && g.dtype() == DType::F32
+        && (dev == Device::flex() || dev == Device::flex().autodiff())
+}
+
+/// The state tensors of an in-place step: m, v and the optional third buffer (AMSGrad's v_max,
+/// diffGrad's previous gradient).
+pub(crate) struct Moments<const D: usize> {
+    pub m: Tensor<D>,
+    pub v: Tensor<D>,
+    pub aux: Option<Tensor<D>>,
+}
+
+/// Runs `kernel` in place on the host buffers of `p`, `g` and the state (zeros on the first step;
+/// the third buffer only when `with_aux`). flex hands uniquely owned buffers out and back without
+/// copying; shared ones are copied once.
+pub(crate) fn in_place<const D: usize>(
+    p: Tensor<D>,
+    g: Tensor<D>,
+    state: Option<Moments<D>>,
+    with_aux: bool,
+    kernel: impl FnOnce(Slices, &[f32]),
+) -> (Tensor<D>, Moments<D>) {
+    let dev = p.device();
+    let mut pd = p.into_data();
+    let gd = g.into_data();
+    let zeros = || TensorData::new(vec![0f32; pd.num_elements()], pd.shape().clone());
+    let (mut m, mut v, aux) = match state {
+        Some(s) => (
+            s.m.into_data(),
+            s.v.into_data(),
+            s.aux.map(Tensor::into_data),
+        ),
+        None => (zeros(), zeros(), None),
+    };
+    let mut aux = with_aux.then(|| aux.unwrap_or_else(zeros));
+    let mut empty: [f32; 0] = [];
+    let slices = Slices {
+        p: view(&mut pd),
+        m: view(&mut m),
+        v: view(&mut v),
+        aux: aux.as_mut().map_or(&mut empty[..], view),
+    };
+    kernel(
+        slices,
+        gd.as_slice::<f32>()
+            .expect("eligible tensors hold f32 data"),
+    );
+    let back = |d: TensorData| Tensor::from_data(d, (&dev, DType::F32));
+    let moments = Moments {
+        m: back(m),
+        v: back(v),
+        aux: aux.map(back),
+    };
+    (back(pd), moments)
+}
+
+/// Mutable `f32` view of an eligible buffer.
+fn view(d: &mut TensorData) -> &mut [f32] {
+    d.as_mut_slice::<f32>()
+        .expect("eligible tensors hold f32 data")
+}
+
+/// The number of threads the burn optimizers use.
+pub(crate) fn default_threads() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[cfg(test)]
@@ -184,5 +362,94 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn tensor_of(values: &[f32], dtype: DType) -> Tensor<1> {
+        let dev = Device::flex();
+        match dtype {
+            DType::F64 => Tensor::from_data(
+                TensorData::new(
+                    values.iter().map(|v| f64::from(*v)).collect(),
+                    [values.len()],
+                ),
+                (&dev, DType::F64),
+            ),
+            _ => Tensor::from_data(
+                TensorData::new(values.to_vec(), [values.len()]),
+                (&dev, DType::F32),
+            ),
+        }
+    }
+
+    fn values(t: Tensor<1>) -> Vec<f64> {
+        t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
+    }
+
+    /// Five steps of `opt` on f32 tensors (the fused path) and on f64 tensors (the tensor path).
+    fn both_paths<O: burn::optim::Optimizer>(opt: &O) -> (Vec<f64>, Vec<f64>) {
+        let n = 70_000;
+        let mut out = vec![];
+        for dtype in [DType::F32, DType::F64] {
+            let mut x = tensor_of(&data(n, 1), dtype);
+            let mut state = None;
+            for s in 0..5 {
+                let g = tensor_of(&data(n, 7 + s), dtype);
+                let (nx, ns) = opt.step(0.01, x, g, state);
+                x = nx;
+                state = ns;
+            }
+            out.push(values(x));
+        }
+        (out.remove(0), out.remove(0))
+    }
+
+    #[test]
+    fn burn_optimizers_agree_on_both_paths() {
+        use crate::adam::AdamConfig;
+        use crate::diffgrad::DiffGradConfig;
+        let adams = [
+            AdamConfig::new(),
+            AdamConfig::adamw().with_weight_decay(0.1),
+            AdamConfig::new().with_weight_decay(0.1),
+            AdamConfig::amsgrad(),
+        ];
+        for cfg in adams {
+            let (fused, tensor) = both_paths(&cfg.build().unwrap());
+            let err = fused
+                .iter()
+                .zip(&tensor)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-5, "{cfg:?}: {err}");
+        }
+        for wd in [0.0, 0.1] {
+            let opt = DiffGradConfig::new().with_weight_decay(wd).build().unwrap();
+            let (fused, tensor) = both_paths(&opt);
+            let err = fused
+                .iter()
+                .zip(&tensor)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-5, "diffGrad wd {wd}: {err}");
+        }
+    }
+
+    #[test]
+    fn f32_flex_steps_run_in_place_on_the_parameter_buffer() {
+        use burn::optim::Optimizer;
+        let dev = Device::flex();
+        let data = TensorData::new(data(1000, 3), [1000]);
+        let before = data.as_slice::<f32>().unwrap().as_ptr();
+        let x: Tensor<1> = Tensor::from_data(data, (&dev, DType::F32));
+        let g = tensor_of(&vec![0.5; 1000], DType::F32);
+        let opt = crate::adam::AdamConfig::new().build().unwrap();
+        let (x, state) = opt.step(0.1, x, g.clone(), None);
+        let (x, _) = opt.step(0.1, x, g, state);
+        let after = x.into_data();
+        assert_eq!(
+            after.as_slice::<f32>().unwrap().as_ptr(),
+            before,
+            "the step copied the parameter"
+        );
     }
 }

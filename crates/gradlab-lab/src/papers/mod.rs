@@ -2,6 +2,7 @@
 
 pub mod adadagrad;
 pub mod adam_vs_sgd;
+pub mod diff2;
 pub mod diffgrad;
 pub mod lr_refinement;
 pub mod reste;
