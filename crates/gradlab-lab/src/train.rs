@@ -159,6 +159,8 @@ pub struct StepStats {
     pub batch: usize,
     /// Euclidean norm of the (unclipped) gradient over all parameters.
     pub grad_norm: f64,
+    /// ℓ1 norm ‖g‖₁ of the same gradient (what schedule refinement for Adam uses).
+    pub grad_l1_norm: f64,
 }
 
 /// Looks for a parameter whose gradient is not finite, and sums the squared gradient norm.
@@ -167,6 +169,7 @@ struct GradCheck<'a> {
     path: Vec<String>,
     bad: Option<String>,
     sq_norm: f64,
+    l1_norm: f64,
 }
 
 impl ModuleVisitor for GradCheck<'_> {
@@ -181,8 +184,9 @@ impl ModuleVisitor for GradCheck<'_> {
             return;
         }
         if let Some(g) = self.grads.get::<D>(p.id) {
-            let s = g.square().sum().into_scalar::<f64>();
+            let s = g.clone().square().sum().into_scalar::<f64>();
             self.sq_norm += s;
+            self.l1_norm += g.abs().sum().into_scalar::<f64>();
             if !s.is_finite() {
                 self.bad = Some(format!(
                     "the gradient of {} (shape {:?})",
@@ -299,9 +303,10 @@ impl<M: Net> Trainer<M> {
             path: vec![],
             bad: None,
             sq_norm: 0.0,
+            l1_norm: 0.0,
         };
         self.model.visit(&mut check);
-        let grad_norm = check.sq_norm.sqrt();
+        let (grad_norm, grad_l1_norm) = (check.sq_norm.sqrt(), check.l1_norm);
         if let Some(what) = check.bad {
             return Err(LabError::NonFinite {
                 step: self.step,
@@ -328,6 +333,7 @@ impl<M: Net> Trainer<M> {
             correct,
             batch: idx.len(),
             grad_norm,
+            grad_l1_norm,
         })
     }
 

@@ -25,8 +25,19 @@ fn lr_refinement_quick() {
         assert!(c.passed, "{key}: {}", c.describe());
     }
     // Whether refinement improves the final loss is measured and reported either way.
-    for key in ["logreg.refined_over_linear", "mlp.refined_over_linear"] {
+    for key in [
+        "logreg.refined_over_linear",
+        "mlp.refined_over_linear",
+        "adam_mlp.refined_l1_over_linear",
+    ] {
         assert!(out.check(key).unwrap().measured.is_finite());
+    }
+    // Adam trains the MLP well below the starting loss ln 10 with either schedule.
+    for key in [
+        "adam_mlp.linear.final_loss",
+        "adam_mlp.refined_l1.final_loss",
+    ] {
+        assert!(out.metrics[key] < 0.5, "{key}: {}", out.metrics[key]);
     }
     assert!(dir.join("refined_schedules.png").exists());
     std::fs::remove_dir_all(&dir).ok();

@@ -17,8 +17,9 @@
 //! assert_eq!(s, vec![1.0, 0.75, 0.5, 0.25, 0.0]);
 //! ```
 //!
-//! The paper's variant for Adam is not implemented: its weighting could not be checked against the
-//! paper's text or code here ([`refine`] accepts any weights).
+//! For Adam the authors refine from the ℓ1 norms ‖g_t‖₁ with weights w_t = ĝ_t⁻¹ (their
+//! `visual.py`, "L1 version", run on the `norm_sequences_l1` of Adam-trained models; checked there):
+//! [`refine_from_l1_grad_norms`].
 
 use crate::error::{OptimError, Result};
 
@@ -86,9 +87,18 @@ pub fn median_filter(values: &[f64], width: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The refined schedule from a previous run's gradient norms, filtered over a fraction `tau` of the
-/// run (the paper smooths before refining; τ = 0 disables the filter).
+/// The refined schedule for SGD from a previous run's ℓ2 gradient norms, filtered over a fraction
+/// `tau` of the run (the paper smooths before refining; τ = 0 disables the filter): w_t = ĝ_t⁻².
 pub fn refine_from_grad_norms(norms: &[f64], tau: f64) -> Result<Vec<f64>> {
+    refine_filtered(norms, tau, -2.0)
+}
+
+/// The refined schedule for Adam from a previous run's ℓ1 gradient norms ‖g_t‖₁: w_t = ĝ_t⁻¹.
+pub fn refine_from_l1_grad_norms(l1_norms: &[f64], tau: f64) -> Result<Vec<f64>> {
+    refine_filtered(l1_norms, tau, -1.0)
+}
+
+fn refine_filtered(norms: &[f64], tau: f64, power: f64) -> Result<Vec<f64>> {
     if !(0.0..1.0).contains(&tau) {
         return Err(OptimError::Invalid {
             name: "tau",
@@ -97,7 +107,7 @@ pub fn refine_from_grad_norms(norms: &[f64], tau: f64) -> Result<Vec<f64>> {
         });
     }
     let smoothed = median_filter(norms, filter_width(norms.len(), tau));
-    refine(&smoothed.iter().map(|g| g.powi(-2)).collect::<Vec<_>>())
+    refine(&smoothed.iter().map(|g| g.powf(power)).collect::<Vec<_>>())
 }
 
 #[cfg(test)]
@@ -117,6 +127,21 @@ mod tests {
         let s = refine(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]).unwrap();
         assert!(s[0] < s[3]);
         assert!(refine(&[1.0]).is_err() && refine(&[1.0, 0.0]).is_err());
+    }
+
+    #[test]
+    fn the_adam_variant_weights_by_the_inverse_l1_norm() {
+        let g = [2.0f64, 1.0, 0.5, 1.0];
+        let w: Vec<f64> = g.iter().map(|x| 1.0 / x).collect();
+        assert_eq!(
+            refine_from_l1_grad_norms(&g, 0.0).unwrap(),
+            refine(&w).unwrap()
+        );
+        // Constant norms give linear decay for both variants.
+        let lin = refine_from_l1_grad_norms(&[3.0; 5], 0.0).unwrap();
+        assert_eq!(lin, refine_from_grad_norms(&[3.0; 5], 0.0).unwrap());
+        assert!(refine_from_l1_grad_norms(&g, 1.0).is_err());
+        assert!(refine_from_l1_grad_norms(&[1.0, 0.0], 0.0).is_err());
     }
 
     #[test]
