@@ -29,6 +29,14 @@ pub enum Schedule {
         /// Steps of the decay.
         total: usize,
     },
+    /// Linear warm-up (t + 1)/W over the first `warmup` steps, then linear decay
+    /// 1 − (t − W)/(T − W) to 0 at `total` (the baseline of the refinement paper's figures).
+    WarmupLinear {
+        /// Warm-up steps W (≥ 1, < `total`).
+        warmup: usize,
+        /// Total steps T.
+        total: usize,
+    },
     /// A factor per step, e.g. from [`crate::refinement`]; 0 after the table ends.
     Table(Vec<f64>),
     /// Multiply by `gamma` every `every` steps.
@@ -41,7 +49,7 @@ pub enum Schedule {
 }
 
 /// Names accepted by [`Schedule::parse`].
-pub const SCHEDULE_NAMES: &[&str] = &["constant", "cosine", "linear"];
+pub const SCHEDULE_NAMES: &[&str] = &["constant", "cosine", "linear", "warmup-linear[:F]"];
 
 impl Schedule {
     /// The factor at `step`.
@@ -54,12 +62,47 @@ impl Schedule {
                 min_factor + (1.0 - min_factor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
             }
             Schedule::Linear { total } => (1.0 - step as f64 / total.max(1) as f64).max(0.0),
+            Schedule::WarmupLinear { warmup, total } => {
+                let w = warmup.max(1);
+                if step < w {
+                    (step + 1) as f64 / w as f64
+                } else {
+                    (1.0 - (step - w) as f64 / total.saturating_sub(w).max(1) as f64).max(0.0)
+                }
+            }
             Schedule::Step { every, gamma } => gamma.powi((step / every.max(1)) as i32),
         }
     }
 
-    /// A schedule by name for a run of `total` steps.
+    /// A schedule by name for a run of `total` steps; `warmup-linear:F` warms up over a fraction
+    /// F in (0, 1) of the run (5% without `:F`).
     pub fn parse(name: &str, total: usize) -> Result<Self> {
+        if let Some(rest) = name.strip_prefix("warmup-linear") {
+            let fraction = match rest.strip_prefix(':') {
+                Some(f) => f.parse::<f64>().map_err(|_| OptimError::Unknown {
+                    what: "schedule",
+                    name: name.into(),
+                    known: SCHEDULE_NAMES.join(", "),
+                })?,
+                None if rest.is_empty() => 0.05,
+                None => {
+                    return Err(OptimError::Unknown {
+                        what: "schedule",
+                        name: name.into(),
+                        known: SCHEDULE_NAMES.join(", "),
+                    });
+                }
+            };
+            if !(fraction > 0.0 && fraction < 1.0) {
+                return Err(OptimError::Invalid {
+                    name: "warm-up fraction",
+                    value: fraction,
+                    requirement: "in (0, 1)",
+                });
+            }
+            let warmup = ((fraction * total as f64).round() as usize).clamp(1, total.max(2) - 1);
+            return Ok(Schedule::WarmupLinear { warmup, total });
+        }
         match name {
             "constant" => Ok(Schedule::Constant),
             "cosine" => Ok(Schedule::Cosine {
@@ -140,5 +183,35 @@ mod tests {
             vec![1.0, 0.75, 0.5, 0.25, 0.0]
         );
         assert!(ScheduledLr::new(0.0, Schedule::Constant).is_err());
+    }
+
+    #[test]
+    fn warmup_then_linear_decay() {
+        // W = 2, T = 6: 1/2, 1, then 1 − (t − 2)/4.
+        let s = Schedule::WarmupLinear {
+            warmup: 2,
+            total: 6,
+        };
+        assert_eq!(
+            (0..7).map(|t| s.factor(t)).collect::<Vec<_>>(),
+            vec![0.5, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
+        );
+        assert_eq!(
+            Schedule::parse("warmup-linear:0.25", 8).unwrap(),
+            Schedule::WarmupLinear {
+                warmup: 2,
+                total: 8
+            }
+        );
+        assert_eq!(
+            Schedule::parse("warmup-linear", 100).unwrap(),
+            Schedule::WarmupLinear {
+                warmup: 5,
+                total: 100
+            }
+        );
+        assert!(Schedule::parse("warmup-linear:1.5", 8).is_err());
+        assert!(Schedule::parse("warmup-linear:x", 8).is_err());
+        assert!(Schedule::parse("warmup-linearx", 8).is_err());
     }
 }
