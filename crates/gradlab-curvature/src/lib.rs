@@ -3,9 +3,11 @@
 //! Curvature of losses written with burn tensors. burn 0.22 differentiates once only, so
 //! Hessian-vector products are central differences of two autodiff gradients, in f64
 //! ([`hvp::FiniteDiffHvp`]), behind the [`hvp::HessianVectorProduct`] trait so that an exact
-//! provider can replace it later.
+//! provider can replace it later. [`spectrum`] turns HVPs into top eigenvalues (power iteration,
+//! Lanczos), spectral densities (SLQ) and traces (Hutchinson).
 
 pub mod hvp;
 pub mod sharpness;
+pub mod spectrum;
 
 pub use hvp::{CurvatureError, FiniteDiffHvp, HessianVectorProduct};
