@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use gradlab_data::functions::{PROBLEM_NAMES, problem_by_name};
 use gradlab_lab::experiment::{RunContext, run_experiment};
+use gradlab_lab::hessian::{self, HessianRequest};
 use gradlab_lab::registry::{SEED_PAPERS, experiment_ids, experiments, find};
 use gradlab_lab::report::{ReportEntry, write_index};
 use gradlab_lab::train::{LossKind, TrainConfig, TrainRequest, run_training};
@@ -152,6 +153,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Hessian of a classifier's training loss: top eigenvalues (Lanczos), trace (Hutchinson)
+    /// and, with --density, the spectral density (SLQ) as a plot.
+    Hessian {
+        /// mlp, cnn or resnet.
+        #[arg(long, default_value = "mlp")]
+        model: String,
+        /// digits, mnist1k, fashion1k, mnist or fashion.
+        #[arg(long, default_value = "digits")]
+        data: String,
+        /// A `gradlab train --checkpoint` directory (default: the seeded initial weights).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Number of top eigenvalues.
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        /// Lanczos steps for the top eigenvalues (at least --top-k).
+        #[arg(long, default_value_t = 30)]
+        lanczos_steps: usize,
+        /// Also estimate the spectral density and plot it to --out.
+        #[arg(long)]
+        density: bool,
+        /// Where the density plot goes.
+        #[arg(long, default_value = "out/hessian_density.png")]
+        out: PathBuf,
+        /// Training examples in the loss.
+        #[arg(long, default_value_t = 1000)]
+        examples: usize,
+        /// Rademacher samples for the trace.
+        #[arg(long, default_value_t = 100)]
+        trace_samples: usize,
+        /// Seed of the split, the initial weights and the probes (use the training seed).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
@@ -172,6 +210,68 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => run_one(&id, quick, seed, out, json),
         Command::Reproduce { quick, seed, out } => reproduce(quick, seed, out),
+        Command::Hessian {
+            model,
+            data,
+            checkpoint,
+            top_k,
+            lanczos_steps,
+            density,
+            out,
+            examples,
+            trace_samples,
+            seed,
+            json,
+        } => {
+            if density {
+                if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+            }
+            let req = HessianRequest {
+                model: model.clone(),
+                data: data.clone(),
+                checkpoint,
+                top_k,
+                lanczos_steps,
+                density_plot: density.then(|| out.clone()),
+                examples,
+                trace_samples,
+                seed,
+                progress: !json,
+            };
+            let r = hessian::analyze(&req)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "Hessian of the mean cross-entropy of {model} on {} {data} training examples ({} parameters, {} gradient evaluations)",
+                    r.examples, r.parameters, r.gradient_evaluations
+                );
+                let top: Vec<String> = r
+                    .top_eigenvalues
+                    .iter()
+                    .map(|v| format!("{v:.5}"))
+                    .collect();
+                println!(
+                    "top {} eigenvalues (Lanczos): {}",
+                    top.len(),
+                    top.join(", ")
+                );
+                println!(
+                    "trace (Hutchinson, {trace_samples} samples): {:.4} ± {:.4}",
+                    r.trace.0, r.trace.1
+                );
+                if let Some((m1, m2)) = r.density_moments {
+                    println!(
+                        "density (SLQ): mean eigenvalue {m1:.3e}, mean squared {m2:.3e}; plot: {}",
+                        out.display()
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Train {
             model,
             data,

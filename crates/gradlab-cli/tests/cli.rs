@@ -192,6 +192,41 @@ fn train_writes_a_log_and_a_checkpoint_that_resumes() {
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["epochs"].as_array().unwrap().len(), 1);
     assert_eq!(v["epochs"][0]["epoch"], 3);
+    // The Hessian of the trained model differs from that of the initial weights.
+    let hessian = |extra: &[&str]| {
+        let mut args = vec![
+            "hessian",
+            "--model",
+            "cnn",
+            "--top-k",
+            "2",
+            "--lanczos-steps",
+            "8",
+            "--examples",
+            "100",
+            "--trace-samples",
+            "4",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, stdout, stderr) = gradlab(&args);
+        assert!(ok, "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        let top: Vec<f64> = v["top_eigenvalues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(top.len(), 2);
+        top
+    };
+    assert_ne!(
+        hessian(&["--checkpoint", ck.to_str().unwrap()]),
+        hessian(&[])
+    );
+    let (ok, _, stderr) = gradlab(&["hessian", "--top-k", "0"]);
+    assert!(!ok && stderr.contains("--top-k 0"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -144,26 +144,72 @@ impl<F: Fn(Tensor<1>) -> Tensor<1>> HessianVectorProduct for FiniteDiffHvp<F> {
     }
 
     fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, CurvatureError> {
-        if v.len() != self.theta.len() {
-            return Err(CurvatureError::Shape {
-                expected: self.theta.len(),
-                got: v.len(),
-            });
+        central_difference(&self.theta, v, self.eps, |x| self.gradient(x))
+    }
+}
+
+/// H v ≈ [g(θ + hv) − g(θ − hv)] / (2h) with h = ε·max(1, ‖θ‖)/‖v‖, for any gradient `g`.
+pub fn central_difference(
+    theta: &[f64],
+    v: &[f64],
+    eps: f64,
+    mut gradient: impl FnMut(&[f64]) -> Result<Vec<f64>, CurvatureError>,
+) -> Result<Vec<f64>, CurvatureError> {
+    if v.len() != theta.len() {
+        return Err(CurvatureError::Shape {
+            expected: theta.len(),
+            got: v.len(),
+        });
+    }
+    let vn = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+    if vn == 0.0 {
+        return Ok(vec![0.0; v.len()]);
+    }
+    let tn = theta.iter().map(|a| a * a).sum::<f64>().sqrt();
+    let h = eps * tn.max(1.0) / vn;
+    let plus: Vec<f64> = theta.iter().zip(v).map(|(t, v)| t + h * v).collect();
+    let minus: Vec<f64> = theta.iter().zip(v).map(|(t, v)| t - h * v).collect();
+    let (gp, gm) = (gradient(&plus)?, gradient(&minus)?);
+    Ok(gp
+        .iter()
+        .zip(&gm)
+        .map(|(a, b)| (a - b) / (2.0 * h))
+        .collect())
+}
+
+/// The gradient of a loss at any parameter vector: what [`OracleHvp`] differences. Implement it
+/// for a model (load θ, forward, backward, flatten the gradients) to get its Hessian tools.
+pub trait GradientOracle {
+    /// ∇f(θ).
+    fn gradient(&self, theta: &[f64]) -> Result<Vec<f64>, CurvatureError>;
+}
+
+/// Central-difference HVPs of a [`GradientOracle`] at θ. For f32 models use ε ≈ 1e-3 (the
+/// rounding error of an f32 gradient is ≈ 1e-7·‖g‖/h).
+pub struct OracleHvp<G> {
+    oracle: G,
+    theta: Vec<f64>,
+    eps: f64,
+}
+
+impl<G: GradientOracle> OracleHvp<G> {
+    /// HVPs at `theta` with relative step `eps` > 0.
+    pub fn new(oracle: G, theta: Vec<f64>, eps: f64) -> Result<Self, CurvatureError> {
+        if !(eps > 0.0 && eps.is_finite()) {
+            return Err(CurvatureError::Invalid(format!(
+                "finite-difference step must be > 0, got {eps}"
+            )));
         }
-        let vn = v.iter().map(|a| a * a).sum::<f64>().sqrt();
-        if vn == 0.0 {
-            return Ok(vec![0.0; v.len()]);
-        }
-        let tn = self.theta.iter().map(|a| a * a).sum::<f64>().sqrt();
-        let h = self.eps * tn.max(1.0) / vn;
-        let plus: Vec<f64> = self.theta.iter().zip(v).map(|(t, v)| t + h * v).collect();
-        let minus: Vec<f64> = self.theta.iter().zip(v).map(|(t, v)| t - h * v).collect();
-        let (gp, gm) = (self.gradient(&plus)?, self.gradient(&minus)?);
-        Ok(gp
-            .iter()
-            .zip(&gm)
-            .map(|(a, b)| (a - b) / (2.0 * h))
-            .collect())
+        Ok(Self { oracle, theta, eps })
+    }
+}
+
+impl<G: GradientOracle> HessianVectorProduct for OracleHvp<G> {
+    fn dim(&self) -> usize {
+        self.theta.len()
+    }
+    fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, CurvatureError> {
+        central_difference(&self.theta, v, self.eps, |x| self.oracle.gradient(x))
     }
 }
 

@@ -10,4 +10,4 @@ pub mod hvp;
 pub mod sharpness;
 pub mod spectrum;
 
-pub use hvp::{CurvatureError, FiniteDiffHvp, HessianVectorProduct};
+pub use hvp::{CurvatureError, FiniteDiffHvp, GradientOracle, HessianVectorProduct, OracleHvp};

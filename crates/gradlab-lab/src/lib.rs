@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod experiment;
+pub mod hessian;
 pub mod papers;
 pub mod plot;
 pub mod registry;

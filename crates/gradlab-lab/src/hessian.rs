@@ -1,0 +1,291 @@
+//! Hessian spectra of a classifier's training loss (`gradlab hessian`): the top eigenvalues by
+//! Lanczos, the trace by Hutchinson's estimator and the spectral density by stochastic Lanczos
+//! quadrature ([`gradlab_curvature::spectrum`]), from central-difference HVPs of the model's
+//! autodiff gradients ([`ModelGradient`]).
+//!
+//! The models are f32, so the differences use a relative step of 1e-3 (rounding ≈ 1e-4 of ‖H‖):
+//! the outliers of a spectrum are resolved, eigenvalues much below 1e-4·λ_max are not.
+
+use crate::error::{LabError, Result};
+use crate::plot::{Series, line_chart};
+use crate::train::{LossKind, autodiff_device};
+use burn::module::{ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use gradlab_curvature::spectrum::{
+    SpectralDensity, hutchinson_trace, lanczos_eigenvalues, slq_density,
+};
+use gradlab_curvature::{CurvatureError, GradientOracle, HessianVectorProduct, OracleHvp};
+use gradlab_data::ImageSet;
+use gradlab_data::batch::to_tensors;
+use gradlab_nets::{Net, params};
+use serde::Serialize;
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+
+/// The gradient of a model's mean loss over a fixed set of examples, at any parameter vector (in
+/// the order of [`gradlab_nets::params::flatten`]).
+pub struct ModelGradient<M: Net> {
+    model: M,
+    x: Tensor<2>,
+    y: Tensor<1, Int>,
+    loss: LossKind,
+    calls: Cell<usize>,
+}
+
+impl<M: Net> ModelGradient<M> {
+    /// `model` (on the autodiff device) on the examples `idx` of `set`.
+    pub fn new(model: M, set: &ImageSet, idx: &[usize], loss: LossKind) -> Self {
+        let (x, y) = to_tensors(set, idx, &autodiff_device());
+        Self {
+            model,
+            x,
+            y,
+            loss,
+            calls: Cell::new(0),
+        }
+    }
+
+    /// Gradient evaluations so far.
+    pub fn calls(&self) -> usize {
+        self.calls.get()
+    }
+}
+
+/// Flattens a module's gradients in parameter order (zeros where a parameter has none).
+struct FlatGrads<'a> {
+    grads: &'a GradientsParams,
+    out: Vec<f64>,
+}
+
+impl ModuleVisitor for FlatGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        let n = p.val().shape().num_elements();
+        match self.grads.get::<D>(p.id) {
+            Some(g) => self.out.extend(
+                g.into_data()
+                    .convert::<f64>()
+                    .try_to_vec::<f64>()
+                    .unwrap_or_else(|_| vec![f64::NAN; n]),
+            ),
+            None => self.out.extend(std::iter::repeat_n(0.0, n)),
+        }
+    }
+}
+
+impl<M: Net> GradientOracle for ModelGradient<M> {
+    fn gradient(&self, theta: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
+        self.calls.set(self.calls.get() + 1);
+        let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
+        let model = params::load(self.model.clone(), &flat).map_err(|e| CurvatureError::Shape {
+            expected: e.expected,
+            got: e.got,
+        })?;
+        let loss = self
+            .loss
+            .forward(model.forward(self.x.clone()), self.y.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut f = FlatGrads {
+            grads: &grads,
+            out: Vec::with_capacity(theta.len()),
+        };
+        model.visit(&mut f);
+        if f.out.iter().all(|v| v.is_finite()) {
+            Ok(f.out)
+        } else {
+            Err(CurvatureError::NonFinite { what: "gradient" })
+        }
+    }
+}
+
+/// What to compute.
+#[derive(Debug, Clone)]
+pub struct HessianRequest {
+    /// `mlp`, `cnn` or `resnet` (as `gradlab train` builds them).
+    pub model: String,
+    /// An image set name.
+    pub data: String,
+    /// A `gradlab train --checkpoint` directory to load the weights from (else the seeded init).
+    pub checkpoint: Option<PathBuf>,
+    /// Number of top eigenvalues.
+    pub top_k: usize,
+    /// Lanczos steps for the top eigenvalues (≥ k).
+    pub lanczos_steps: usize,
+    /// Also estimate the density (SLQ) and plot it here.
+    pub density_plot: Option<PathBuf>,
+    /// Training examples the loss is averaged over (the first ones of the seeded split).
+    pub examples: usize,
+    /// Rademacher samples for the trace.
+    pub trace_samples: usize,
+    /// Seed of the split, the initial weights and the probes.
+    pub seed: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// What was computed.
+#[derive(Debug, Clone, Serialize)]
+pub struct HessianReport {
+    /// Parameters.
+    pub parameters: usize,
+    /// Examples in the loss.
+    pub examples: usize,
+    /// Top eigenvalues, descending.
+    pub top_eigenvalues: Vec<f64>,
+    /// Hutchinson's trace estimate and its standard error.
+    pub trace: (f64, f64),
+    /// SLQ density moments: mean eigenvalue (≈ trace/n) and mean squared eigenvalue.
+    pub density_moments: Option<(f64, f64)>,
+    /// Gradient evaluations used.
+    pub gradient_evaluations: usize,
+}
+
+/// HVPs that tick a progress bar.
+struct Ticking<'a, H> {
+    inner: H,
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl<H: HessianVectorProduct> HessianVectorProduct for Ticking<'_, H> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn hvp(&self, v: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
+        self.bar.inc(1);
+        self.inner.hvp(v)
+    }
+}
+
+const SLQ_STEPS: usize = 40;
+const SLQ_PROBES: usize = 3;
+
+fn curvature_err(e: CurvatureError) -> LabError {
+    LabError::Invalid(format!("Hessian computation failed: {e}"))
+}
+
+fn analyze_model<M: Net>(model: M, req: &HessianRequest, set: &ImageSet) -> Result<HessianReport> {
+    let model = match &req.checkpoint {
+        Some(dir) => {
+            model
+                .try_load_file(dir.join("model.bpk"))
+                .map_err(|e| LabError::Checkpoint {
+                    path: dir.clone(),
+                    reason: e.to_string(),
+                })?
+        }
+        None => model,
+    };
+    let n = model.num_params();
+    if req.top_k == 0 || req.top_k > n {
+        return Err(LabError::Invalid(format!(
+            "--top-k {} must be between 1 and the number of parameters {n}",
+            req.top_k
+        )));
+    }
+    let steps = req.lanczos_steps.max(req.top_k).min(n);
+    let examples = req.examples.min(set.len());
+    if examples == 0 {
+        return Err(LabError::Invalid(
+            "the loss needs at least one example".into(),
+        ));
+    }
+    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let idx: Vec<usize> = (0..examples).collect();
+    let oracle = ModelGradient::new(model, set, &idx, LossKind::CrossEntropy);
+    let hvp = OracleHvp::new(oracle, theta, 1e-3).map_err(curvature_err)?;
+    let density_steps = if req.density_plot.is_some() {
+        SLQ_STEPS.min(n) * SLQ_PROBES
+    } else {
+        0
+    };
+    let total = steps + req.trace_samples + density_steps;
+    let bar = if req.progress {
+        indicatif::ProgressBar::new(total as u64).with_message("Hessian-vector products")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let h = Ticking {
+        inner: hvp,
+        bar: &bar,
+    };
+    let ritz = lanczos_eigenvalues(&h, steps, req.seed).map_err(curvature_err)?;
+    let top: Vec<f64> = ritz.into_iter().take(req.top_k).collect();
+    let trace = hutchinson_trace(&h, req.trace_samples.max(1), req.seed).map_err(curvature_err)?;
+    let density_moments = match &req.density_plot {
+        Some(path) => {
+            let d =
+                slq_density(&h, SLQ_STEPS.min(n), SLQ_PROBES, req.seed).map_err(curvature_err)?;
+            plot_density(&d, path)?;
+            Some((d.moment(1), d.moment(2)))
+        }
+        None => None,
+    };
+    bar.finish_and_clear();
+    Ok(HessianReport {
+        parameters: n,
+        examples,
+        top_eigenvalues: top,
+        trace,
+        density_moments,
+        gradient_evaluations: 2 * total,
+    })
+}
+
+/// The density on a grid over its nodes' range, smoothed by 1% of the range, as a PNG.
+fn plot_density(d: &SpectralDensity, path: &Path) -> Result<()> {
+    let lo = d.nodes.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = d.nodes.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let span = (hi - lo).max(1e-12);
+    let grid: Vec<f64> = (0..=400)
+        .map(|i| lo - 0.05 * span + 1.1 * span * i as f64 / 400.0)
+        .collect();
+    let dens = d.smoothed(&grid, 0.01 * span);
+    let series = Series {
+        label: format!("SLQ, {SLQ_PROBES} probes × {} Lanczos steps", SLQ_STEPS),
+        points: grid
+            .iter()
+            .zip(&dens)
+            .map(|(x, y)| (*x, (y.max(1e-12)).log10()))
+            .collect(),
+    };
+    line_chart(
+        path,
+        "Hessian spectral density (smoothed by 1% of the range)",
+        "eigenvalue",
+        "log10 density",
+        &[series],
+        &[],
+    )
+}
+
+/// Build the model by name (seeded as `gradlab train` does), load the checkpoint if any, and
+/// compute the report on the training split of `data`.
+pub fn analyze(req: &HessianRequest) -> Result<HessianReport> {
+    use gradlab_nets::{cnn::SmallCnnConfig, mlp::MlpConfig, resnet::SmallResNetConfig};
+    let (train, _) = gradlab_data::images::load_split(&req.data, req.seed)?;
+    let dev = autodiff_device();
+    let seed = req.seed;
+    match req.model.as_str() {
+        "mlp" => analyze_model(
+            MlpConfig::new(vec![train.feature_dim(), 128, 128, train.classes]).init(&dev, seed),
+            req,
+            &train,
+        ),
+        "cnn" => analyze_model(
+            SmallCnnConfig::new(train.channels, train.height, train.width, train.classes)
+                .init(&dev, seed),
+            req,
+            &train,
+        ),
+        "resnet" => analyze_model(
+            SmallResNetConfig::new(train.channels, train.height, train.width, train.classes)
+                .init(&dev, seed),
+            req,
+            &train,
+        ),
+        other => Err(LabError::Invalid(format!(
+            "unknown model '{other}'; known: {}",
+            crate::train::MODEL_NAMES.join(", ")
+        ))),
+    }
+}
