@@ -8,7 +8,7 @@
 //! - the papers' methods: [`diffgrad`], [`adam_clip`] and the coordinate clipping of
 //!   [`transform`] (Adam vs SGD), [`refinement`] of schedules, [`adadagrad`] batch-size tests,
 //!   [`tract`], [`target_surrogate`], differentially private [`dp_sgd`] and [`diff2`] with the
-//!   Rényi-DP accountant of [`privacy`];
+//!   Rényi-DP accountant of [`privacy`], the [`mfac`] inverse-Fisher preconditioner;
 //! - optax-style gradient [`transform`]ations that chain in front of any optimizer;
 //! - [`schedule`]s (also as burn `LrScheduler`s), optimizers by name ([`spec`]) and a vector
 //!   runner ([`point`]).
@@ -44,6 +44,7 @@ pub mod diffgrad;
 pub mod dp_sgd;
 pub mod error;
 pub mod fused;
+pub mod mfac;
 pub mod point;
 pub mod privacy;
 pub mod refinement;

@@ -134,6 +134,22 @@ impl GradSet {
             .collect()
     }
 
+    /// The same parameters with new coordinates (`values` concatenated in item order, as
+    /// [`GradSet::to_values`] gives them; its length must be [`GradSet::numel`]), on each item's
+    /// device and dtype.
+    pub fn with_values(mut self, values: &[f64]) -> Self {
+        let mut offset = 0;
+        for item in &mut self.items {
+            let n: usize = item.dims.iter().product();
+            let chunk = values[offset..offset + n].to_vec();
+            offset += n;
+            let (device, dtype) = (item.grad.device(), item.grad.dtype());
+            item.grad = Tensor::<1>::from_data(TensorData::new(chunk, [n]), (&device, DType::F64))
+                .cast(dtype);
+        }
+        self
+    }
+
     /// Number of coordinates.
     pub fn numel(&self) -> usize {
         self.items
