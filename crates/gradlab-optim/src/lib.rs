@@ -8,7 +8,8 @@
 //! - the papers' methods: [`diffgrad`], [`adam_clip`] and the coordinate clipping of
 //!   [`transform`] (Adam vs SGD), [`refinement`] of schedules, [`adadagrad`] batch-size tests,
 //!   [`tract`], [`target_surrogate`], differentially private [`dp_sgd`] and [`diff2`] with the
-//!   Rényi-DP accountant of [`privacy`], the [`mfac`] inverse-Fisher preconditioner;
+//!   Rényi-DP accountant of [`privacy`], the [`mfac`] inverse-Fisher preconditioner,
+//!   gradient-regularized Newton ([`grad_norm_smooth`]);
 //! - optax-style gradient [`transform`]ations that chain in front of any optimizer;
 //! - [`schedule`]s (also as burn `LrScheduler`s), optimizers by name ([`spec`]) and a vector
 //!   runner ([`point`]).
@@ -44,6 +45,8 @@ pub mod diffgrad;
 pub mod dp_sgd;
 pub mod error;
 pub mod fused;
+pub mod grad_norm_smooth;
+pub mod linalg;
 pub mod mfac;
 pub mod point;
 pub mod privacy;

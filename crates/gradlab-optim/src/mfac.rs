@@ -24,6 +24,7 @@
 //! ```
 
 use crate::error::{OptimError, Result, check_positive};
+use crate::linalg;
 use crate::transform::{GradSet, GradientTransform};
 
 /// Products with (λI + (1/m)·Σ gᵢgᵢᵀ)⁻¹ over a window of m gradients.
@@ -123,17 +124,13 @@ impl MfacInverse {
     /// wᵢ² / (2·[F̂⁻¹]ᵢᵢ).
     pub fn diag(&self) -> Vec<f64> {
         let (d, m) = (self.d, self.m);
-        // Columns of L⁻¹G: solve L Z = G column by column (all d columns at once, row by row).
-        let mut z = self.grads.clone();
-        for i in 0..m {
-            for k in 0..i {
-                let l = self.chol[i * m + k];
-                for c in 0..d {
-                    z[i * d + c] -= l * z[k * d + c];
-                }
-            }
-            let l = self.chol[i * m + i];
-            z[i * d..(i + 1) * d].iter_mut().for_each(|v| *v /= l);
+        // Z = L⁻¹G, one column of G (one coordinate across the window) at a time.
+        let mut z = vec![0.0; m * d];
+        let mut col = vec![0.0; m];
+        for c in 0..d {
+            (0..m).for_each(|i| col[i] = self.grads[i * d + c]);
+            linalg::forward_solve(&self.chol, m, &mut col);
+            (0..m).for_each(|i| z[i * d + c] = col[i]);
         }
         (0..d)
             .map(|c| {
@@ -171,47 +168,17 @@ impl MfacInverse {
     /// Cholesky factor of K = mλI + GGᵀ (positive definite since mλ > 0).
     fn factor(&mut self) -> Result<()> {
         let m = self.m;
-        let mut l = vec![0.0; m * m];
-        for i in 0..m {
-            for j in 0..=i {
-                let mut s = self.gram[i * m + j] + if i == j { m as f64 * self.damp } else { 0.0 };
-                for k in 0..j {
-                    s -= l[i * m + k] * l[j * m + k];
-                }
-                if i == j {
-                    if !(s > 0.0 && s.is_finite()) {
-                        return Err(OptimError::Conflict(
-                            "M-FAC: the window's system is not positive definite (λ too small for the gradients' scale?)",
-                        ));
-                    }
-                    l[i * m + i] = s.sqrt();
-                } else {
-                    l[i * m + j] = s / l[j * m + j];
-                }
-            }
-        }
-        self.chol = l;
+        let mut k = self.gram.clone();
+        (0..m).for_each(|i| k[i * m + i] += m as f64 * self.damp);
+        self.chol = linalg::cholesky(&k, m).ok_or(OptimError::Conflict(
+            "M-FAC: the window's system is not positive definite (λ too small for the gradients' scale?)",
+        ))?;
         Ok(())
     }
 
     /// K⁻¹b by the Cholesky factor.
     fn solve(&self, b: &[f64]) -> Vec<f64> {
-        let m = self.m;
-        let l = &self.chol;
-        let mut y = b.to_vec();
-        for i in 0..m {
-            for k in 0..i {
-                y[i] -= l[i * m + k] * y[k];
-            }
-            y[i] /= l[i * m + i];
-        }
-        for i in (0..m).rev() {
-            for k in i + 1..m {
-                y[i] -= l[k * m + i] * y[k];
-            }
-            y[i] /= l[i * m + i];
-        }
-        y
+        linalg::cholesky_solve(&self.chol, self.m, b)
     }
 }
 
