@@ -68,6 +68,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::target_surrogates::TargetSurrogates),
         Box::new(crate::papers::adadagrad::AdAdaGrad),
         Box::new(crate::papers::diff2::Diff2),
+        Box::new(crate::papers::grad_norm_smoothness::GradNormSmoothness),
     ]
 }
 

@@ -48,6 +48,8 @@ pub struct GradNormSmooth {
     pub gamma_min: f64,
     /// Retries of the adaptive search per iteration.
     pub max_search: usize,
+    /// Stop once ‖∇f‖ ≤ this (0: run every iteration), as the authors' `grad_tol`.
+    pub grad_tol: f64,
 }
 
 impl Default for GradNormSmooth {
@@ -56,6 +58,7 @@ impl Default for GradNormSmooth {
             gamma0: 1.0,
             gamma_min: 1e-9,
             max_search: 40,
+            grad_tol: 0.0,
         }
     }
 }
@@ -79,7 +82,7 @@ fn norm(v: &[f64]) -> f64 {
 
 impl GradNormSmooth {
     /// `iters` iterations from `x0`: the final point and the record of every iterate (x₀ first).
-    /// Stops early when the gradient vanishes.
+    /// Stops early when ‖∇f‖ ≤ `grad_tol`.
     pub fn run(
         &self,
         f: &impl SecondOrderOracle,
@@ -114,7 +117,7 @@ impl GradNormSmooth {
                     step: k - 1,
                 });
             }
-            if gn == 0.0 {
+            if gn <= self.grad_tol || gn == 0.0 {
                 break;
             }
             let h = f.hessian(&x);

@@ -4,6 +4,7 @@ pub mod adadagrad;
 pub mod adam_vs_sgd;
 pub mod diff2;
 pub mod diffgrad;
+pub mod grad_norm_smoothness;
 pub mod lr_refinement;
 pub mod reste;
 pub mod target_surrogates;
