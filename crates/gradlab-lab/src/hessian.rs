@@ -8,7 +8,7 @@
 
 use crate::error::{LabError, Result};
 use crate::plot::{Series, line_chart};
-use crate::train::{LossKind, autodiff_device};
+use crate::train::{LossKind, ModelJob, autodiff_device, with_model};
 use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -258,34 +258,22 @@ fn plot_density(d: &SpectralDensity, path: &Path) -> Result<()> {
     )
 }
 
+struct Analyze<'a> {
+    req: &'a HessianRequest,
+    set: &'a ImageSet,
+}
+
+impl ModelJob for Analyze<'_> {
+    type Output = HessianReport;
+    fn run<M: Net>(self, model: M) -> Result<HessianReport> {
+        analyze_model(model, self.req, self.set)
+    }
+}
+
 /// Build the model by name (seeded as `gradlab train` does), load the checkpoint if any, and
 /// compute the report on the training split of `data`.
 pub fn analyze(req: &HessianRequest) -> Result<HessianReport> {
-    use gradlab_nets::{cnn::SmallCnnConfig, mlp::MlpConfig, resnet::SmallResNetConfig};
     let (train, _) = gradlab_data::images::load_split(&req.data, req.seed)?;
-    let dev = autodiff_device();
-    let seed = req.seed;
-    match req.model.as_str() {
-        "mlp" => analyze_model(
-            MlpConfig::new(vec![train.feature_dim(), 128, 128, train.classes]).init(&dev, seed),
-            req,
-            &train,
-        ),
-        "cnn" => analyze_model(
-            SmallCnnConfig::new(train.channels, train.height, train.width, train.classes)
-                .init(&dev, seed),
-            req,
-            &train,
-        ),
-        "resnet" => analyze_model(
-            SmallResNetConfig::new(train.channels, train.height, train.width, train.classes)
-                .init(&dev, seed),
-            req,
-            &train,
-        ),
-        other => Err(LabError::Invalid(format!(
-            "unknown model '{other}'; known: {}",
-            crate::train::MODEL_NAMES.join(", ")
-        ))),
-    }
+    let job = Analyze { req, set: &train };
+    with_model(&req.model, &train, req.seed, job)
 }

@@ -627,36 +627,51 @@ fn fit_model<M: Net>(
     })
 }
 
-/// Load the data, build the model (seeded with the run's seed) and train it.
-pub fn run_training(req: &TrainRequest) -> Result<TrainReport> {
+/// Work to do with a freshly built model of whichever architecture a name picks.
+pub trait ModelJob {
+    /// What the work returns.
+    type Output;
+    /// Do it with `model`.
+    fn run<M: Net>(self, model: M) -> Result<Self::Output>;
+}
+
+/// Build model `name` for images shaped like `set` on the autodiff device, seeded with `seed`
+/// (`mlp`: hidden layers 128-128; `cnn`; `resnet`), and hand it to `job`.
+pub fn with_model<J: ModelJob>(name: &str, set: &ImageSet, seed: u64, job: J) -> Result<J::Output> {
     use gradlab_nets::{cnn::SmallCnnConfig, mlp::MlpConfig, resnet::SmallResNetConfig};
-    let (train, test) = gradlab_data::images::load_split(&req.data, req.config.seed)?;
     let dev = autodiff_device();
-    let seed = req.config.seed;
-    match req.model.as_str() {
-        "mlp" => fit_model(
-            MlpConfig::new(vec![train.feature_dim(), 128, 128, train.classes]).init(&dev, seed),
-            req,
-            &train,
-            &test,
-        ),
-        "cnn" => fit_model(
-            SmallCnnConfig::new(train.channels, train.height, train.width, train.classes)
-                .init(&dev, seed),
-            req,
-            &train,
-            &test,
-        ),
-        "resnet" => fit_model(
-            SmallResNetConfig::new(train.channels, train.height, train.width, train.classes)
-                .init(&dev, seed),
-            req,
-            &train,
-            &test,
-        ),
+    let (c, h, w, k) = (set.channels, set.height, set.width, set.classes);
+    match name {
+        "mlp" => job.run(MlpConfig::new(vec![set.feature_dim(), 128, 128, k]).init(&dev, seed)),
+        "cnn" => job.run(SmallCnnConfig::new(c, h, w, k).init(&dev, seed)),
+        "resnet" => job.run(SmallResNetConfig::new(c, h, w, k).init(&dev, seed)),
         other => Err(LabError::Invalid(format!(
             "unknown model '{other}'; known: {}",
             MODEL_NAMES.join(", ")
         ))),
     }
+}
+
+struct Fit<'a> {
+    req: &'a TrainRequest,
+    train: &'a ImageSet,
+    test: &'a ImageSet,
+}
+
+impl ModelJob for Fit<'_> {
+    type Output = TrainReport;
+    fn run<M: Net>(self, model: M) -> Result<TrainReport> {
+        fit_model(model, self.req, self.train, self.test)
+    }
+}
+
+/// Load the data, build the model (seeded with the run's seed) and train it.
+pub fn run_training(req: &TrainRequest) -> Result<TrainReport> {
+    let (train, test) = gradlab_data::images::load_split(&req.data, req.config.seed)?;
+    let job = Fit {
+        req,
+        train: &train,
+        test: &test,
+    };
+    with_model(&req.model, &train, req.config.seed, job)
 }

@@ -10,7 +10,9 @@ use gradlab_optim::grad_norm_smooth::SecondOrderOracle;
 fn softmax_regression_derivatives_match_finite_differences() {
     let features: Vec<f32> = (0..12).map(|i| ((i * 7 % 5) as f32 - 2.0) / 2.0).collect();
     let f = SoftmaxRegression::new(&features, &[0, 2, 1, 2], 3);
-    let w: Vec<f64> = (0..f.dim()).map(|i| ((i * 3 % 7) as f64 - 3.0) / 5.0).collect();
+    let w: Vec<f64> = (0..f.dim())
+        .map(|i| ((i * 3 % 7) as f64 - 3.0) / 5.0)
+        .collect();
     let (g, h, n) = (f.gradient(&w), f.hessian(&w), f.dim());
     let eps = 1e-6;
     for i in 0..n {
@@ -38,7 +40,12 @@ fn grad_norm_smoothness_quick() {
     .unwrap();
     println!("{}", out.render());
     for key in ["logistic", "softmax", "softmax_approx"] {
-        assert!(out.check(&format!("{key}.linear_rate")).unwrap().measured.is_finite());
+        assert!(
+            out.check(&format!("{key}.linear_rate"))
+                .unwrap()
+                .measured
+                .is_finite()
+        );
         assert!(out.metrics[&format!("{key}.final_grad_norm")] < 0.1);
     }
     assert!(dir.join("grad_norm.png").exists());
