@@ -43,7 +43,12 @@ impl PerExampleGrads {
     pub fn batch(&self) -> usize {
         self.data.len() / self.d
     }
-    fn row(&self, i: usize) -> &[f64] {
+    /// Number of coordinates d.
+    pub fn dim(&self) -> usize {
+        self.d
+    }
+    /// Example i's gradient.
+    pub fn row(&self, i: usize) -> &[f64] {
         &self.data[i * self.d..(i + 1) * self.d]
     }
     /// Per-example clipping (DP-SGD): every row scaled to norm at most `max_norm` > 0.

@@ -9,7 +9,8 @@
 //!   [`transform`] (Adam vs SGD), [`refinement`] of schedules, [`adadagrad`] batch-size tests,
 //!   [`tract`], [`target_surrogate`], differentially private [`dp_sgd`] and [`diff2`] with the
 //!   Rényi-DP accountant of [`privacy`], the [`mfac`] inverse-Fisher preconditioner,
-//!   gradient-regularized Newton ([`grad_norm_smooth`]);
+//!   gradient-regularized Newton ([`grad_norm_smooth`]), [`coherent_gradients`] statistics and
+//!   robust aggregations;
 //! - optax-style gradient [`transform`]ations that chain in front of any optimizer;
 //! - [`schedule`]s (also as burn `LrScheduler`s), optimizers by name ([`spec`]) and a vector
 //!   runner ([`point`]).
@@ -40,6 +41,7 @@ pub mod adadelta;
 pub mod adagrad;
 pub mod adam;
 pub mod adam_clip;
+pub mod coherent_gradients;
 pub mod diff2;
 pub mod diffgrad;
 pub mod dp_sgd;
