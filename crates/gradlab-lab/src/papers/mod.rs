@@ -6,6 +6,7 @@ pub mod diff2;
 pub mod diffgrad;
 pub mod grad_norm_smoothness;
 pub mod lr_refinement;
+pub mod optimizers_alter_solutions;
 pub mod reste;
 pub mod target_surrogates;
 pub mod tract;
