@@ -70,6 +70,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::diff2::Diff2),
         Box::new(crate::papers::grad_norm_smoothness::GradNormSmoothness),
         Box::new(crate::papers::optimizers_alter_solutions::OptimizersAlterSolutions),
+        Box::new(crate::papers::coherent_gradients::CoherentGradients),
     ]
 }
 

@@ -2,6 +2,7 @@
 
 pub mod adadagrad;
 pub mod adam_vs_sgd;
+pub mod coherent_gradients;
 pub mod diff2;
 pub mod diffgrad;
 pub mod grad_norm_smoothness;
