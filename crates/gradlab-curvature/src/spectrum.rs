@@ -397,3 +397,47 @@ pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     }
     (values, vectors)
 }
+
+/// The empirical Fisher F = (1/N) Σᵢ gᵢgᵢᵀ of N per-example gradients (row-major N × d) as a
+/// matrix-free product F v = (1/N) Gᵀ(G v): Fisher spectra with the same tools as Hessians.
+#[derive(Debug, Clone)]
+pub struct EmpiricalFisher {
+    g: Vec<f64>,
+    d: usize,
+}
+
+impl EmpiricalFisher {
+    /// From N ≥ 1 rows of length `dim`.
+    pub fn new(per_example: Vec<f64>, dim: usize) -> Result<Self> {
+        if dim == 0 || per_example.is_empty() || per_example.len() % dim != 0 {
+            return Err(CurvatureError::Invalid(format!(
+                "per-example gradients must be whole rows of length {dim}, got {} values",
+                per_example.len()
+            )));
+        }
+        if per_example.iter().any(|v| !v.is_finite()) {
+            return Err(CurvatureError::NonFinite {
+                what: "per-example gradient",
+            });
+        }
+        Ok(Self {
+            g: per_example,
+            d: dim,
+        })
+    }
+}
+
+impl HessianVectorProduct for EmpiricalFisher {
+    fn dim(&self) -> usize {
+        self.d
+    }
+    fn hvp(&self, v: &[f64]) -> Result<Vec<f64>> {
+        check_len(self.d, v)?;
+        let n = (self.g.len() / self.d) as f64;
+        let mut out = vec![0.0; self.d];
+        for row in self.g.chunks(self.d) {
+            axpy(&mut out, dot(row, v) / n, row);
+        }
+        Ok(out)
+    }
+}

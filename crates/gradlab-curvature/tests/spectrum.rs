@@ -198,3 +198,24 @@ fn bad_requests_are_clear_errors() {
     ));
     assert!(DenseHessian::new(vec![1.0; 3], 2).is_err());
 }
+
+#[test]
+fn empirical_fisher_products_match_the_dense_matrix() {
+    use gradlab_curvature::spectrum::EmpiricalFisher;
+    let rows = vec![1.0, 2.0, 0.0, -1.0, 0.5, 3.0];
+    let f = EmpiricalFisher::new(rows.clone(), 3).unwrap();
+    let dense = f.dense().unwrap();
+    // (1/2)(g₁g₁ᵀ + g₂g₂ᵀ).
+    for i in 0..3 {
+        for j in 0..3 {
+            let want = 0.5 * (rows[i] * rows[j] + rows[3 + i] * rows[3 + j]);
+            assert!((dense[i * 3 + j] - want).abs() < 1e-15);
+        }
+    }
+    // Full Lanczos gives the spectrum; rank 2, so the smallest eigenvalue is 0.
+    let ritz = lanczos_eigenvalues(&f, 3, 0).unwrap();
+    let (values, _) = symmetric_eigen(&dense, 3);
+    assert!((ritz[0] - values[0]).abs() < 1e-10 && values[2].abs() < 1e-12);
+    assert!(EmpiricalFisher::new(vec![1.0; 4], 3).is_err());
+    assert!(EmpiricalFisher::new(vec![f64::NAN; 3], 3).is_err());
+}
