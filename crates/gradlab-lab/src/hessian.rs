@@ -20,7 +20,6 @@ use gradlab_data::ImageSet;
 use gradlab_data::batch::to_tensors;
 use gradlab_nets::{Net, params};
 use serde::Serialize;
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 /// The gradient of a model's mean loss over a fixed set of examples, at any parameter vector (in
@@ -30,25 +29,13 @@ pub struct ModelGradient<M: Net> {
     x: Tensor<2>,
     y: Tensor<1, Int>,
     loss: LossKind,
-    calls: Cell<usize>,
 }
 
 impl<M: Net> ModelGradient<M> {
     /// `model` (on the autodiff device) on the examples `idx` of `set`.
     pub fn new(model: M, set: &ImageSet, idx: &[usize], loss: LossKind) -> Self {
         let (x, y) = to_tensors(set, idx, &autodiff_device());
-        Self {
-            model,
-            x,
-            y,
-            loss,
-            calls: Cell::new(0),
-        }
-    }
-
-    /// Gradient evaluations so far.
-    pub fn calls(&self) -> usize {
-        self.calls.get()
+        Self { model, x, y, loss }
     }
 }
 
@@ -75,7 +62,6 @@ impl ModuleVisitor for FlatGrads<'_> {
 
 impl<M: Net> GradientOracle for ModelGradient<M> {
     fn gradient(&self, theta: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
-        self.calls.set(self.calls.get() + 1);
         let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
         let model = params::load(self.model.clone(), &flat).map_err(|e| CurvatureError::Shape {
             expected: e.expected,

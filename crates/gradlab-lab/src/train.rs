@@ -184,9 +184,15 @@ impl ModuleVisitor for GradCheck<'_> {
             return;
         }
         if let Some(g) = self.grads.get::<D>(p.id) {
-            let s = g.clone().square().sum().into_scalar::<f64>();
+            // Both norms in one read back from the device.
+            let norms: Vec<f64> = Tensor::cat(vec![g.clone().square().sum(), g.abs().sum()], 0)
+                .into_data()
+                .convert::<f64>()
+                .try_to_vec::<f64>()
+                .unwrap_or_else(|_| vec![f64::NAN; 2]);
+            let s = norms[0];
             self.sq_norm += s;
-            self.l1_norm += g.abs().sum().into_scalar::<f64>();
+            self.l1_norm += norms[1];
             if !s.is_finite() {
                 self.bad = Some(format!(
                     "the gradient of {} (shape {:?})",

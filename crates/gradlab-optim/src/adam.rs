@@ -96,7 +96,12 @@ impl Optimizer for Adam {
         state: Option<AdamState<D>>,
     ) -> (Tensor<D>, Option<AdamState<D>>) {
         let c = &self.cfg;
-        if c.fused && fused_eligible(&p, &g, state.as_ref()) {
+        let state_tensors = state
+            .iter()
+            .flat_map(|s| [Some(&s.m), Some(&s.v), s.v_max.as_ref()])
+            .flatten();
+        let in_place = fused::eligible(&p, &g, state_tensors) && c.fused;
+        if in_place {
             return fused_step(c, lr, p, g, state);
         }
         let (p, g) = match (c.weight_decay != 0.0, c.decoupled) {
@@ -116,12 +121,6 @@ impl Optimizer for Adam {
             v_max: s.v_max.map(|t| t.to_device(device)),
         }
     }
-}
-
-fn fused_eligible<const D: usize>(p: &Tensor<D>, g: &Tensor<D>, s: Option<&AdamState<D>>) -> bool {
-    let f32 = |t: &Tensor<D>| t.dtype() == burn::tensor::DType::F32;
-    fused::eligible(p, g)
-        && s.is_none_or(|s| f32(&s.m) && f32(&s.v) && s.v_max.as_ref().is_none_or(f32))
 }
 
 /// The step in place on the host buffers ([`crate::fused`]); same arithmetic as [`moment_step`].

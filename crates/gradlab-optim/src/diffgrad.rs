@@ -91,15 +91,6 @@ impl DiffGradConfig {
     }
 }
 
-fn fused_eligible<const D: usize>(
-    p: &Tensor<D>,
-    g: &Tensor<D>,
-    s: Option<&DiffGradState<D>>,
-) -> bool {
-    let f32 = |t: &Tensor<D>| t.dtype() == burn::tensor::DType::F32;
-    fused::eligible(p, g) && s.is_none_or(|s| f32(&s.m) && f32(&s.v) && f32(&s.prev_grad))
-}
-
 /// The step in place on the host buffers ([`crate::fused`]); same arithmetic as the tensor form.
 fn fused_step<const D: usize>(
     c: &DiffGradConfig,
@@ -154,7 +145,9 @@ impl Optimizer for DiffGrad {
         state: Option<DiffGradState<D>>,
     ) -> (Tensor<D>, Option<DiffGradState<D>>) {
         let c = &self.cfg;
-        if c.fused && fused_eligible(&p, &g, state.as_ref()) {
+        let state_tensors = state.iter().flat_map(|s| [&s.m, &s.v, &s.prev_grad]);
+        let in_place = fused::eligible(&p, &g, state_tensors) && c.fused;
+        if in_place {
             return fused_step(c, lr, p, g, state);
         }
         let g = if c.weight_decay != 0.0 {

@@ -28,7 +28,7 @@
 
 use crate::error::{OptimError, Result, check_lr, check_non_negative, check_positive};
 use crate::privacy::{
-    FiniteSum, Mechanism, PrivacyBudget, PrivateRun, add_gaussian, check_finite_sum, check_start,
+    FiniteSum, Mechanism, PrivacyBudget, PrivateRun, add_gaussian, begin, check_finite_sum,
     clip_to_norm, noise_for_epsilon,
 };
 use rand::rngs::StdRng;
@@ -118,8 +118,7 @@ impl DpSgdConfig {
         mut observe: impl FnMut(usize, &[f64]),
     ) -> Result<PrivateRun> {
         self.validate()?;
-        check_start(problem, x0)?;
-        let epsilon = budget.admit(&self.mechanisms())?;
+        let epsilon = begin(problem, x0, budget, &self.mechanisms())?;
         let (n, d) = (problem.len(), problem.dim());
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut x = x0.to_vec();

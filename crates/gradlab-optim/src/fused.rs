@@ -356,13 +356,19 @@ pub fn diffgrad_step(
     diffgrad_slices(&h, b.slices(), g, threads);
 }
 
-/// Whether the burn optimizers can step `p` with these kernels in place: `f32` tensors on the
-/// flex device.
-pub(crate) fn eligible<const D: usize>(p: &Tensor<D>, g: &Tensor<D>) -> bool {
+/// Whether the burn optimizers can step `p` with these kernels in place: `p`, `g` and every
+/// `state` tensor are `f32`, on the flex device.
+pub(crate) fn eligible<'a, const D: usize>(
+    p: &Tensor<D>,
+    g: &Tensor<D>,
+    state: impl IntoIterator<Item = &'a Tensor<D>>,
+) -> bool {
     let dev = p.device();
-    p.dtype() == DType::F32
-        && g.dtype() == DType::F32
+    let f32 = |t: &Tensor<D>| t.dtype() == DType::F32;
+    f32(p)
+        && f32(g)
         && (dev == Device::flex() || dev == Device::flex().autodiff())
+        && state.into_iter().all(f32)
 }
 
 /// The state tensors of an in-place step: m, v and the optional third buffer (AMSGrad's v_max,

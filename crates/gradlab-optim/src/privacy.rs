@@ -165,13 +165,7 @@ pub fn epsilon_composed(
                 requirement: "in [0, 1]",
             });
         }
-        if !(m.sigma >= 0.0 && m.sigma.is_finite()) {
-            return Err(OptimError::Invalid {
-                name: "sigma",
-                value: m.sigma,
-                requirement: ">= 0 and finite",
-            });
-        }
+        crate::error::check_non_negative("sigma", m.sigma)?;
     }
     check_delta(delta)?;
     if orders.iter().any(|a| !(*a > 1.0)) || orders.is_empty() {
@@ -252,7 +246,19 @@ pub struct PrivateRun {
     pub epsilon: f64,
 }
 
-pub(crate) fn check_start(problem: &impl FiniteSum, x0: &[f64]) -> Result<()> {
+/// Everything a private run checks before its first step: a non-empty problem, a finite start of
+/// the right length, and ε of `mechanisms` within `budget`. Returns that ε.
+pub(crate) fn begin(
+    problem: &impl FiniteSum,
+    x0: &[f64],
+    budget: &PrivacyBudget,
+    mechanisms: &[Mechanism],
+) -> Result<f64> {
+    check_start(problem, x0)?;
+    budget.admit(mechanisms)
+}
+
+fn check_start(problem: &impl FiniteSum, x0: &[f64]) -> Result<()> {
     if problem.is_empty() {
         return Err(OptimError::Conflict(
             "a private run needs at least one example",

@@ -21,7 +21,7 @@
 //! `GradientClipping::Norm` does), [`ClipValue`] each coordinate at a fixed bound, and
 //! [`ClipTopCoordinates`] each coordinate at an adaptive bound over all parameters.
 
-use crate::error::{OptimError, Result};
+use crate::error::{OptimError, Result, check_non_negative, check_positive};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::{GradientsParams, LearningRate, ModuleOptimizer};
 use burn::prelude::*;
@@ -202,18 +202,6 @@ impl GradientTransform for Chain {
     }
 }
 
-fn positive(name: &'static str, v: f64) -> Result<f64> {
-    if v > 0.0 && v.is_finite() {
-        Ok(v)
-    } else {
-        Err(OptimError::Invalid {
-            name,
-            value: v,
-            requirement: "> 0 and finite",
-        })
-    }
-}
-
 /// The scaling min(1, c / (‖g‖ + 1e-6)) of PyTorch's `clip_grad_norm_`.
 fn norm_clip_coef(max_norm: f64, sq_norm: f64) -> f64 {
     (max_norm / (sq_norm.sqrt() + 1e-6)).min(1.0)
@@ -229,9 +217,8 @@ pub struct ClipGlobalNorm {
 impl ClipGlobalNorm {
     /// Clip the global norm at `max_norm` > 0.
     pub fn new(max_norm: f64) -> Result<Self> {
-        Ok(Self {
-            max_norm: positive("max_norm", max_norm)?,
-        })
+        check_positive("max_norm", max_norm)?;
+        Ok(Self { max_norm })
     }
 }
 
@@ -255,9 +242,8 @@ pub struct ClipNormPerTensor {
 impl ClipNormPerTensor {
     /// Clip every parameter's gradient norm at `max_norm` > 0.
     pub fn new(max_norm: f64) -> Result<Self> {
-        Ok(Self {
-            max_norm: positive("max_norm", max_norm)?,
-        })
+        check_positive("max_norm", max_norm)?;
+        Ok(Self { max_norm })
     }
 }
 
@@ -279,9 +265,8 @@ pub struct ClipValue {
 impl ClipValue {
     /// Clamp at `bound` > 0.
     pub fn new(bound: f64) -> Result<Self> {
-        Ok(Self {
-            bound: positive("bound", bound)?,
-        })
+        check_positive("bound", bound)?;
+        Ok(Self { bound })
     }
 }
 
@@ -349,13 +334,7 @@ pub struct GaussianNoise {
 impl GaussianNoise {
     /// Noise of standard deviation `std` ≥ 0.
     pub fn new(std: f64, seed: u64) -> Result<Self> {
-        if !(std >= 0.0 && std.is_finite()) {
-            return Err(OptimError::Invalid {
-                name: "sigma",
-                value: std,
-                requirement: ">= 0 and finite",
-            });
-        }
+        check_non_negative("sigma", std)?;
         Ok(Self {
             std,
             rng: StdRng::seed_from_u64(seed),
