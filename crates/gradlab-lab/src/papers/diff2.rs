@@ -16,7 +16,7 @@ use crate::plot::{Series, line_chart};
 use gradlab_data::procedural::logistic_data;
 use gradlab_optim::diff2::Diff2Config;
 use gradlab_optim::dp_sgd::DpSgdConfig;
-use gradlab_optim::privacy::{FiniteSum, PrivacyBudget};
+use gradlab_optim::privacy::{FiniteSum, PrivacyBudget, PrivateRun};
 
 /// The experiment.
 pub struct Diff2;
@@ -116,15 +116,25 @@ impl Method {
         }
     }
 
+    /// The run from 0 with noise seed `seed`; `observe` sees every iterate.
+    fn execute(
+        &self,
+        p: &LogisticRegression,
+        budget: &PrivacyBudget,
+        seed: u64,
+        observe: impl FnMut(usize, &[f64]),
+    ) -> Result<PrivateRun> {
+        let x0 = vec![0.0; D];
+        Ok(match self {
+            Method::DpSgd(c) => c.with_seed(seed).run(p, &x0, budget, observe)?,
+            Method::Diff2(c) => c.with_seed(seed).run(p, &x0, budget, observe)?,
+        })
+    }
+
     /// ‖∇f‖² along the run with noise seed `seed`.
     fn run(&self, p: &LogisticRegression, budget: &PrivacyBudget, seed: u64) -> Result<Vec<f64>> {
         let mut curve = vec![];
-        let x0 = vec![0.0; D];
-        let observe = |_: usize, x: &[f64]| curve.push(p.grad_sq_norm(x));
-        match self {
-            Method::DpSgd(c) => c.with_seed(seed).run(p, &x0, budget, observe)?,
-            Method::Diff2(c) => c.with_seed(seed).run(p, &x0, budget, observe)?,
-        };
+        self.execute(p, budget, seed, |_, x| curve.push(p.grad_sq_norm(x)))?;
         Ok(curve)
     }
 
@@ -135,12 +145,7 @@ impl Method {
         budget: &PrivacyBudget,
         seed: u64,
     ) -> Result<f64> {
-        let x0 = vec![0.0; D];
-        let run = match self {
-            Method::DpSgd(c) => c.with_seed(seed).run(p, &x0, budget, |_, _| {})?,
-            Method::Diff2(c) => c.with_seed(seed).run(p, &x0, budget, |_, _| {})?,
-        };
-        let v = p.grad_sq_norm(&run.x);
+        let v = p.grad_sq_norm(&self.execute(p, budget, seed, |_, _| {})?.x);
         Ok(if v.is_finite() { v } else { f64::INFINITY })
     }
 }
