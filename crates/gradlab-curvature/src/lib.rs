@@ -4,9 +4,11 @@
 //! Hessian-vector products are central differences of two autodiff gradients, in f64
 //! ([`hvp::FiniteDiffHvp`]), behind the [`hvp::HessianVectorProduct`] trait so that an exact
 //! provider can replace it later. [`spectrum`] turns HVPs into top eigenvalues (power iteration,
-//! Lanczos), spectral densities (SLQ) and traces (Hutchinson).
+//! Lanczos), spectral densities (SLQ) and traces (Hutchinson); [`opposing_signals`] finds the
+//! groups of examples that pull training in opposite directions.
 
 pub mod hvp;
+pub mod opposing_signals;
 pub mod sharpness;
 pub mod spectrum;
 

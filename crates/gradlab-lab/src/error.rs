@@ -35,6 +35,9 @@ pub enum LabError {
         /// What does not fit.
         reason: String,
     },
+    /// A Hessian or spectrum computation failed.
+    #[error("curvature computation failed: {0}")]
+    Curvature(#[from] gradlab_curvature::CurvatureError),
     /// An argument outside its range.
     #[error("invalid argument: {0}")]
     Invalid(String),

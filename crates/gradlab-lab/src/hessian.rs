@@ -145,10 +145,6 @@ impl<H: HessianVectorProduct> HessianVectorProduct for Ticking<'_, H> {
 const SLQ_STEPS: usize = 40;
 const SLQ_PROBES: usize = 3;
 
-fn curvature_err(e: CurvatureError) -> LabError {
-    LabError::Invalid(format!("Hessian computation failed: {e}"))
-}
-
 fn analyze_model<M: Net>(model: M, req: &HessianRequest, set: &ImageSet) -> Result<HessianReport> {
     let model = match &req.checkpoint {
         Some(dir) => {
@@ -178,7 +174,7 @@ fn analyze_model<M: Net>(model: M, req: &HessianRequest, set: &ImageSet) -> Resu
     let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
     let idx: Vec<usize> = (0..examples).collect();
     let oracle = ModelGradient::new(model, set, &idx, LossKind::CrossEntropy);
-    let hvp = OracleHvp::new(oracle, theta, 1e-3).map_err(curvature_err)?;
+    let hvp = OracleHvp::new(oracle, theta, 1e-3)?;
     let density_steps = if req.density_plot.is_some() {
         SLQ_STEPS.min(n) * SLQ_PROBES
     } else {
@@ -194,13 +190,12 @@ fn analyze_model<M: Net>(model: M, req: &HessianRequest, set: &ImageSet) -> Resu
         inner: hvp,
         bar: &bar,
     };
-    let ritz = lanczos_eigenvalues(&h, steps, req.seed).map_err(curvature_err)?;
+    let ritz = lanczos_eigenvalues(&h, steps, req.seed)?;
     let top: Vec<f64> = ritz.into_iter().take(req.top_k).collect();
-    let trace = hutchinson_trace(&h, req.trace_samples.max(1), req.seed).map_err(curvature_err)?;
+    let trace = hutchinson_trace(&h, req.trace_samples.max(1), req.seed)?;
     let density_moments = match &req.density_plot {
         Some(path) => {
-            let d =
-                slq_density(&h, SLQ_STEPS.min(n), SLQ_PROBES, req.seed).map_err(curvature_err)?;
+            let d = slq_density(&h, SLQ_STEPS.min(n), SLQ_PROBES, req.seed)?;
             plot_density(&d, path)?;
             Some((d.moment(1), d.moment(2)))
         }

@@ -71,6 +71,8 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::grad_norm_smoothness::GradNormSmoothness),
         Box::new(crate::papers::optimizers_alter_solutions::OptimizersAlterSolutions),
         Box::new(crate::papers::coherent_gradients::CoherentGradients),
+        Box::new(crate::papers::hessian_spectrum::HessianSpectrum),
+        Box::new(crate::papers::mfac::Mfac),
     ]
 }
 

@@ -82,8 +82,21 @@ impl MfacInverse {
         }
         let mut s = Self::new(dim, grads.len() / dim, damp)?;
         for row in grads.chunks(dim) {
-            s.push(row)?;
+            s.check(row)?;
         }
+        let m = s.m;
+        s.grads.copy_from_slice(grads);
+        for i in 0..m {
+            for j in 0..=i {
+                let v = dot(
+                    &grads[i * dim..(i + 1) * dim],
+                    &grads[j * dim..(j + 1) * dim],
+                );
+                s.gram[i * m + j] = v;
+                s.gram[j * m + i] = v;
+            }
+        }
+        s.factor()?;
         Ok(s)
     }
 
@@ -180,6 +193,42 @@ impl MfacInverse {
     fn solve(&self, b: &[f64]) -> Vec<f64> {
         linalg::cholesky_solve(&self.chol, self.m, b)
     }
+}
+
+/// OBS pruning scores with a block-diagonal Fisher, as the paper prunes: the parameters are cut
+/// into consecutive blocks of `block` coordinates, each with its own dense window over the same m
+/// gradients (rows of `grads`, each of length `weights.len()`). With m ≥ `block` each block's
+/// Fisher is estimated at full rank, where one window over all d ≫ m coordinates is not.
+pub fn blockwise_pruning_scores(
+    grads: &[f64],
+    weights: &[f64],
+    block: usize,
+    damp: f64,
+) -> Result<Vec<f64>> {
+    let d = weights.len();
+    if block == 0 {
+        return Err(OptimError::Invalid {
+            name: "block",
+            value: 0.0,
+            requirement: ">= 1",
+        });
+    }
+    if d == 0 || grads.len() % d != 0 {
+        return Err(OptimError::Conflict(
+            "the gradients must be rows as long as the weights",
+        ));
+    }
+    let m = grads.len() / d;
+    let mut scores = Vec::with_capacity(d);
+    for start in (0..d).step_by(block) {
+        let end = (start + block).min(d);
+        let sub: Vec<f64> = (0..m)
+            .flat_map(|i| grads[i * d + start..i * d + end].iter().copied())
+            .collect();
+        let inv = MfacInverse::from_gradients(&sub, end - start, damp)?;
+        scores.extend(inv.pruning_scores(&weights[start..end])?);
+    }
+    Ok(scores)
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -289,6 +338,35 @@ mod tests {
         let w = pseudo(d, 5);
         let scores = inv.pruning_scores(&w).unwrap();
         assert!((scores[3] - w[3] * w[3] / (2.0 * inv.diag()[3])).abs() < 1e-15);
+    }
+
+    #[test]
+    fn dense_window_and_blockwise_scores_match_the_explicit_inverse() {
+        let (d, m, damp) = (10, 6, 0.02);
+        let rows: Vec<Vec<f64>> = (0..m as u64).map(|s| pseudo(d, s + 10)).collect();
+        let inv = MfacInverse::from_gradients(&rows.concat(), d, damp).unwrap();
+        let h = explicit(&rows, m, damp);
+        let x = pseudo(d, 3);
+        for (a, row) in inv.mul(&x).unwrap().iter().zip(h.chunks(d)) {
+            assert!((a - dot(row, &x)).abs() < 1e-9 * a.abs().max(1.0));
+        }
+        // Blocks of 4, 4, 2: each block's scores from the explicit inverse of its own Fisher.
+        let w = pseudo(d, 4);
+        let scores = blockwise_pruning_scores(&rows.concat(), &w, 4, damp).unwrap();
+        for (start, end) in [(0, 4), (4, 8), (8, 10)] {
+            let sub: Vec<Vec<f64>> = rows.iter().map(|r| r[start..end].to_vec()).collect();
+            let hb = explicit(&sub, m, damp);
+            let b = end - start;
+            for i in 0..b {
+                let want = w[start + i].powi(2) / (2.0 * hb[i * b + i]);
+                assert!(
+                    (scores[start + i] - want).abs() < 1e-9 * want.max(1e-12),
+                    "{i}"
+                );
+            }
+        }
+        assert!(blockwise_pruning_scores(&rows.concat(), &w, 0, damp).is_err());
+        assert!(blockwise_pruning_scores(&rows.concat()[1..], &w, 4, damp).is_err());
     }
 
     #[test]
