@@ -73,6 +73,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::coherent_gradients::CoherentGradients),
         Box::new(crate::papers::hessian_spectrum::HessianSpectrum),
         Box::new(crate::papers::mfac::Mfac),
+        Box::new(crate::papers::opposing_signals::OpposingSignals),
     ]
 }
 

@@ -9,6 +9,7 @@ pub mod grad_norm_smoothness;
 pub mod hessian_spectrum;
 pub mod lr_refinement;
 pub mod mfac;
+pub mod opposing_signals;
 pub mod optimizers_alter_solutions;
 pub mod reste;
 pub mod target_surrogates;
