@@ -7,9 +7,11 @@
 //! Lanczos), spectral densities (SLQ) and traces (Hutchinson); [`opposing_signals`] finds the
 //! groups of examples that pull training in opposite directions.
 
+pub mod gauss_newton;
 pub mod hvp;
 pub mod opposing_signals;
 pub mod sharpness;
 pub mod spectrum;
 
+pub use gauss_newton::{GaussNewton, OutputLoss, OutputOracle};
 pub use hvp::{CurvatureError, FiniteDiffHvp, GradientOracle, HessianVectorProduct, OracleHvp};

@@ -15,7 +15,9 @@ use burn::prelude::*;
 use gradlab_curvature::spectrum::{
     SpectralDensity, hutchinson_trace, lanczos_eigenvalues, slq_density,
 };
-use gradlab_curvature::{CurvatureError, GradientOracle, HessianVectorProduct, OracleHvp};
+use gradlab_curvature::{
+    CurvatureError, GradientOracle, HessianVectorProduct, OracleHvp, OutputOracle,
+};
 use gradlab_data::ImageSet;
 use gradlab_data::batch::to_tensors;
 use gradlab_nets::{Net, params};
@@ -81,6 +83,68 @@ impl<M: Net> GradientOracle for ModelGradient<M> {
         } else {
             Err(CurvatureError::NonFinite { what: "gradient" })
         }
+    }
+}
+
+/// A model's logits over a fixed set of examples as an [`OutputOracle`], for Gauss–Newton
+/// products ([`gradlab_curvature::GaussNewton`]) of any [`Net`].
+pub struct ModelOutputs<M: Net> {
+    model: M,
+    x: Tensor<2>,
+    classes: usize,
+}
+
+impl<M: Net> ModelOutputs<M> {
+    /// `model` (on the autodiff device) on the examples `idx` of `set`.
+    pub fn new(model: M, set: &ImageSet, idx: &[usize]) -> Self {
+        let (x, _) = to_tensors(set, idx, &autodiff_device());
+        Self {
+            model,
+            x,
+            classes: set.classes,
+        }
+    }
+
+    fn at(&self, theta: &[f64]) -> std::result::Result<M, CurvatureError> {
+        let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
+        params::load(self.model.clone(), &flat).map_err(|e| CurvatureError::Shape {
+            expected: e.expected,
+            got: e.got,
+        })
+    }
+}
+
+impl<M: Net> OutputOracle for ModelOutputs<M> {
+    fn outputs(&self, theta: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
+        let logits = self.at(theta)?.forward(self.x.clone());
+        Ok(logits
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .unwrap_or_default())
+    }
+
+    fn vjp(&self, theta: &[f64], u: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
+        let model = self.at(theta)?;
+        let logits = model.forward(self.x.clone());
+        let weights = Tensor::<2>::from_data(
+            TensorData::new(
+                u.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
+                logits.dims(),
+            ),
+            &logits.device(),
+        );
+        let grads = GradientsParams::from_grads((logits * weights).sum().backward(), &model);
+        let mut f = FlatGrads {
+            grads: &grads,
+            out: Vec::with_capacity(theta.len()),
+        };
+        model.visit(&mut f);
+        Ok(f.out)
+    }
+
+    fn classes(&self) -> usize {
+        self.classes
     }
 }
 

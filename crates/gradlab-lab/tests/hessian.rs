@@ -2,9 +2,10 @@
 //! Hessian of softmax regression, H = (1/N) Σᵢ (diag(pᵢ) − pᵢpᵢᵀ) ⊗ x̃ᵢx̃ᵢᵀ with x̃ = [x; 1];
 //! and the report's pieces on a small MLP.
 
+use gradlab_curvature::spectrum::lanczos_eigenvalues;
 use gradlab_curvature::spectrum::power_iteration;
-use gradlab_curvature::{HessianVectorProduct, OracleHvp};
-use gradlab_lab::hessian::{HessianRequest, ModelGradient, analyze};
+use gradlab_curvature::{GaussNewton, HessianVectorProduct, OracleHvp, OutputLoss};
+use gradlab_lab::hessian::{HessianRequest, ModelGradient, ModelOutputs, analyze};
 use gradlab_lab::train::{LossKind, autodiff_device};
 use gradlab_nets::{mlp::MlpConfig, params};
 
@@ -16,8 +17,17 @@ fn model_hvps_match_the_softmax_regression_hessian() {
     let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
     assert_eq!(theta.len(), d * k + k);
     let idx: Vec<usize> = (0..n).collect();
-    let oracle = ModelGradient::new(model, &train, &idx, LossKind::CrossEntropy);
+    let oracle = ModelGradient::new(model.clone(), &train, &idx, LossKind::CrossEntropy);
     let hvp = OracleHvp::new(oracle, theta.clone(), 1e-3).unwrap();
+    // Logits linear in θ: the Gauss–Newton matrix is the Hessian too.
+    let outputs = ModelOutputs::new(model, &train, &idx);
+    let gn = GaussNewton::new(
+        outputs,
+        theta.clone(),
+        OutputLoss::SoftmaxCrossEntropy,
+        1e-3,
+    )
+    .unwrap();
 
     // Closed form: weights are [in, out] row-major (index j·K + a), then the bias (d·K + a).
     let dim = theta.len();
@@ -58,25 +68,50 @@ fn model_hvps_match_the_softmax_regression_hessian() {
                 (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
             })
             .collect();
-        let got = hvp.hvp(&v).unwrap();
         let want: Vec<f64> = h
             .chunks(dim)
             .map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum())
             .collect();
-        let err = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        let scale = want.iter().map(|a| a * a).sum::<f64>().sqrt();
-        assert!(err < 2e-3 * scale, "relative error {}", err / scale);
+        for got in [hvp.hvp(&v).unwrap(), gn.hvp(&v).unwrap()] {
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let scale = want.iter().map(|a| a * a).sum::<f64>().sqrt();
+            assert!(err < 2e-3 * scale, "relative error {}", err / scale);
+        }
     }
     // The top eigenvalue from model HVPs against the closed form's.
     let dense = gradlab_curvature::spectrum::DenseHessian::new(h, dim).unwrap();
     let exact = power_iteration(&dense, 1, 2000, 1e-12, 0).unwrap()[0].value;
     let approx = power_iteration(&hvp, 1, 200, 1e-8, 0).unwrap()[0].value;
     assert!((approx - exact).abs() < 1e-2 * exact, "{approx} vs {exact}");
+}
+
+/// For a nonlinear MLP the Gauss–Newton matrix stays positive semi-definite (the Hessian need
+/// not: it adds the residual-weighted term Σ ∂ℓ/∂f · ∇²f).
+#[test]
+fn gauss_newton_of_an_mlp_is_psd() {
+    let (train, _) = gradlab_data::images::load_split("digits", 0).unwrap();
+    let model = MlpConfig::new(vec![64, 16, 10]).init(&autodiff_device(), 5);
+    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let idx: Vec<usize> = (0..100).collect();
+    let gn = GaussNewton::new(
+        ModelOutputs::new(model, &train, &idx),
+        theta,
+        OutputLoss::SoftmaxCrossEntropy,
+        1e-3,
+    )
+    .unwrap();
+    let ritz = lanczos_eigenvalues(&gn, 30, 1).unwrap();
+    let (top, bottom) = (ritz[0], *ritz.last().unwrap());
+    assert!(top > 0.0);
+    assert!(
+        bottom > -1e-3 * top,
+        "smallest Ritz value {bottom} (top {top})"
+    );
 }
 
 #[test]
