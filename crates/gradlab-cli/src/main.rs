@@ -168,6 +168,9 @@ enum Command {
         /// Number of top eigenvalues.
         #[arg(long, default_value_t = 5)]
         top_k: usize,
+        /// hessian, or gauss-newton for its positive semi-definite Gauss–Newton part.
+        #[arg(long, default_value = "hessian")]
+        matrix: String,
         /// Lanczos steps for the top eigenvalues (at least --top-k).
         #[arg(long, default_value_t = 30)]
         lanczos_steps: usize,
@@ -215,6 +218,7 @@ fn run(cli: Cli) -> Result<()> {
             data,
             checkpoint,
             top_k,
+            matrix,
             lanczos_steps,
             density,
             out,
@@ -223,6 +227,7 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             json,
         } => {
+            let matrix = hessian::CurvatureMatrix::parse(&matrix)?;
             if density {
                 if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)
@@ -230,6 +235,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             let req = HessianRequest {
+                matrix,
                 model: model.clone(),
                 data: data.clone(),
                 checkpoint,
@@ -246,8 +252,14 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "Hessian of the mean cross-entropy of {model} on {} {data} training examples ({} parameters, {} gradient evaluations)",
-                    r.examples, r.parameters, r.gradient_evaluations
+                    "{} of the mean cross-entropy of {model} on {} {data} training examples ({} parameters, {} gradient evaluations)",
+                    match matrix {
+                        hessian::CurvatureMatrix::Hessian => "Hessian",
+                        hessian::CurvatureMatrix::GaussNewton => "Gauss–Newton matrix",
+                    },
+                    r.examples,
+                    r.parameters,
+                    r.gradient_evaluations
                 );
                 let top: Vec<String> = r
                     .top_eigenvalues

@@ -16,7 +16,8 @@ use gradlab_curvature::spectrum::{
     SpectralDensity, hutchinson_trace, lanczos_eigenvalues, slq_density,
 };
 use gradlab_curvature::{
-    CurvatureError, GradientOracle, HessianVectorProduct, OracleHvp, OutputOracle,
+    CurvatureError, GaussNewton, GradientOracle, HessianVectorProduct, OracleHvp, OutputLoss,
+    OutputOracle,
 };
 use gradlab_data::ImageSet;
 use gradlab_data::batch::to_tensors;
@@ -148,9 +149,34 @@ impl<M: Net> OutputOracle for ModelOutputs<M> {
     }
 }
 
+/// Which curvature matrix the spectra describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum CurvatureMatrix {
+    /// The Hessian of the mean cross-entropy (central-difference HVPs).
+    #[default]
+    Hessian,
+    /// Its generalised Gauss–Newton part Σ JᵀHₗJ/n (positive semi-definite).
+    GaussNewton,
+}
+
+impl CurvatureMatrix {
+    /// `hessian` or `gauss-newton` (`gn`).
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "hessian" => Ok(Self::Hessian),
+            "gauss-newton" | "gn" => Ok(Self::GaussNewton),
+            other => Err(LabError::Invalid(format!(
+                "unknown curvature matrix '{other}'; known: hessian, gauss-newton"
+            ))),
+        }
+    }
+}
+
 /// What to compute.
 #[derive(Debug, Clone)]
 pub struct HessianRequest {
+    /// The Hessian or its Gauss–Newton part.
+    pub matrix: CurvatureMatrix,
     /// `mlp`, `cnn` or `resnet` (as `gradlab train` builds them).
     pub model: String,
     /// An image set name.
@@ -176,6 +202,8 @@ pub struct HessianRequest {
 /// What was computed.
 #[derive(Debug, Clone, Serialize)]
 pub struct HessianReport {
+    /// The matrix the spectra describe.
+    pub matrix: CurvatureMatrix,
     /// Parameters.
     pub parameters: usize,
     /// Examples in the loss.
@@ -186,7 +214,7 @@ pub struct HessianReport {
     pub trace: (f64, f64),
     /// SLQ density moments: mean eigenvalue (≈ trace/n) and mean squared eigenvalue.
     pub density_moments: Option<(f64, f64)>,
-    /// Gradient evaluations used.
+    /// Backward passes used (two per Hessian product, one per Gauss–Newton product).
     pub gradient_evaluations: usize,
 }
 
@@ -237,8 +265,27 @@ fn analyze_model<M: Net>(model: M, req: &HessianRequest, set: &ImageSet) -> Resu
     }
     let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
     let idx: Vec<usize> = (0..examples).collect();
-    let oracle = ModelGradient::new(model, set, &idx, LossKind::CrossEntropy);
-    let hvp = OracleHvp::new(oracle, theta, 1e-3)?;
+    match req.matrix {
+        CurvatureMatrix::Hessian => {
+            let oracle = ModelGradient::new(model, set, &idx, LossKind::CrossEntropy);
+            spectra(OracleHvp::new(oracle, theta, 1e-3)?, req, steps, examples)
+        }
+        CurvatureMatrix::GaussNewton => {
+            let outputs = ModelOutputs::new(model, set, &idx);
+            let gn = GaussNewton::new(outputs, theta, OutputLoss::SoftmaxCrossEntropy, 1e-3)?;
+            spectra(gn, req, steps, examples)
+        }
+    }
+}
+
+/// Top eigenvalues, trace and (if asked) density of `hvp`, with a progress bar.
+fn spectra(
+    hvp: impl HessianVectorProduct,
+    req: &HessianRequest,
+    steps: usize,
+    examples: usize,
+) -> Result<HessianReport> {
+    let n = hvp.dim();
     let density_steps = if req.density_plot.is_some() {
         SLQ_STEPS.min(n) * SLQ_PROBES
     } else {
@@ -267,12 +314,18 @@ fn analyze_model<M: Net>(model: M, req: &HessianRequest, set: &ImageSet) -> Resu
     };
     bar.finish_and_clear();
     Ok(HessianReport {
+        matrix: req.matrix,
         parameters: n,
         examples,
         top_eigenvalues: top,
         trace,
         density_moments,
-        gradient_evaluations: 2 * total,
+        // A Hessian product differences two gradients; a Gauss–Newton product is one backward
+        // pass (and two forward passes).
+        gradient_evaluations: match req.matrix {
+            CurvatureMatrix::Hessian => 2 * total,
+            CurvatureMatrix::GaussNewton => total,
+        },
     })
 }
 

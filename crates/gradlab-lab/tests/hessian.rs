@@ -5,7 +5,7 @@
 use gradlab_curvature::spectrum::lanczos_eigenvalues;
 use gradlab_curvature::spectrum::power_iteration;
 use gradlab_curvature::{GaussNewton, HessianVectorProduct, OracleHvp, OutputLoss};
-use gradlab_lab::hessian::{HessianRequest, ModelGradient, ModelOutputs, analyze};
+use gradlab_lab::hessian::{CurvatureMatrix, HessianRequest, ModelGradient, ModelOutputs, analyze};
 use gradlab_lab::train::{LossKind, autodiff_device};
 use gradlab_nets::{mlp::MlpConfig, params};
 
@@ -120,6 +120,7 @@ fn the_report_runs_and_bad_requests_are_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let plot = dir.join("density.png");
     let mut req = HessianRequest {
+        matrix: Default::default(),
         model: "mlp".into(),
         data: "digits".into(),
         checkpoint: None,
@@ -139,6 +140,12 @@ fn the_report_runs_and_bad_requests_are_errors() {
     req.top_k = 0;
     assert!(analyze(&req).unwrap_err().to_string().contains("--top-k 0"));
     req.top_k = 3;
+    // The Gauss–Newton part is PSD: every zᵀGz ≥ 0, so the trace estimate is positive.
+    req.matrix = CurvatureMatrix::GaussNewton;
+    req.density_plot = None;
+    let gn = analyze(&req).unwrap();
+    assert_eq!(gn.matrix, CurvatureMatrix::GaussNewton);
+    assert!(gn.top_eigenvalues[0] > 0.0 && gn.trace.0 > 0.0);
     req.checkpoint = Some(dir.join("missing"));
     assert!(analyze(&req).is_err());
     std::fs::remove_dir_all(&dir).ok();

@@ -195,40 +195,118 @@ impl MfacInverse {
     }
 }
 
-/// OBS pruning scores with a block-diagonal Fisher, as the paper prunes: the parameters are cut
-/// into consecutive blocks of `block` coordinates, each with its own dense window over the same m
-/// gradients (rows of `grads`, each of length `weights.len()`). With m ≥ `block` each block's
-/// Fisher is estimated at full rank, where one window over all d ≫ m coordinates is not.
-pub fn blockwise_pruning_scores(
-    grads: &[f64],
-    weights: &[f64],
-    block: usize,
-    damp: f64,
-) -> Result<Vec<f64>> {
-    let d = weights.len();
-    if block == 0 {
-        return Err(OptimError::Invalid {
-            name: "block",
-            value: 0.0,
-            requirement: ">= 1",
-        });
+/// The inverse of a block-diagonal damped empirical Fisher, as the paper prunes (the authors'
+/// `HInvFastBlock`): the coordinates are cut into consecutive blocks of `block`, each with its own
+/// dense window over the same m gradients. With m ≥ `block` each block's Fisher has full rank,
+/// where one window over all d ≫ m coordinates does not.
+#[derive(Debug, Clone)]
+pub struct BlockFisherInverse {
+    blocks: Vec<MfacInverse>,
+    d: usize,
+}
+
+impl BlockFisherInverse {
+    /// Blocks of `block` ≥ 1 coordinates over the rows of `grads` (each of length `dim`).
+    pub fn from_gradients(grads: &[f64], dim: usize, block: usize, damp: f64) -> Result<Self> {
+        if block == 0 {
+            return Err(OptimError::Invalid {
+                name: "block",
+                value: 0.0,
+                requirement: ">= 1",
+            });
+        }
+        if dim == 0 || grads.is_empty() || grads.len() % dim != 0 {
+            return Err(OptimError::Conflict(
+                "the gradients must be rows of the same length",
+            ));
+        }
+        let m = grads.len() / dim;
+        let blocks = (0..dim)
+            .step_by(block)
+            .map(|start| {
+                let end = (start + block).min(dim);
+                let sub: Vec<f64> = (0..m)
+                    .flat_map(|i| grads[i * dim + start..i * dim + end].iter().copied())
+                    .collect();
+                MfacInverse::from_gradients(&sub, end - start, damp)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { blocks, d: dim })
     }
-    if d == 0 || grads.len() % d != 0 {
-        return Err(OptimError::Conflict(
-            "the gradients must be rows as long as the weights",
-        ));
+
+    /// The dimension d.
+    pub fn dim(&self) -> usize {
+        self.d
     }
-    let m = grads.len() / d;
-    let mut scores = Vec::with_capacity(d);
-    for start in (0..d).step_by(block) {
-        let end = (start + block).min(d);
-        let sub: Vec<f64> = (0..m)
-            .flat_map(|i| grads[i * d + start..i * d + end].iter().copied())
+
+    /// F̂⁻¹x, block by block.
+    pub fn mul(&self, x: &[f64]) -> Result<Vec<f64>> {
+        if x.len() != self.d {
+            return Err(OptimError::Invalid {
+                name: "vector length",
+                value: x.len() as f64,
+                requirement: "equal to the dimension of the blocks",
+            });
+        }
+        let mut out = Vec::with_capacity(self.d);
+        let mut at = 0;
+        for b in &self.blocks {
+            out.extend(b.mul(&x[at..at + b.dim()])?);
+            at += b.dim();
+        }
+        Ok(out)
+    }
+
+    /// diag(F̂⁻¹).
+    pub fn diag(&self) -> Vec<f64> {
+        self.blocks.iter().flat_map(|b| b.diag()).collect()
+    }
+
+    /// OBS saliencies wᵢ²/(2[F̂⁻¹]ᵢᵢ).
+    pub fn pruning_scores(&self, weights: &[f64]) -> Result<Vec<f64>> {
+        let diag = self.diag();
+        if weights.len() != diag.len() {
+            return Err(OptimError::Invalid {
+                name: "weights length",
+                value: weights.len() as f64,
+                requirement: "equal to the dimension of the blocks",
+            });
+        }
+        Ok(weights
+            .iter()
+            .zip(diag)
+            .map(|(w, h)| w * w / (2.0 * h))
+            .collect())
+    }
+
+    /// One OBS pruning step (the authors' `MFACPruner.prune`): remove the `count` weights of
+    /// lowest saliency and let the others compensate, each removal's optimal correction
+    /// δw = −(w_q/[F̂⁻¹]_qq)·F̂⁻¹e_q summed as if independent: w ← w + F̂⁻¹u with
+    /// u_q = −w_q/[F̂⁻¹]_qq on the removed q (zero elsewhere), then w_q = 0. Returns the new
+    /// weights and the removed indices (lowest saliency first).
+    pub fn obs_prune(&self, weights: &[f64], count: usize) -> Result<(Vec<f64>, Vec<usize>)> {
+        let scores = self.pruning_scores(weights)?;
+        if count > weights.len() {
+            return Err(OptimError::Invalid {
+                name: "weights to prune",
+                value: count as f64,
+                requirement: "at most the number of weights",
+            });
+        }
+        let mut order: Vec<usize> = (0..weights.len()).collect();
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        order.truncate(count);
+        let diag = self.diag();
+        let mut u = vec![0.0; weights.len()];
+        order.iter().for_each(|&q| u[q] = -weights[q] / diag[q]);
+        let mut w: Vec<f64> = weights
+            .iter()
+            .zip(self.mul(&u)?)
+            .map(|(w, d)| w + d)
             .collect();
-        let inv = MfacInverse::from_gradients(&sub, end - start, damp)?;
-        scores.extend(inv.pruning_scores(&weights[start..end])?);
+        order.iter().for_each(|&q| w[q] = 0.0);
+        Ok((w, order))
     }
-    Ok(scores)
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -352,7 +430,12 @@ mod tests {
         }
         // Blocks of 4, 4, 2: each block's scores from the explicit inverse of its own Fisher.
         let w = pseudo(d, 4);
-        let scores = blockwise_pruning_scores(&rows.concat(), &w, 4, damp).unwrap();
+        let blocks = BlockFisherInverse::from_gradients(&rows.concat(), d, 4, damp).unwrap();
+        let scores = blocks.pruning_scores(&w).unwrap();
+        let (pruned, removed) = blocks.obs_prune(&w, 3).unwrap();
+        let mut order: Vec<usize> = (0..d).collect();
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        assert_eq!(removed, order[..3].to_vec());
         for (start, end) in [(0, 4), (4, 8), (8, 10)] {
             let sub: Vec<Vec<f64>> = rows.iter().map(|r| r[start..end].to_vec()).collect();
             let hb = explicit(&sub, m, damp);
@@ -365,8 +448,36 @@ mod tests {
                 );
             }
         }
-        assert!(blockwise_pruning_scores(&rows.concat(), &w, 0, damp).is_err());
-        assert!(blockwise_pruning_scores(&rows.concat()[1..], &w, 4, damp).is_err());
+        // The OBS step against the explicit block inverses: w + H u, removed weights zeroed.
+        let mut u = vec![0.0; d];
+        let mut h = vec![0.0; d * d];
+        for (start, end) in [(0, 4), (4, 8), (8, 10)] {
+            let sub: Vec<Vec<f64>> = rows.iter().map(|r| r[start..end].to_vec()).collect();
+            let hb = explicit(&sub, m, damp);
+            let b = end - start;
+            for i in 0..b {
+                for j in 0..b {
+                    h[(start + i) * d + start + j] = hb[i * b + j];
+                }
+            }
+        }
+        removed.iter().for_each(|&q| u[q] = -w[q] / h[q * d + q]);
+        for i in 0..d {
+            let want = if removed.contains(&i) {
+                0.0
+            } else {
+                w[i] + dot(&h[i * d..(i + 1) * d], &u)
+            };
+            assert!(
+                (pruned[i] - want).abs() < 1e-9,
+                "{i}: {} vs {want}",
+                pruned[i]
+            );
+        }
+        assert!(BlockFisherInverse::from_gradients(&rows.concat(), d, 0, damp).is_err());
+        assert!(BlockFisherInverse::from_gradients(&rows.concat()[1..], d, 4, damp).is_err());
+        assert!(blocks.obs_prune(&w, d + 1).is_err());
+        assert!(blocks.mul(&w[1..]).is_err());
     }
 
     #[test]

@@ -1,0 +1,37 @@
+//! Times the Hessian tools on a ≈117k-parameter MLP (64-256-256-128-10, ReLU) over 1,000 digits:
+//! the top 10 eigenvalues by Lanczos (40 steps) and a 20-step SLQ density (one probe), printed
+//! as one JSON line. Run by `bench/hessian_vs_pyhessian.py`, which does the same with PyHessian.
+//!
+//! `cargo run --release -p gradlab-lab --example hessian_timing`
+
+use gradlab_curvature::OracleHvp;
+use gradlab_curvature::spectrum::{lanczos_eigenvalues, slq_density};
+use gradlab_lab::hessian::ModelGradient;
+use gradlab_lab::train::{LossKind, autodiff_device};
+use gradlab_nets::{mlp::MlpConfig, params};
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let set = gradlab_data::images::digits();
+    let idx: Vec<usize> = (0..1000.min(set.len())).collect();
+    let model = MlpConfig::new(vec![64, 256, 256, 128, 10]).init(&autodiff_device(), 0);
+    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let n = theta.len();
+    let h = OracleHvp::new(
+        ModelGradient::new(model, &set, &idx, LossKind::CrossEntropy),
+        theta,
+        1e-3,
+    )?;
+    let t0 = Instant::now();
+    let top = lanczos_eigenvalues(&h, 40, 0)?;
+    let t_top = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let density = slq_density(&h, 20, 1, 0)?;
+    let t_density = t1.elapsed().as_secs_f64();
+    println!(
+        "{{\"params\": {n}, \"top10\": {:?}, \"top10_seconds\": {t_top:.3}, \"density_seconds\": {t_density:.3}, \"density_nodes\": {}, \"hvps_top10\": 40, \"hvps_density\": 20}}",
+        &top[..10],
+        density.nodes.len()
+    );
+    Ok(())
+}
