@@ -1,8 +1,10 @@
 //! Times the Hessian tools on a ≈117k-parameter MLP (64-256-256-128-10, ReLU) over 1,000 digits:
 //! the top 10 eigenvalues by Lanczos (40 steps) and a 20-step SLQ density (one probe), printed
-//! as one JSON line. Run by `bench/hessian_vs_pyhessian.py`, which does the same with PyHessian.
+//! as one JSON line. Run by `bench/hessian_vs_pyhessian.py`, which does the same with PyHessian
+//! on the same weights: with a path argument, the initial parameters are written there first
+//! (f32 little-endian, in `params::flatten` order: each layer's weight `[in, out]`, then its bias).
 //!
-//! `cargo run --release -p gradlab-lab --example hessian_timing`
+//! `cargo run --release -p gradlab-lab --example hessian_timing [-- weights.bin]`
 
 use gradlab_curvature::OracleHvp;
 use gradlab_curvature::spectrum::{lanczos_eigenvalues, slq_density};
@@ -17,8 +19,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = MlpConfig::new(vec![64, 256, 256, 128, 10]).init(&autodiff_device(), 0);
     let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
     let n = theta.len();
+    if let Some(path) = std::env::args().nth(1) {
+        let bytes: Vec<u8> = params::flatten(&model)
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        std::fs::write(path, bytes)?;
+    }
     let h = OracleHvp::new(
-        ModelGradient::new(model, &set, &idx, LossKind::CrossEntropy),
+        ModelGradient::new(model, &set, &idx, LossKind::CrossEntropy).frozen_at(&theta)?,
         theta,
         1e-3,
     )?;

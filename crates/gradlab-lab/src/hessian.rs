@@ -4,7 +4,9 @@
 //! autodiff gradients ([`ModelGradient`]).
 //!
 //! The models are f32, so the differences use a relative step of 1e-3 (rounding ≈ 1e-4 of ‖H‖):
-//! the outliers of a spectrum are resolved, eigenvalues much below 1e-4·λ_max are not.
+//! the outliers of a spectrum are resolved, eigenvalues much below 1e-4·λ_max are not. ReLU gates
+//! and max-pool winners are frozen at the analysed weights ([`gradlab_nets::kinks`]), so the
+//! differences converge to the Hessian that double-backward autodiff (PyHessian) computes.
 
 use crate::error::{LabError, Result};
 use crate::plot::{Series, line_chart};
@@ -21,24 +23,69 @@ use gradlab_curvature::{
 };
 use gradlab_data::ImageSet;
 use gradlab_data::batch::to_tensors;
+use gradlab_nets::kinks::{self, Kinks};
 use gradlab_nets::{Net, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// The gradient of a model's mean loss over a fixed set of examples, at any parameter vector (in
 /// the order of [`gradlab_nets::params::flatten`]).
+///
+/// For Hessian-vector products of a ReLU or max-pool network, freeze its kinks at the point of
+/// interest ([`ModelGradient::frozen_at`]): differences of the plain gradient do not converge
+/// there ([`gradlab_nets::kinks`]).
 pub struct ModelGradient<M: Net> {
     model: M,
     x: Tensor<2>,
     y: Tensor<1, Int>,
     loss: LossKind,
+    kinks: Option<Kinks>,
 }
 
 impl<M: Net> ModelGradient<M> {
     /// `model` (on the autodiff device) on the examples `idx` of `set`.
     pub fn new(model: M, set: &ImageSet, idx: &[usize], loss: LossKind) -> Self {
         let (x, y) = to_tensors(set, idx, &autodiff_device());
-        Self { model, x, y, loss }
+        Self {
+            model,
+            x,
+            y,
+            loss,
+            kinks: None,
+        }
+    }
+
+    /// Gradients of the network with the ReLU gates and max-pool winners it has at `theta`: the
+    /// same gradient at `theta`, and its central differences converge to the Hessian there.
+    pub fn frozen_at(mut self, theta: &[f64]) -> std::result::Result<Self, CurvatureError> {
+        self.kinks = Some(record_kinks(&self.model, theta, &self.x)?);
+        Ok(self)
+    }
+}
+
+/// The kinks of `model` loaded with `theta` on the inputs `x`.
+fn record_kinks<M: Net>(
+    model: &M,
+    theta: &[f64],
+    x: &Tensor<2>,
+) -> std::result::Result<Kinks, CurvatureError> {
+    let model = load_flat(model, theta)?;
+    Ok(kinks::record(|| model.forward(x.clone())).1)
+}
+
+fn load_flat<M: Net>(model: &M, theta: &[f64]) -> std::result::Result<M, CurvatureError> {
+    let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
+    params::load(model.clone(), &flat).map_err(|e| CurvatureError::Shape {
+        expected: e.expected,
+        got: e.got,
+    })
+}
+
+/// `f` under the replayed kinks, if any.
+fn with_kinks<R>(k: &Option<Kinks>, f: impl FnOnce() -> R) -> R {
+    match k {
+        Some(k) => kinks::replay(k, f),
+        None => f(),
     }
 }
 
@@ -65,14 +112,9 @@ impl ModuleVisitor for FlatGrads<'_> {
 
 impl<M: Net> GradientOracle for ModelGradient<M> {
     fn gradient(&self, theta: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
-        let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
-        let model = params::load(self.model.clone(), &flat).map_err(|e| CurvatureError::Shape {
-            expected: e.expected,
-            got: e.got,
-        })?;
-        let loss = self
-            .loss
-            .forward(model.forward(self.x.clone()), self.y.clone());
+        let model = load_flat(&self.model, theta)?;
+        let logits = with_kinks(&self.kinks, || model.forward(self.x.clone()));
+        let loss = self.loss.forward(logits, self.y.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let mut f = FlatGrads {
             grads: &grads,
@@ -93,6 +135,7 @@ pub struct ModelOutputs<M: Net> {
     model: M,
     x: Tensor<2>,
     classes: usize,
+    kinks: Option<Kinks>,
 }
 
 impl<M: Net> ModelOutputs<M> {
@@ -103,21 +146,27 @@ impl<M: Net> ModelOutputs<M> {
             model,
             x,
             classes: set.classes,
+            kinks: None,
         }
     }
 
-    fn at(&self, theta: &[f64]) -> std::result::Result<M, CurvatureError> {
-        let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
-        params::load(self.model.clone(), &flat).map_err(|e| CurvatureError::Shape {
-            expected: e.expected,
-            got: e.got,
-        })
+    /// Outputs with the kinks the network has at `theta` (see [`ModelGradient::frozen_at`]):
+    /// the output differences are then exact directional derivatives up to O(h²).
+    pub fn frozen_at(mut self, theta: &[f64]) -> std::result::Result<Self, CurvatureError> {
+        self.kinks = Some(record_kinks(&self.model, theta, &self.x)?);
+        Ok(self)
+    }
+
+    fn logits(&self, theta: &[f64]) -> std::result::Result<(M, Tensor<2>), CurvatureError> {
+        let model = load_flat(&self.model, theta)?;
+        let logits = with_kinks(&self.kinks, || model.forward(self.x.clone()));
+        Ok((model, logits))
     }
 }
 
 impl<M: Net> OutputOracle for ModelOutputs<M> {
     fn outputs(&self, theta: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
-        let logits = self.at(theta)?.forward(self.x.clone());
+        let (_, logits) = self.logits(theta)?;
         Ok(logits
             .into_data()
             .convert::<f64>()
@@ -126,8 +175,7 @@ impl<M: Net> OutputOracle for ModelOutputs<M> {
     }
 
     fn vjp(&self, theta: &[f64], u: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
-        let model = self.at(theta)?;
-        let logits = model.forward(self.x.clone());
+        let (model, logits) = self.logits(theta)?;
         let weights = Tensor::<2>::from_data(
             TensorData::new(
                 u.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
@@ -267,11 +315,12 @@ fn analyze_model<M: Net>(model: M, req: &HessianRequest, set: &ImageSet) -> Resu
     let idx: Vec<usize> = (0..examples).collect();
     match req.matrix {
         CurvatureMatrix::Hessian => {
-            let oracle = ModelGradient::new(model, set, &idx, LossKind::CrossEntropy);
+            let oracle =
+                ModelGradient::new(model, set, &idx, LossKind::CrossEntropy).frozen_at(&theta)?;
             spectra(OracleHvp::new(oracle, theta, 1e-3)?, req, steps, examples)
         }
         CurvatureMatrix::GaussNewton => {
-            let outputs = ModelOutputs::new(model, set, &idx);
+            let outputs = ModelOutputs::new(model, set, &idx).frozen_at(&theta)?;
             let gn = GaussNewton::new(outputs, theta, OutputLoss::SoftmaxCrossEntropy, 1e-3)?;
             spectra(gn, req, steps, examples)
         }

@@ -11,12 +11,12 @@
 //! assert_eq!(net.forward(Tensor::zeros([3, 64], &dev)).dims(), [3, 10]);
 //! ```
 
+use crate::kinks::{max_pool, relu};
 use crate::{Net, init::seeded};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 /// Small CNN configuration.
 #[derive(Config, Debug)]
@@ -93,10 +93,10 @@ impl SmallCnn {
         let x0 = x.reshape([b, c, h, w]);
         let z1 = self.conv1.forward(x0.clone());
         let p1 = probe4(z1.dims());
-        let x1 = self.pool.forward(relu(z1 + p1.clone()));
+        let x1 = max_pool(&self.pool, relu(z1 + p1.clone()));
         let z2 = self.conv2.forward(x1.clone());
         let p2 = probe4(z2.dims());
-        let x2 = self.pool.forward(relu(z2 + p2.clone())).flatten::<2>(1, 3);
+        let x2 = max_pool(&self.pool, relu(z2 + p2.clone())).flatten::<2>(1, 3);
         let z3 = self.fc1.forward(x2.clone());
         let p3 = probe2(z3.dims());
         let x3 = relu(z3 + p3.clone());
@@ -160,8 +160,8 @@ impl Net for SmallCnn {
         let [c, h, w] = self.shape;
         let b = x.dims()[0];
         let x = x.reshape([b, c, h, w]);
-        let x = self.pool.forward(relu(self.conv1.forward(x)));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let x = max_pool(&self.pool, relu(self.conv1.forward(x)));
+        let x = max_pool(&self.pool, relu(self.conv2.forward(x)));
         let x = x.flatten::<2>(1, 3);
         self.fc2.forward(relu(self.fc1.forward(x)))
     }

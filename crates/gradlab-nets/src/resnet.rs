@@ -13,11 +13,11 @@
 //! ```
 
 use crate::cnn::conv3x3;
+use crate::kinks::relu;
 use crate::{Net, init::seeded};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 /// Small ResNet configuration.
 #[derive(Config, Debug)]
