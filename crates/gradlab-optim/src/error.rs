@@ -28,6 +28,18 @@ pub enum OptimError {
         /// The budget's δ.
         delta: f64,
     },
+    /// A linear system that should be positive definite is not (singular or indefinite).
+    #[error("{system} is not positive definite at step {step} (damping λ = {damping:e}): {hint}")]
+    NotPositiveDefinite {
+        /// The system.
+        system: &'static str,
+        /// The damping it had.
+        damping: f64,
+        /// The step (iteration or gradient count).
+        step: usize,
+        /// What to change.
+        hint: &'static str,
+    },
     /// A non-finite value met during a run.
     #[error("non-finite {what} at step {step}")]
     NonFinite {

@@ -126,9 +126,12 @@ impl GradNormSmooth {
                 let lambda = gn / (gamma + 1e-8);
                 let mut a = h.clone();
                 (0..d).for_each(|i| a[i * d + i] += lambda);
-                let l = linalg::cholesky(&a, d).ok_or(OptimError::Conflict(
-                    "H + λI is not positive definite: the Hessian approximation must be positive semi-definite",
-                ))?;
+                let l = linalg::cholesky(&a, d).ok_or(OptimError::NotPositiveDefinite {
+                    system: "H + λI",
+                    damping: lambda,
+                    step: k,
+                    hint: "the Hessian approximation must be positive semi-definite",
+                })?;
                 let step = linalg::cholesky_solve(&l, d, &g);
                 solves += 1;
                 let x_new: Vec<f64> = x.iter().zip(&step).map(|(a, s)| a - s).collect();
@@ -214,8 +217,10 @@ mod tests {
         };
         let m = GradNormSmooth::default();
         assert!(m.run(&q, &[0.0], 3).is_err());
-        // An indefinite "Hessian" with λ = ‖g‖ ≈ 0.14 < 1 fails to factor.
-        assert!(m.run(&q, &[0.0, 0.0], 3).is_err());
+        // An indefinite "Hessian" with λ = ‖g‖ ≈ 0.14 < 1 fails to factor; the error names λ.
+        let e = m.run(&q, &[0.0, 0.0], 3).unwrap_err();
+        assert!(matches!(e, OptimError::NotPositiveDefinite { step: 1, .. }), "{e}");
+        assert!(e.to_string().contains("λ = 1.41"), "{e}");
         let bad = GradNormSmooth { gamma0: 0.0, ..m };
         assert!(bad.run(&q, &[0.0, 0.0], 3).is_err());
     }

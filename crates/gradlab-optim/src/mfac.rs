@@ -40,6 +40,8 @@ pub struct MfacInverse {
     /// Lower Cholesky factor of K = mλI + GGᵀ.
     chol: Vec<f64>,
     next: usize,
+    /// Gradients pushed so far.
+    pushed: usize,
 }
 
 impl MfacInverse {
@@ -68,6 +70,7 @@ impl MfacInverse {
             gram: vec![0.0; window * window],
             chol: vec![],
             next: 0,
+            pushed: 0,
         };
         s.factor()?;
         Ok(s)
@@ -116,6 +119,7 @@ impl MfacInverse {
             self.gram[j * m + i] = dot;
         }
         self.next = (j + 1) % m;
+        self.pushed += 1;
         self.factor()
     }
 
@@ -183,9 +187,12 @@ impl MfacInverse {
         let m = self.m;
         let mut k = self.gram.clone();
         (0..m).for_each(|i| k[i * m + i] += m as f64 * self.damp);
-        self.chol = linalg::cholesky(&k, m).ok_or(OptimError::Conflict(
-            "M-FAC: the window's system is not positive definite (λ too small for the gradients' scale?)",
-        ))?;
+        self.chol = linalg::cholesky(&k, m).ok_or(OptimError::NotPositiveDefinite {
+            system: "M-FAC's window system mλI + GGᵀ",
+            damping: self.damp,
+            step: self.pushed,
+            hint: "raise λ relative to the gradients' scale",
+        })?;
         Ok(())
     }
 
