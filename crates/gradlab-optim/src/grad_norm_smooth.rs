@@ -219,7 +219,10 @@ mod tests {
         assert!(m.run(&q, &[0.0], 3).is_err());
         // An indefinite "Hessian" with λ = ‖g‖ ≈ 0.14 < 1 fails to factor; the error names λ.
         let e = m.run(&q, &[0.0, 0.0], 3).unwrap_err();
-        assert!(matches!(e, OptimError::NotPositiveDefinite { step: 1, .. }), "{e}");
+        assert!(
+            matches!(e, OptimError::NotPositiveDefinite { step: 1, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("λ = 1.41"), "{e}");
         let bad = GradNormSmooth { gamma0: 0.0, ..m };
         assert!(bad.run(&q, &[0.0, 0.0], 3).is_err());
