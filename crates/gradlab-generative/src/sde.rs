@@ -1,0 +1,346 @@
+//! The forward SDEs of "Score-Based Generative Modeling through Stochastic Differential
+//! Equations" (Song et al., ICLR 2021; checked against `sde_lib.py` of yang-song/score_sde_pytorch):
+//!
+//! dx = f(t)·x dt + g(t) dw,   t ∈ [0, 1], t = 0 the data, t = 1 the prior.
+//!
+//! | SDE | f(t) | g(t)² | x_t given x₀ |
+//! |---|---|---|---|
+//! | VE | 0 | σ(t)²·2 ln(σ_max/σ_min), σ(t) = σ_min (σ_max/σ_min)ᵗ | N(x₀, σ(t)² I) |
+//! | VP | −½β(t) | β(t) = β_min + t(β_max − β_min) | N(e^{m(t)} x₀, (1 − e^{2m(t)}) I) |
+//! | sub-VP | −½β(t) | β(t)(1 − e^{−2∫₀ᵗβ}) | N(e^{m(t)} x₀, (1 − e^{2m(t)})² I) |
+//!
+//! with m(t) = −¼t²(β_max − β_min) − ½tβ_min. As in the official code, the VE marginal's std is
+//! σ(t) itself, σ_min at t = 0 (the data are taken as already perturbed by σ_min); started from a
+//! point at t = 0 the SDE's variance is σ(t)² − σ_min².
+//!
+//! ```
+//! use gradlab_generative::sde::Sde;
+//! let vp = Sde::vp();
+//! let (alpha, sigma) = vp.marginal(1.0).unwrap();
+//! assert!(alpha < 0.01 && (sigma - 1.0).abs() < 1e-4); // ≈ the prior N(0, I)
+//! ```
+
+use crate::{Result, invalid};
+
+/// A linear forward SDE; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sde {
+    /// Variance exploding (SMLD).
+    Ve {
+        /// σ_min > 0.
+        sigma_min: f64,
+        /// σ_max > σ_min.
+        sigma_max: f64,
+    },
+    /// Variance preserving (DDPM).
+    Vp {
+        /// β_min ≥ 0.
+        beta_min: f64,
+        /// β_max > β_min.
+        beta_max: f64,
+    },
+    /// Sub-variance preserving.
+    SubVp {
+        /// β_min ≥ 0.
+        beta_min: f64,
+        /// β_max > β_min.
+        beta_max: f64,
+    },
+}
+
+impl Sde {
+    /// VE with the paper's σ_min = 0.01, σ_max = 50.
+    pub fn ve() -> Self {
+        Sde::Ve {
+            sigma_min: 0.01,
+            sigma_max: 50.0,
+        }
+    }
+
+    /// VP with β_min = 0.1, β_max = 20.
+    pub fn vp() -> Self {
+        Sde::Vp {
+            beta_min: 0.1,
+            beta_max: 20.0,
+        }
+    }
+
+    /// Sub-VP with β_min = 0.1, β_max = 20.
+    pub fn sub_vp() -> Self {
+        Sde::SubVp {
+            beta_min: 0.1,
+            beta_max: 20.0,
+        }
+    }
+
+    /// `ve`, `vp` or `subvp` with the default parameters.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "ve" => Ok(Self::ve()),
+            "vp" => Ok(Self::vp()),
+            "subvp" | "sub-vp" => Ok(Self::sub_vp()),
+            other => invalid(format!("unknown SDE '{other}'; known: ve, vp, subvp")),
+        }
+    }
+
+    /// Check the parameters.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Sde::Ve {
+                sigma_min,
+                sigma_max,
+            } if !(sigma_min > 0.0 && sigma_max > sigma_min && sigma_max.is_finite()) => {
+                invalid(format!(
+                    "VE SDE needs 0 < σ_min < σ_max, got σ_min = {sigma_min}, σ_max = {sigma_max}"
+                ))
+            }
+            Sde::Vp { beta_min, beta_max } | Sde::SubVp { beta_min, beta_max }
+                if !(beta_min >= 0.0 && beta_max > beta_min && beta_max.is_finite()) =>
+            {
+                invalid(format!(
+                    "VP SDEs need 0 ≤ β_min < β_max, got β_min = {beta_min}, β_max = {beta_max}"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The smallest time samplers stop at (the official defaults): 1e-5 for VE, 1e-3 otherwise.
+    pub fn t_eps(&self) -> f64 {
+        match self {
+            Sde::Ve { .. } => 1e-5,
+            _ => 1e-3,
+        }
+    }
+
+    fn beta(&self, t: f64) -> (f64, f64) {
+        match *self {
+            Sde::Vp { beta_min, beta_max } | Sde::SubVp { beta_min, beta_max } => {
+                (beta_min + t * (beta_max - beta_min), beta_max - beta_min)
+            }
+            Sde::Ve { .. } => (0.0, 0.0),
+        }
+    }
+
+    /// m(t) = log of the VP mean coefficient.
+    fn log_mean_coef(&self, t: f64) -> f64 {
+        match *self {
+            Sde::Vp { beta_min, beta_max } | Sde::SubVp { beta_min, beta_max } => {
+                -0.25 * t * t * (beta_max - beta_min) - 0.5 * t * beta_min
+            }
+            Sde::Ve { .. } => 0.0,
+        }
+    }
+
+    /// An error unless t ∈ [0, 1].
+    pub fn check_time(t: f64) -> Result<()> {
+        if (0.0..=1.0).contains(&t) {
+            Ok(())
+        } else {
+            invalid(format!("time {t} is outside [0, 1]"))
+        }
+    }
+
+    /// The drift coefficient f(t) (the drift is f(t)·x) and the diffusion g(t).
+    pub fn coefficients(&self, t: f64) -> Result<(f64, f64)> {
+        Self::check_time(t)?;
+        Ok(match *self {
+            Sde::Ve {
+                sigma_min,
+                sigma_max,
+            } => {
+                let s = sigma_min * (sigma_max / sigma_min).powf(t);
+                (0.0, s * (2.0 * (sigma_max / sigma_min).ln()).sqrt())
+            }
+            Sde::Vp { .. } => {
+                let (b, _) = self.beta(t);
+                (-0.5 * b, b.sqrt())
+            }
+            Sde::SubVp {
+                beta_min, beta_max, ..
+            } => {
+                let (b, _) = self.beta(t);
+                let discount = 1.0 - (-2.0 * beta_min * t - (beta_max - beta_min) * t * t).exp();
+                (-0.5 * b, (b * discount).sqrt())
+            }
+        })
+    }
+
+    /// (α_t, σ_t) with x_t | x₀ ~ N(α_t x₀, σ_t² I).
+    pub fn marginal(&self, t: f64) -> Result<(f64, f64)> {
+        Self::check_time(t)?;
+        Ok(match *self {
+            Sde::Ve {
+                sigma_min,
+                sigma_max,
+            } => (1.0, sigma_min * (sigma_max / sigma_min).powf(t)),
+            Sde::Vp { .. } => {
+                let m = self.log_mean_coef(t);
+                (m.exp(), (1.0 - (2.0 * m).exp()).sqrt())
+            }
+            Sde::SubVp { .. } => {
+                let m = self.log_mean_coef(t);
+                (m.exp(), 1.0 - (2.0 * m).exp())
+            }
+        })
+    }
+
+    /// The prior's standard deviation (the prior is N(0, σ² I)).
+    pub fn prior_std(&self) -> f64 {
+        match *self {
+            Sde::Ve { sigma_max, .. } => sigma_max,
+            _ => 1.0,
+        }
+    }
+
+    /// log N(z; 0, σ_prior² I).
+    pub fn prior_log_density(&self, z: &[f64]) -> f64 {
+        let s2 = self.prior_std().powi(2);
+        let d = z.len() as f64;
+        -0.5 * d * (2.0 * std::f64::consts::PI * s2).ln()
+            - z.iter().map(|v| v * v).sum::<f64>() / (2.0 * s2)
+    }
+
+    /// The discrete chain of `steps` levels (SMLD for VE, DDPM for VP; Euler–Maruyama for sub-VP)
+    /// at time t: x_{i−1} = x_i + f_i(x_i) + G_i z reversed as the reverse-diffusion predictor
+    /// uses it. Returns (f coefficient, G): the forward step is x_i = x_{i−1} + f·x_{i−1} + G z.
+    pub fn discretize(&self, t: f64, steps: usize) -> Result<(f64, f64)> {
+        Self::check_time(t)?;
+        if steps == 0 {
+            return invalid("the number of discretisation steps must be at least 1");
+        }
+        let i = ((t * (steps - 1) as f64) as usize).min(steps - 1);
+        Ok(match *self {
+            Sde::Ve {
+                sigma_min,
+                sigma_max,
+            } => {
+                let level = |k: usize| {
+                    let frac = if steps == 1 {
+                        0.0
+                    } else {
+                        k as f64 / (steps - 1) as f64
+                    };
+                    (sigma_min.ln() + frac * (sigma_max.ln() - sigma_min.ln())).exp()
+                };
+                let prev = if i == 0 { 0.0 } else { level(i - 1) };
+                (0.0, (level(i).powi(2) - prev * prev).sqrt())
+            }
+            Sde::Vp { beta_min, beta_max } => {
+                let beta = self.ddpm_beta(i, steps, beta_min, beta_max);
+                ((1.0 - beta).sqrt() - 1.0, beta.sqrt())
+            }
+            Sde::SubVp { .. } => {
+                let dt = 1.0 / steps as f64;
+                let (f, g) = self.coefficients(t)?;
+                (f * dt, g * dt.sqrt())
+            }
+        })
+    }
+
+    /// DDPM's β_i = β_min/N + i(β_max − β_min)/(N(N − 1)).
+    fn ddpm_beta(&self, i: usize, steps: usize, beta_min: f64, beta_max: f64) -> f64 {
+        let (lo, hi) = (beta_min / steps as f64, beta_max / steps as f64);
+        if steps == 1 {
+            lo
+        } else {
+            lo + (hi - lo) * i as f64 / (steps - 1) as f64
+        }
+    }
+
+    /// The Langevin corrector's α at t for `steps` levels: 1 − β_i for VP, 1 otherwise.
+    pub fn langevin_alpha(&self, t: f64, steps: usize) -> Result<f64> {
+        Self::check_time(t)?;
+        Ok(match *self {
+            Sde::Vp { beta_min, beta_max } if steps > 0 => {
+                let i = ((t * (steps - 1) as f64) as usize).min(steps - 1);
+                1.0 - self.ddpm_beta(i, steps, beta_min, beta_max)
+            }
+            _ => 1.0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priors_are_reached_at_t_one() {
+        for sde in [Sde::vp(), Sde::sub_vp()] {
+            let (a, s) = sde.marginal(1.0).unwrap();
+            // α(1) = e^{−5.025} ≈ 0.0066 with the default β: the prior is reached to 1%.
+            assert!(a < 0.01 && (s - 1.0).abs() < 1e-4, "{sde:?}: {a} {s}");
+            let (a0, s0) = sde.marginal(0.0).unwrap();
+            assert!((a0 - 1.0).abs() < 1e-15 && s0.abs() < 1e-15);
+        }
+        let ve = Sde::ve();
+        assert_eq!(ve.marginal(1.0).unwrap(), (1.0, 50.0));
+        assert!((ve.marginal(0.0).unwrap().1 - 0.01).abs() < 1e-15);
+    }
+
+    #[test]
+    fn marginal_variance_solves_the_variance_ode() {
+        // For dx = f x dt + g dw from a point: d(σ²)/dt = 2fσ² + g² and d(log α)/dt = f.
+        for sde in [Sde::ve(), Sde::vp(), Sde::sub_vp()] {
+            for t in [0.1, 0.4, 0.8] {
+                let h = 1e-6;
+                let (a0, s0) = sde.marginal(t - h).unwrap();
+                let (a1, s1) = sde.marginal(t + h).unwrap();
+                let (f, g) = sde.coefficients(t).unwrap();
+                let (_, s) = sde.marginal(t).unwrap();
+                let dvar = (s1 * s1 - s0 * s0) / (2.0 * h);
+                assert!(
+                    (dvar - (2.0 * f * s * s + g * g)).abs() < 1e-5 * (g * g).max(1.0),
+                    "{sde:?} t {t}: {dvar} vs {}",
+                    2.0 * f * s * s + g * g
+                );
+                let dlog = (a1.ln() - a0.ln()) / (2.0 * h);
+                assert!((dlog - f).abs() < 1e-6, "{sde:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn discretisations_match_smld_and_ddpm() {
+        let ve = Sde::ve();
+        // The first level has no predecessor: G = σ_min.
+        assert!((ve.discretize(0.0, 1000).unwrap().1 - 0.01).abs() < 1e-12);
+        let (f, g) = Sde::vp().discretize(1.0, 1000).unwrap();
+        assert!((g * g - 0.02).abs() < 1e-12 && (f - ((0.98f64).sqrt() - 1.0)).abs() < 1e-12);
+        assert!((Sde::vp().langevin_alpha(0.0, 1000).unwrap() - (1.0 - 1e-4)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_times_and_parameters_are_errors() {
+        assert!(Sde::vp().marginal(1.5).is_err());
+        assert!(Sde::ve().coefficients(-0.1).is_err());
+        assert!(Sde::vp().discretize(0.5, 0).is_err());
+        assert!(
+            Sde::Ve {
+                sigma_min: 1.0,
+                sigma_max: 0.5
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Sde::Vp {
+                beta_min: -1.0,
+                beta_max: 1.0
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(Sde::parse("vx").is_err());
+        assert_eq!(Sde::parse("subvp").unwrap(), Sde::sub_vp());
+    }
+
+    #[test]
+    fn prior_log_density_is_the_gaussian() {
+        let ve = Sde::ve();
+        let z = [3.0, -4.0];
+        let want = -(2.0 * std::f64::consts::PI * 2500.0).ln() - 25.0 / 5000.0;
+        assert!((ve.prior_log_density(&z) - want).abs() < 1e-12);
+    }
+}
