@@ -12,13 +12,17 @@
 //!   ([`score::GmmOracle`]).
 //! - [`sampler`]: Euler–Maruyama and reverse-diffusion predictors, the Langevin corrector, the
 //!   predictor–corrector sampler, and the probability-flow ODE with Euler, Heun and adaptive
-//!   Dormand–Prince RK45 ([`ode`]) counting function evaluations.
+//!   Dormand–Prince RK45 ([`ode`]) counting function evaluations; DDIM and DPM-Solver++(2M) in
+//!   the data-prediction form ([`dpm`]).
 //! - [`metrics`]: sliced Wasserstein distance, multi-bandwidth MMD, energy distance, moments.
 //!
 //! Points travel as [`Batch`]es: `n` points of dimension `d`, row-major f64.
 
+pub mod dpm;
 pub mod metrics;
 pub mod ode;
+/// The closed-form Gaussian theory of "Diffusion Models Generate Images Like Painters".
+pub mod painters;
 pub mod sampler;
 pub mod score;
 pub mod sde;

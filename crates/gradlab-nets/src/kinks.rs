@@ -18,7 +18,7 @@
 //! let (_, frozen) = kinks::record(|| kinks::relu(x.clone()));
 //! // Under replay the gate pattern of x is kept: −1 stays off, 2 stays on even when negative.
 //! let y = kinks::replay(&frozen, || kinks::relu(Tensor::<1>::from_floats([3.0, -4.0], &dev)));
-//! assert_eq!(y.into_data().to_vec::<f32>().unwrap(), vec![0.0, -4.0]);
+//! assert_eq!(y.into_data().try_to_vec::<f32>().unwrap(), vec![0.0, -4.0]);
 //! ```
 
 use burn::nn::pool::MaxPool2d;
@@ -180,15 +180,15 @@ mod tests {
         let pool = MaxPool2dConfig::new([2, 2]).init();
         let x = Tensor::<4>::from_floats([[[[1.0, 5.0], [3.0, 2.0]]]], &dev);
         let (out, frozen) = record(|| max_pool(&pool, x.clone()));
-        assert_eq!(out.into_data().to_vec::<f32>().unwrap(), vec![5.0]);
+        assert_eq!(out.into_data().try_to_vec::<f32>().unwrap(), vec![5.0]);
         assert_eq!(frozen.len(), 1);
         // Another input: the winner stays the recorded position (row 0, column 1).
         let y = Tensor::<4>::from_floats([[[[9.0, -1.0], [3.0, 2.0]]]], &dev);
         let out = replay(&frozen, || max_pool(&pool, y.clone()));
-        assert_eq!(out.into_data().to_vec::<f32>().unwrap(), vec![-1.0]);
+        assert_eq!(out.into_data().try_to_vec::<f32>().unwrap(), vec![-1.0]);
         // Outside replay, the ordinary pool.
         assert_eq!(
-            max_pool(&pool, y).into_data().to_vec::<f32>().unwrap(),
+            max_pool(&pool, y).into_data().try_to_vec::<f32>().unwrap(),
             vec![9.0]
         );
     }
@@ -197,7 +197,10 @@ mod tests {
     fn relu_is_ordinary_outside_record_and_replay() {
         let dev = Device::flex();
         let x = Tensor::<1>::from_floats([-1.0, 2.0], &dev);
-        assert_eq!(relu(x).into_data().to_vec::<f32>().unwrap(), vec![0.0, 2.0]);
+        assert_eq!(
+            relu(x).into_data().try_to_vec::<f32>().unwrap(),
+            vec![0.0, 2.0]
+        );
         let (_, k) = record(|| relu(Tensor::<1>::from_floats([1.0], &dev)));
         assert_eq!(k.len(), 1);
         assert!(!k.is_empty());
