@@ -8,7 +8,8 @@
 //! - DPM-Solver++(2M) (Lu et al., "DPM-Solver++", 2022, Algorithm 2): the same step with
 //!   D_i = (1 + 1/(2r_i)) x̂₀(x_{i−1}) − 1/(2r_i) x̂₀(x_{i−2}), r_i = h_{i−1}/h_i (first step order 1).
 //!
-//! Both take the time grid explicitly (`time_grid_uniform` or any decreasing list), so the
+//! Both take the time grid explicitly ([`time_grid_logsnr`], the default of the `*_sample`
+//! functions, [`time_grid_uniform`], or any decreasing list), so the
 //! mean-reverting sampler of the MRS paper (DPM-Solver++ on y = x − μ) can reuse [`dpm_solver_pp`]
 //! with its own (α, σ) through [`NoiseLevels`].
 //!
@@ -50,6 +51,36 @@ pub fn time_grid_uniform(steps: usize, t_eps: f64) -> Result<Vec<f64>> {
     Ok((0..=steps)
         .map(|i| 1.0 + (t_eps - 1.0) * i as f64 / steps as f64)
         .collect())
+}
+
+/// `steps + 1` times from 1 down to `t_eps` equally spaced in λ_t = log(α_t/σ_t) (DPM-Solver's
+/// "logSNR" spacing, its choice for few steps), by bisection on the monotone λ.
+pub fn time_grid_logsnr(levels: &impl NoiseLevels, steps: usize, t_eps: f64) -> Result<Vec<f64>> {
+    time_grid_uniform(steps, t_eps)?;
+    let lambda = |t: f64| -> Result<f64> {
+        let (a, s) = levels.levels(t)?;
+        Ok((a / s).ln())
+    };
+    let (l0, l1) = (lambda(1.0)?, lambda(t_eps)?);
+    if !(l1 > l0) {
+        return invalid("λ_t must decrease with t for a logSNR grid");
+    }
+    let mut grid = vec![1.0];
+    for i in 1..steps {
+        let target = l0 + (l1 - l0) * i as f64 / steps as f64;
+        let (mut lo, mut hi) = (t_eps, 1.0); // λ(lo) ≥ target ≥ λ(hi)
+        for _ in 0..80 {
+            let mid = 0.5 * (lo + hi);
+            if lambda(mid)? >= target {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        grid.push(0.5 * (lo + hi));
+    }
+    grid.push(t_eps);
+    Ok(grid)
 }
 
 /// x̂₀ = (x + σ² s)/α from a score model.
@@ -146,7 +177,7 @@ fn sample(
 ) -> Result<(Batch, usize)> {
     let sde = model.sde();
     sde.validate()?;
-    let grid = time_grid_uniform(steps, sde.t_eps())?;
+    let grid = time_grid_logsnr(&sde, steps, sde.t_eps())?;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut x = Batch::gaussian(n, model.dim(), &mut rng);
     let std = sde.prior_std();
@@ -160,7 +191,7 @@ fn sample(
     )
 }
 
-/// DDIM (η = 0) with `steps` uniform steps from the prior.
+/// DDIM (η = 0) with `steps` steps from the prior, equally spaced in logSNR.
 pub fn ddim_sample(
     model: &impl ScoreModel,
     n: usize,
@@ -170,7 +201,7 @@ pub fn ddim_sample(
     sample(model, n, steps, 1, seed)
 }
 
-/// DPM-Solver++(2M) with `steps` uniform steps from the prior.
+/// DPM-Solver++(2M) with `steps` steps from the prior, equally spaced in logSNR.
 pub fn dpm_solver_pp_sample(
     model: &impl ScoreModel,
     n: usize,

@@ -14,6 +14,9 @@
 //!   predictor–corrector sampler, and the probability-flow ODE with Euler, Heun and adaptive
 //!   Dormand–Prince RK45 ([`ode`]) counting function evaluations; DDIM and DPM-Solver++(2M) in
 //!   the data-prediction form ([`dpm`]).
+//! - [`training`]: denoising score matching with score, ε, x₀ or v prediction (optionally
+//!   likelihood-weighted), and a trained time-conditioned MLP as a [`score::ScoreModel`].
+//! - [`painters`]: the closed-form probability flow of Gaussian data.
 //! - [`metrics`]: sliced Wasserstein distance, multi-bandwidth MMD, energy distance, moments.
 //!
 //! Points travel as [`Batch`]es: `n` points of dimension `d`, row-major f64.
@@ -26,6 +29,7 @@ pub mod painters;
 pub mod sampler;
 pub mod score;
 pub mod sde;
+pub mod training;
 
 /// Errors of generative-model computations.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

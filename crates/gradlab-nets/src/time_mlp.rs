@@ -1,7 +1,9 @@
 //! Time-conditioned MLP for score and flow models on low-dimensional data.
 //!
-//! Input `[x, sin(2π f_k t), cos(2π f_k t)]` with fixed frequencies f_k = 1, 2, …, K, then an MLP
-//! with SiLU activations; output has the data dimension (a score, noise, x₀ or velocity).
+//! Input `[x, t, sin(π k t), cos(π k t)]` for k = 1, 2, …, K, then an MLP with SiLU activations;
+//! output has the data dimension (a score, noise, x₀ or velocity). The lowest frequency has period
+//! 2, so every t ∈ [0, 1] has its own embedding (with period 1, t = 0 and t = 1 — data and
+//! noise — would look alike).
 //!
 //! ```
 //! use burn::prelude::*;
@@ -42,7 +44,7 @@ pub struct TimeMlp {
 impl TimeMlpConfig {
     /// Build with weights drawn from `seed`.
     pub fn init(&self, device: &Device, seed: u64) -> TimeMlp {
-        let mut dims = vec![self.dim + 2 * self.frequencies];
+        let mut dims = vec![self.dim + 1 + 2 * self.frequencies];
         dims.extend(std::iter::repeat_n(self.hidden, self.layers.max(1)));
         dims.push(self.dim);
         let mlp = MlpConfig::new(dims)
@@ -61,12 +63,13 @@ impl TimeMlp {
         let b = x.dims()[0];
         let device = x.device();
         let freqs: Vec<f32> = (1..=self.frequencies)
-            .map(|k| 2.0 * std::f32::consts::PI * k as f32)
+            .map(|k| std::f32::consts::PI * k as f32)
             .collect();
         let f = Tensor::<1>::from_data(TensorData::new(freqs, [self.frequencies]), &device)
             .reshape([1, self.frequencies]);
-        let arg = t.reshape([b, 1]).matmul(f);
+        let t = t.reshape([b, 1]);
+        let arg = t.clone().matmul(f);
         self.mlp
-            .forward(Tensor::cat(vec![x, arg.clone().sin(), arg.cos()], 1))
+            .forward(Tensor::cat(vec![x, t, arg.clone().sin(), arg.cos()], 1))
     }
 }

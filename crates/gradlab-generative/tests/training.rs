@@ -1,0 +1,99 @@
+//! Denoising score matching learns the exact score of Gaussian data, for every parameterisation.
+
+use gradlab_generative::Batch;
+use gradlab_generative::dpm::dpm_solver_pp_sample;
+use gradlab_generative::score::{GaussianOracle, ScoreModel};
+use gradlab_generative::sde::Sde;
+use gradlab_generative::training::{DsmLoss, Prediction, TrainSettings, train_score_net};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const MEAN: [f64; 2] = [1.0, -1.0];
+const VAR: [f64; 2] = [0.25, 1.0];
+
+fn sample(n: usize, seed: u64) -> Batch {
+    let mut b = Batch::gaussian(n, 2, &mut StdRng::seed_from_u64(seed));
+    for (k, v) in b.data.iter_mut().enumerate() {
+        *v = MEAN[k % 2] + VAR[k % 2].sqrt() * *v;
+    }
+    b
+}
+
+/// ‖s_θ − s‖ / ‖s‖ over points drawn from p_t, at several t.
+fn relative_score_error(model: &impl ScoreModel, oracle: &GaussianOracle) -> f64 {
+    let mut rng = StdRng::seed_from_u64(11);
+    let (mut num, mut den) = (0.0, 0.0);
+    for t in [0.1, 0.3, 0.6, 0.9] {
+        let (m, v) = oracle.marginal(t).unwrap();
+        let mut x = Batch::gaussian(400, 2, &mut rng);
+        for (k, xv) in x.data.iter_mut().enumerate() {
+            *xv = m[k % 2] + v[k % 2].sqrt() * *xv;
+        }
+        // Weighted by σ_t so that all times count alike (the score grows as 1/σ_t).
+        let (_, s) = oracle.sde().marginal(t).unwrap();
+        let (a, b) = (model.score(&x, t).unwrap(), oracle.score(&x, t).unwrap());
+        for (p, q) in a.data.iter().zip(&b.data) {
+            num += (s * (p - q)).powi(2);
+            den += (s * q).powi(2);
+        }
+    }
+    (num / den).sqrt()
+}
+
+#[test]
+fn dsm_learns_the_gaussian_score() {
+    let sde = Sde::vp();
+    let oracle = GaussianOracle::diagonal(sde, MEAN.to_vec(), VAR.to_vec()).unwrap();
+    let settings = TrainSettings {
+        steps: 3000,
+        batch: 256,
+        lr: 2e-3,
+        hidden: 64,
+        layers: 2,
+        seed: 0,
+    };
+    for p in [
+        Prediction::Score,
+        Prediction::Noise,
+        Prediction::Data,
+        Prediction::Velocity,
+    ] {
+        let (net, losses) = train_score_net(DsmLoss::new(sde, p), 2, sample, &settings).unwrap();
+        let err = relative_score_error(&net, &oracle);
+        assert!(err < 0.1, "{p:?}: relative score error {err}");
+        let early: f64 = losses[..100].iter().sum::<f64>() / 100.0;
+        let late: f64 = losses[losses.len() - 100..].iter().sum::<f64>() / 100.0;
+        assert!(late < early, "{p:?}: loss {early} → {late}");
+        // Samples from the learned model (DPM-Solver++(2M), 20 steps) have the data's moments.
+        // Not for x₀ prediction: with unit weighting its loss barely weighs the low-noise end,
+        // where the sample's fine scale is decided (measured: variance 0.19 for 0.25 after
+        // 3,000 steps, while its score error at t ≥ 0.1 is 4%).
+        if p == Prediction::Data {
+            continue;
+        }
+        let (x, _) = dpm_solver_pp_sample(&net, 3000, 20, 1).unwrap();
+        let (m, c) = (x.mean(), x.covariance());
+        for k in 0..2 {
+            assert!((m[k] - MEAN[k]).abs() < 0.1, "{p:?}: mean {m:?}");
+            assert!((c[3 * k] / VAR[k] - 1.0).abs() < 0.1, "{p:?}: var {c:?}");
+        }
+    }
+}
+
+#[test]
+fn bad_training_settings_are_errors() {
+    let loss = DsmLoss::new(Sde::vp(), Prediction::Noise);
+    let mut s = TrainSettings::default();
+    s.steps = 0;
+    assert!(train_score_net(loss, 2, sample, &s).is_err());
+    let s = TrainSettings {
+        steps: 2,
+        ..TrainSettings::default()
+    };
+    assert!(train_score_net(loss, 3, sample, &s).is_err());
+    let weighted = DsmLoss {
+        likelihood_weighting: true,
+        ..loss
+    };
+    assert!(train_score_net(weighted, 2, sample, &s).is_err());
+}
