@@ -55,6 +55,21 @@ impl<M: Net> ModelGradient<M> {
         }
     }
 
+    /// The mean loss at `theta`.
+    pub fn value(&self, theta: &[f64]) -> std::result::Result<f64, CurvatureError> {
+        let model = load_flat(&self.model, theta)?;
+        let logits = with_kinks(&self.kinks, || model.forward(self.x.clone()));
+        let v = self
+            .loss
+            .forward(logits, self.y.clone())
+            .into_scalar::<f64>();
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(CurvatureError::NonFinite { what: "loss" })
+        }
+    }
+
     /// Gradients of the network with the ReLU gates and max-pool winners it has at `theta`: the
     /// same gradient at `theta`, and its central differences converge to the Hessian there.
     pub fn frozen_at(mut self, theta: &[f64]) -> std::result::Result<Self, CurvatureError> {
