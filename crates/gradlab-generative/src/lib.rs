@@ -17,6 +17,8 @@
 //! - [`training`]: denoising score matching with score, ε, x₀ or v prediction (optionally
 //!   likelihood-weighted), and a trained time-conditioned MLP as a [`score::ScoreModel`].
 //! - [`painters`]: the closed-form probability flow of Gaussian data.
+//! - [`rectified_flow`]: flow matching on couplings, transport, reflow, straightness, one-step
+//!   distillation, and the exact velocity between Gaussians.
 //! - [`metrics`]: sliced Wasserstein distance, multi-bandwidth MMD, energy distance, moments.
 //!
 //! Points travel as [`Batch`]es: `n` points of dimension `d`, row-major f64.
@@ -26,6 +28,7 @@ pub mod metrics;
 pub mod ode;
 /// The closed-form Gaussian theory of "Diffusion Models Generate Images Like Painters".
 pub mod painters;
+pub mod rectified_flow;
 pub mod sampler;
 pub mod score;
 pub mod sde;
