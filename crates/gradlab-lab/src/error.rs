@@ -38,6 +38,9 @@ pub enum LabError {
     /// A Hessian or spectrum computation failed.
     #[error("curvature computation failed: {0}")]
     Curvature(#[from] gradlab_curvature::CurvatureError),
+    /// A generative-model computation failed.
+    #[error(transparent)]
+    Generative(#[from] gradlab_generative::GenError),
     /// An argument outside its range.
     #[error("invalid argument: {0}")]
     Invalid(String),

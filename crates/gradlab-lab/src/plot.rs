@@ -133,3 +133,43 @@ pub fn line_chart(
         .map_err(plot_err)?;
     root.present().map_err(plot_err)
 }
+
+/// Side-by-side scatter plots of 2D point sets (one panel each, `columns` per row, shared axes
+/// from `range`), written as a PNG.
+pub fn scatter_panels(
+    path: &Path,
+    panels: &[(String, Vec<(f64, f64)>)],
+    columns: usize,
+    range: (f64, f64),
+) -> Result<()> {
+    ensure_font();
+    if panels.is_empty() || columns == 0 || !(range.1 > range.0) {
+        return Err(LabError::Invalid("nothing to scatter".into()));
+    }
+    let rows = panels.len().div_ceil(columns);
+    let root =
+        BitMapBackend::new(path, (300 * columns as u32, 300 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    for (area, (title, points)) in root.split_evenly((rows, columns)).iter().zip(panels) {
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 15))
+            .margin(6)
+            .build_cartesian_2d(range.0..range.1, range.0..range.1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .label_style(("sans-serif", 10))
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| p.0.is_finite() && p.1.is_finite())
+                    .map(|p| Circle::new(*p, 1, PALETTE[0].mix(0.5).filled())),
+            )
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)
+}

@@ -74,6 +74,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::hessian_spectrum::HessianSpectrum),
         Box::new(crate::papers::mfac::Mfac),
         Box::new(crate::papers::opposing_signals::OpposingSignals),
+        Box::new(crate::papers::rectified_flow::RectifiedFlow),
     ]
 }
 
