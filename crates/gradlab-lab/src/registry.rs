@@ -75,6 +75,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::mfac::Mfac),
         Box::new(crate::papers::opposing_signals::OpposingSignals),
         Box::new(crate::papers::rectified_flow::RectifiedFlow),
+        Box::new(crate::papers::painters::Painters),
     ]
 }
 

@@ -11,6 +11,7 @@ pub mod lr_refinement;
 pub mod mfac;
 pub mod opposing_signals;
 pub mod optimizers_alter_solutions;
+pub mod painters;
 pub mod rectified_flow;
 pub mod reste;
 pub mod target_surrogates;
