@@ -19,11 +19,14 @@
 //! - [`painters`]: the closed-form probability flow of Gaussian data.
 //! - [`rectified_flow`]: flow matching on couplings, transport, reflow, straightness, one-step
 //!   distillation, and the exact velocity between Gaussians.
+//! - [`likelihood`]: exact log-likelihoods through the probability-flow ODE (exact or Hutchinson
+//!   divergence), bits per dimension with uniform dequantization.
 //! - [`metrics`]: sliced Wasserstein distance, multi-bandwidth MMD, energy distance, moments.
 //!
 //! Points travel as [`Batch`]es: `n` points of dimension `d`, row-major f64.
 
 pub mod dpm;
+pub mod likelihood;
 pub mod metrics;
 pub mod ode;
 /// The closed-form Gaussian theory of "Diffusion Models Generate Images Like Painters".

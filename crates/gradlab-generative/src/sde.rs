@@ -209,12 +209,12 @@ impl Sde {
         if steps == 0 {
             return invalid("the number of discretisation steps must be at least 1");
         }
-        let i = ((t * (steps - 1) as f64) as usize).min(steps - 1);
         Ok(match *self {
             Sde::Ve {
                 sigma_min,
                 sigma_max,
             } => {
+                let i = ((t * (steps - 1) as f64) as usize).min(steps - 1);
                 let level = |k: usize| {
                     let frac = if steps == 1 {
                         0.0
@@ -227,7 +227,7 @@ impl Sde {
                 (0.0, (level(i).powi(2) - prev * prev).sqrt())
             }
             Sde::Vp { beta_min, beta_max } => {
-                let beta = self.ddpm_beta(i, steps, beta_min, beta_max);
+                let beta = self.step_beta(t.max(1.0 / steps as f64), steps, beta_min, beta_max);
                 ((1.0 - beta).sqrt() - 1.0, beta.sqrt())
             }
             Sde::SubVp { .. } => {
@@ -238,14 +238,13 @@ impl Sde {
         })
     }
 
-    /// DDPM's β_i = β_min/N + i(β_max − β_min)/(N(N − 1)).
-    fn ddpm_beta(&self, i: usize, steps: usize, beta_min: f64, beta_max: f64) -> f64 {
-        let (lo, hi) = (beta_min / steps as f64, beta_max / steps as f64);
-        if steps == 1 {
-            lo
-        } else {
-            lo + (hi - lo) * i as f64 / (steps - 1) as f64
-        }
+    /// The discrete chain's β at time t for `steps` steps: 1 − exp(−∫β over the step ending at t),
+    /// which is DDPM's β(t)/N to first order (its linear schedule at N = 1000) and stays in (0, 1)
+    /// for any number of steps (β(t)/N itself exceeds 1 below N = β_max).
+    fn step_beta(&self, t: f64, steps: usize, beta_min: f64, beta_max: f64) -> f64 {
+        let big_b = |t: f64| beta_min * t + 0.5 * (beta_max - beta_min) * t * t;
+        let t0 = (t - 1.0 / steps as f64).max(0.0);
+        1.0 - (-(big_b(t) - big_b(t0))).exp()
     }
 
     /// The Langevin corrector's α at t for `steps` levels: 1 − β_i for VP, 1 otherwise.
@@ -253,8 +252,7 @@ impl Sde {
         Self::check_time(t)?;
         Ok(match *self {
             Sde::Vp { beta_min, beta_max } if steps > 0 => {
-                let i = ((t * (steps - 1) as f64) as usize).min(steps - 1);
-                1.0 - self.ddpm_beta(i, steps, beta_min, beta_max)
+                1.0 - self.step_beta(t.max(1.0 / steps as f64), steps, beta_min, beta_max)
             }
             _ => 1.0,
         })
@@ -306,9 +304,16 @@ mod tests {
         let ve = Sde::ve();
         // The first level has no predecessor: G = σ_min.
         assert!((ve.discretize(0.0, 1000).unwrap().1 - 0.01).abs() < 1e-12);
+        // VP at N = 1000: DDPM's last β = 0.02 to first order (within 1.5%).
         let (f, g) = Sde::vp().discretize(1.0, 1000).unwrap();
-        assert!((g * g - 0.02).abs() < 1e-12 && (f - ((0.98f64).sqrt() - 1.0)).abs() < 1e-12);
-        assert!((Sde::vp().langevin_alpha(0.0, 1000).unwrap() - (1.0 - 1e-4)).abs() < 1e-12);
+        assert!((g * g / 0.02 - 1.0).abs() < 0.015, "{}", g * g);
+        assert!(((1.0 + f).powi(2) + g * g - 1.0).abs() < 1e-12);
+        // Mid-way DDPM has β = β(0.5)/N = 0.01005.
+        let a = Sde::vp().langevin_alpha(0.5, 1000).unwrap();
+        assert!(((1.0 - a) / 0.01005 - 1.0).abs() < 0.01, "{a}");
+        // Few steps stay a valid chain (β < 1): DDPM's β(t)/N would be 2 at N = 10.
+        let (f, g) = Sde::vp().discretize(1.0, 10).unwrap();
+        assert!(f.is_finite() && g < 1.0 && Sde::vp().langevin_alpha(1.0, 10).unwrap() > 0.0);
     }
 
     #[test]

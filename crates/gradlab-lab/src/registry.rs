@@ -76,6 +76,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::opposing_signals::OpposingSignals),
         Box::new(crate::papers::rectified_flow::RectifiedFlow),
         Box::new(crate::papers::painters::Painters),
+        Box::new(crate::papers::score_sde::ScoreSde),
     ]
 }
 

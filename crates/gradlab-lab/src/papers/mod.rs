@@ -14,5 +14,6 @@ pub mod optimizers_alter_solutions;
 pub mod painters;
 pub mod rectified_flow;
 pub mod reste;
+pub mod score_sde;
 pub mod target_surrogates;
 pub mod tract;
