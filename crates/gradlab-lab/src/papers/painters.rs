@@ -177,7 +177,7 @@ impl Experiment for Painters {
         let skips = [0.6, 0.4];
         let mut table = Table::new(
             format!(
-                "ε-prediction MLP on 8 Gaussians; Heun PF-ODE to t = {t_end}; SWD to fresh data (floor {floor:.3})"
+                "ε-prediction MLP on 8 Gaussians; Heun PF-ODE to t = {t_end}; SWD to fresh data (two data samples: {floor:.3})"
             ),
             &[
                 "Heun steps (NFE)",
