@@ -116,6 +116,12 @@ fn bad_input_is_a_clear_error_not_a_panic() {
             "unknown model",
         ),
         (vec!["run", "nope"], "no experiment"),
+        (vec!["sample", "--method", "xx"], "unknown sampler 'xx'"),
+        (
+            vec!["sample", "--data", "digits"],
+            "unknown 2D data set 'digits'",
+        ),
+        (vec!["sample", "--steps", "0"], "must be at least 1"),
     ] {
         let (ok, _, stderr) = gradlab(&args);
         assert!(
@@ -242,5 +248,31 @@ fn reproduce_quick_writes_the_report() {
             && html.contains("data:image/png;base64,")
             && html.contains("All seed papers")
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sample_trains_samples_and_plots() {
+    let dir = std::env::temp_dir().join(format!("gradlab-sample-{}", std::process::id()));
+    let png = dir.join("s.png");
+    let (ok, stdout, stderr) = gradlab(&[
+        "sample",
+        "--method",
+        "dpm",
+        "--steps",
+        "10",
+        "--train-steps",
+        "300",
+        "--samples",
+        "500",
+        "--json",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(r["nfe"], 10);
+    assert!(r["swd"].as_f64().unwrap().is_finite());
+    assert!(png.exists());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -19,6 +19,7 @@ pub mod papers;
 pub mod plot;
 pub mod registry;
 pub mod report;
+pub mod sample;
 pub mod train;
 
 pub use error::{LabError, Result};
