@@ -34,6 +34,12 @@ pub trait NoiseLevels {
     fn levels(&self, t: f64) -> Result<(f64, f64)>;
 }
 
+impl<L: NoiseLevels> NoiseLevels for &L {
+    fn levels(&self, t: f64) -> Result<(f64, f64)> {
+        (*self).levels(t)
+    }
+}
+
 impl NoiseLevels for crate::sde::Sde {
     fn levels(&self, t: f64) -> Result<(f64, f64)> {
         self.marginal(t)
@@ -106,6 +112,114 @@ pub fn predict_x0(model: &impl ScoreModel, x: &Batch, t: f64, step: usize) -> Re
     Ok(Batch { data, ..*x })
 }
 
+/// DPM-Solver++ as a stateful scheduler (the `diffusers` pattern): [`DpmScheduler::set_timesteps`]
+/// lays out the grid, then each [`DpmScheduler::step`] takes the model's x̂₀ at the current time
+/// and moves x to the next one, keeping the previous x̂₀ for the second-order update.
+///
+/// ```
+/// use gradlab_generative::{Batch, dpm::{DpmScheduler, predict_x0}, score::GaussianOracle, sde::Sde};
+/// let o = GaussianOracle::diagonal(Sde::vp(), vec![1.0], vec![0.25]).unwrap();
+/// let mut sched = DpmScheduler::new(Sde::vp(), 2).unwrap();
+/// sched.set_timesteps(10, 1e-3).unwrap();
+/// let mut x = Batch::new(1, 1, vec![0.3]).unwrap();
+/// for (i, t) in sched.timesteps().to_vec().into_iter().enumerate() {
+///     let x0 = predict_x0(&o, &x, t, i).unwrap();
+///     x = sched.step(&x0, &x).unwrap();
+/// }
+/// assert!(x.data[0].is_finite());
+/// ```
+#[derive(Debug, Clone)]
+pub struct DpmScheduler<L> {
+    levels: L,
+    order: usize,
+    grid: Vec<f64>,
+    index: usize,
+    prev: Option<(Batch, f64)>,
+}
+
+impl<L: NoiseLevels> DpmScheduler<L> {
+    /// A scheduler of order 1 (DDIM) or 2 (DPM-Solver++(2M)).
+    pub fn new(levels: L, order: usize) -> Result<Self> {
+        if !(order == 1 || order == 2) {
+            return invalid(format!("DPM-Solver++ order must be 1 or 2, got {order}"));
+        }
+        Ok(Self {
+            levels,
+            order,
+            grid: vec![],
+            index: 0,
+            prev: None,
+        })
+    }
+
+    /// `steps` steps from t = 1 to `t_eps`, equally spaced in logSNR; resets the state.
+    pub fn set_timesteps(&mut self, steps: usize, t_eps: f64) -> Result<()> {
+        let grid = time_grid_logsnr(&self.levels, steps, t_eps)?;
+        self.set_grid(grid)
+    }
+
+    /// Any decreasing grid of at least two times; resets the state.
+    pub fn set_grid(&mut self, grid: Vec<f64>) -> Result<()> {
+        if grid.len() < 2 || grid.windows(2).any(|w| !(w[1] < w[0])) {
+            return invalid("the time grid must decrease and hold at least two times");
+        }
+        self.grid = grid;
+        self.index = 0;
+        self.prev = None;
+        Ok(())
+    }
+
+    /// The times at which the model is queried, one per step (the grid without its last time).
+    pub fn timesteps(&self) -> &[f64] {
+        &self.grid[..self.grid.len().saturating_sub(1)]
+    }
+
+    fn lambda(&self, t: f64) -> Result<f64> {
+        let (a, s) = self.levels.levels(t)?;
+        Ok((a / s).ln())
+    }
+
+    /// Move `x` from the current time to the next, given the model's x̂₀ at the current time.
+    pub fn step(&mut self, x0_pred: &Batch, x: &Batch) -> Result<Batch> {
+        if self.index + 1 >= self.grid.len() {
+            return invalid("the scheduler has no steps left (call set_timesteps)");
+        }
+        if x0_pred.data.len() != x.data.len() {
+            return invalid("x̂₀ and x differ in shape");
+        }
+        let (t_prev, t) = (self.grid[self.index], self.grid[self.index + 1]);
+        let (_, s_prev) = self.levels.levels(t_prev)?;
+        let (a, s) = self.levels.levels(t)?;
+        let h = self.lambda(t)? - self.lambda(t_prev)?;
+        let d = match (&self.prev, self.order) {
+            (Some((d_old, h_old)), 2) => {
+                let r = h_old / h;
+                let (c1, c2) = (1.0 + 0.5 / r, -0.5 / r);
+                x0_pred
+                    .data
+                    .iter()
+                    .zip(&d_old.data)
+                    .map(|(a, b)| c1 * a + c2 * b)
+                    .collect()
+            }
+            _ => x0_pred.data.clone(),
+        };
+        let (cx, cd) = (s / s_prev, -a * ((-h).exp() - 1.0));
+        let out = Batch {
+            data: x
+                .data
+                .iter()
+                .zip(&d)
+                .map(|(xv, dv)| cx * xv + cd * dv)
+                .collect(),
+            ..x.clone()
+        };
+        self.prev = Some((x0_pred.clone(), h));
+        self.index += 1;
+        Ok(out)
+    }
+}
+
 /// DPM-Solver++ of order 1 (`order` = 1, DDIM) or multistep order 2 (`order` = 2) along the
 /// decreasing `grid`, with data predictions from `x0`; returns x at the last time and the NFE.
 pub fn dpm_solver_pp<L, F>(
@@ -119,51 +233,12 @@ where
     L: NoiseLevels,
     F: FnMut(&Batch, f64, usize) -> Result<Batch>,
 {
-    if !(order == 1 || order == 2) {
-        return invalid(format!("DPM-Solver++ order must be 1 or 2, got {order}"));
-    }
-    if grid.len() < 2 || grid.windows(2).any(|w| !(w[1] < w[0])) {
-        return invalid("the time grid must decrease and hold at least two times");
-    }
-    let lambda = |t: f64| -> Result<f64> {
-        let (a, s) = levels.levels(t)?;
-        Ok((a / s).ln())
-    };
+    let mut sched = DpmScheduler::new(levels, order)?;
+    sched.set_grid(grid.to_vec())?;
     let mut x = x;
-    let mut prev: Option<(Batch, f64)> = None; // (x̂₀ at the previous time, its h)
-    for i in 1..grid.len() {
-        let (t_prev, t) = (grid[i - 1], grid[i]);
-        let (_, s_prev) = levels.levels(t_prev)?;
-        let (a, s) = levels.levels(t)?;
-        let h = lambda(t)? - lambda(t_prev)?;
-        let d_now = x0(&x, t_prev, i - 1)?;
-        let d = match (&prev, order) {
-            (Some((d_old, h_old)), 2) => {
-                let r = h_old / h;
-                let (c1, c2) = (1.0 + 0.5 / r, -0.5 / r);
-                Batch {
-                    data: d_now
-                        .data
-                        .iter()
-                        .zip(&d_old.data)
-                        .map(|(a, b)| c1 * a + c2 * b)
-                        .collect(),
-                    ..d_now
-                }
-            }
-            _ => d_now.clone(),
-        };
-        let (cx, cd) = (s / s_prev, -a * ((-h).exp() - 1.0));
-        x = Batch {
-            data: x
-                .data
-                .iter()
-                .zip(&d.data)
-                .map(|(xv, dv)| cx * xv + cd * dv)
-                .collect(),
-            ..x
-        };
-        prev = Some((d_now, h));
+    for (i, t) in grid[..grid.len() - 1].iter().enumerate() {
+        let d = x0(&x, *t, i)?;
+        x = sched.step(&d, &x)?;
     }
     Ok((x, grid.len() - 1))
 }

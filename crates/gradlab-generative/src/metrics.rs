@@ -4,7 +4,9 @@
 //!   from sorted projections (the samples are cut to the smaller size);
 //! - MMD² with a sum of Gaussian kernels k(x, y) = Σ_b exp(−‖x − y‖²/(2b²)) over bandwidths b
 //!   (the biased V-statistic, ≥ 0);
-//! - energy distance 2E‖X − Y‖ − E‖X − X′‖ − E‖Y − Y′‖ (≥ 0, zero iff the laws agree).
+//! - energy distance 2E‖X − Y‖ − E‖X − X′‖ − E‖Y − Y′‖ (≥ 0, zero iff the laws agree);
+//! - exact W₂ between equal-size samples by optimal matching (Hungarian algorithm);
+//! - mode coverage against known centres (modes hit, share of points near a mode).
 //!
 //! ```
 //! use gradlab_generative::{Batch, metrics::sliced_wasserstein};
@@ -103,6 +105,104 @@ pub fn energy_distance(x: &Batch, y: &Batch) -> Result<f64> {
     Ok((2.0 * mean_kernel(x, y, k) - mean_kernel(x, x, k) - mean_kernel(y, y, k)).max(0.0))
 }
 
+/// Exact W₂ between two samples of equal size n (the optimal matching, Hungarian algorithm,
+/// O(n³): meant for n up to about a thousand): √(min over permutations of mean ‖xᵢ − y_π(i)‖²).
+pub fn wasserstein2_exact(x: &Batch, y: &Batch) -> Result<f64> {
+    check(x, y)?;
+    if x.n != y.n {
+        return invalid(format!(
+            "exact W₂ needs equal sample sizes, got {} and {}",
+            x.n, y.n
+        ));
+    }
+    let n = x.n;
+    let cost = |i: usize, j: usize| sq_dist(x.row(i), y.row(j));
+    // Shortest augmenting paths with potentials (rows 1..=n, columns 1..=n; 0 is a sentinel).
+    let (mut u, mut v) = (vec![0.0; n + 1], vec![0.0; n + 1]);
+    let (mut p, mut way) = (vec![0usize; n + 1], vec![0usize; n + 1]);
+    for i in 1..=n {
+        p[0] = i;
+        let mut j0 = 0;
+        let mut minv = vec![f64::INFINITY; n + 1];
+        let mut used = vec![false; n + 1];
+        loop {
+            used[j0] = true;
+            let (i0, mut delta, mut j1) = (p[j0], f64::INFINITY, 0);
+            for j in 1..=n {
+                if !used[j] {
+                    let cur = cost(i0 - 1, j - 1) - u[i0] - v[j];
+                    if cur < minv[j] {
+                        minv[j] = cur;
+                        way[j] = j0;
+                    }
+                    if minv[j] < delta {
+                        delta = minv[j];
+                        j1 = j;
+                    }
+                }
+            }
+            for j in 0..=n {
+                if used[j] {
+                    u[p[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    minv[j] -= delta;
+                }
+            }
+            j0 = j1;
+            if p[j0] == 0 {
+                break;
+            }
+        }
+        loop {
+            let j1 = way[j0];
+            p[j0] = p[j1];
+            j0 = j1;
+            if j0 == 0 {
+                break;
+            }
+        }
+    }
+    let total: f64 = (1..=n).map(|j| cost(p[j] - 1, j - 1)).sum();
+    Ok((total / n as f64).sqrt())
+}
+
+/// Mode coverage of a sample against known mode centres with a common spread `std`: a point
+/// belongs to its nearest centre if within 3·std. Returns (fraction of centres that received at
+/// least `min_share` of their fair share n/k of points, fraction of points near some centre).
+pub fn mode_coverage(
+    x: &Batch,
+    centres: &[Vec<f64>],
+    std: f64,
+    min_share: f64,
+) -> Result<(f64, f64)> {
+    if centres.is_empty() || centres.iter().any(|c| c.len() != x.d) || !(std > 0.0) {
+        return invalid("mode coverage needs centres of the sample's dimension and std > 0");
+    }
+    let mut counts = vec![0usize; centres.len()];
+    let mut near = 0;
+    for i in 0..x.n {
+        let (k, d2) = centres
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (k, sq_dist(x.row(i), c)))
+            .fold((0, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
+        if d2 <= 9.0 * std * std {
+            counts[k] += 1;
+            near += 1;
+        }
+    }
+    let fair = x.n as f64 / centres.len() as f64;
+    let covered = counts
+        .iter()
+        .filter(|&&c| c as f64 >= min_share * fair)
+        .count();
+    Ok((
+        covered as f64 / centres.len() as f64,
+        near as f64 / x.n.max(1) as f64,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +229,51 @@ mod tests {
         assert!(
             energy_distance(&x, &shift(0.2)).unwrap() < energy_distance(&x, &shift(1.0)).unwrap()
         );
+    }
+
+    #[test]
+    fn exact_w2_finds_the_optimal_matching() {
+        // Brute force over all 5! matchings.
+        let mut rng = StdRng::seed_from_u64(8);
+        let (x, y) = (
+            Batch::gaussian(5, 2, &mut rng),
+            Batch::gaussian(5, 2, &mut rng),
+        );
+        let mut best = f64::INFINITY;
+        let mut perm: Vec<usize> = (0..5).collect();
+        fn permute(k: usize, perm: &mut Vec<usize>, f: &mut dyn FnMut(&[usize])) {
+            if k == perm.len() {
+                return f(perm);
+            }
+            for i in k..perm.len() {
+                perm.swap(k, i);
+                permute(k + 1, perm, f);
+                perm.swap(k, i);
+            }
+        }
+        permute(0, &mut perm, &mut |p| {
+            let c: f64 = (0..5).map(|i| sq_dist(x.row(i), y.row(p[i]))).sum::<f64>() / 5.0;
+            best = best.min(c);
+        });
+        assert!((wasserstein2_exact(&x, &y).unwrap() - best.sqrt()).abs() < 1e-12);
+        // A shifted copy is matched to itself: W₂ = the shift.
+        let shifted = Batch {
+            data: x.data.iter().map(|v| v + 0.25).collect(),
+            ..x.clone()
+        };
+        assert!(
+            (wasserstein2_exact(&x, &shifted).unwrap() - (2.0f64 * 0.0625).sqrt()).abs() < 1e-12
+        );
+        assert!(wasserstein2_exact(&x, &Batch::gaussian(4, 2, &mut rng)).is_err());
+    }
+
+    #[test]
+    fn coverage_counts_modes_and_near_points() {
+        let centres = vec![vec![0.0, 0.0], vec![10.0, 0.0]];
+        let x = Batch::new(4, 2, vec![0.1, 0.0, -0.2, 0.1, 0.0, 0.3, 5.0, 5.0]).unwrap();
+        let (modes, near) = mode_coverage(&x, &centres, 0.5, 0.5).unwrap();
+        assert_eq!((modes, near), (0.5, 0.75));
+        assert!(mode_coverage(&x, &[vec![0.0]], 0.5, 0.5).is_err());
     }
 
     #[test]
