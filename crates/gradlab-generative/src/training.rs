@@ -82,9 +82,16 @@ impl DsmLoss {
         }
     }
 
-    /// The loss of `net` on the clean batch `x0` (`[n, d]`, on an autodiff device), drawing t and z
-    /// from `rng`.
-    pub fn loss(&self, net: &TimeMlp, x0: Tensor<2>, rng: &mut StdRng) -> Result<Tensor<1>> {
+    /// The loss of `net` on the clean batch `x0` (`[n, d]`, on an autodiff device), drawing t (and
+    /// z, unless `paired_noise` gives each example its own ε, as rectified diffusion does) from
+    /// `rng`.
+    pub fn loss(
+        &self,
+        net: &TimeMlp,
+        x0: Tensor<2>,
+        paired_noise: Option<Tensor<2>>,
+        rng: &mut StdRng,
+    ) -> Result<Tensor<1>> {
         let [n, d] = x0.dims();
         let dev = x0.device();
         let eps = self.sde.t_eps();
@@ -106,10 +113,21 @@ impl DsmLoss {
         }
         let column = |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [n, 1]), &dev);
         let (alpha, sigma, weight) = (column(&cols[0]), column(&cols[1]), column(&cols[2]));
-        let z_host: Vec<f32> = (0..n * d)
-            .map(|_| rng.sample::<f32, _>(StandardNormal))
-            .collect();
-        let z = Tensor::<2>::from_data(TensorData::new(z_host, [n, d]), &dev);
+        let z = match paired_noise {
+            Some(z) if z.dims() == [n, d] => z,
+            Some(z) => {
+                return invalid(format!(
+                    "paired noise of shape {:?} for data of shape [{n}, {d}]",
+                    z.dims()
+                ));
+            }
+            None => {
+                let z_host: Vec<f32> = (0..n * d)
+                    .map(|_| rng.sample::<f32, _>(StandardNormal))
+                    .collect();
+                Tensor::<2>::from_data(TensorData::new(z_host, [n, d]), &dev)
+            }
+        };
         let xt = x0.clone() * alpha.clone() + z.clone() * sigma.clone();
         let tt = Tensor::<1>::from_data(
             TensorData::new(t.iter().map(|v| *v as f32).collect::<Vec<f32>>(), [n]),
@@ -233,6 +251,34 @@ pub fn train_score_net(
     mut sample: impl FnMut(usize, u64) -> Batch,
     settings: &TrainSettings,
 ) -> Result<(ScoreNet, Vec<f64>)> {
+    train_core(loss, dim, |n, seed| (sample(n, seed), None), settings)
+}
+
+/// Train on (x₀, ε) pairs — each example noised with its own ε (rectified diffusion's retraining
+/// on a teacher's noise–sample pairs, with the teacher's schedule and parameterisation).
+pub fn train_score_net_paired(
+    loss: DsmLoss,
+    dim: usize,
+    mut pairs: impl FnMut(usize, u64) -> (Batch, Batch),
+    settings: &TrainSettings,
+) -> Result<(ScoreNet, Vec<f64>)> {
+    train_core(
+        loss,
+        dim,
+        |n, seed| {
+            let (x0, eps) = pairs(n, seed);
+            (x0, Some(eps))
+        },
+        settings,
+    )
+}
+
+fn train_core(
+    loss: DsmLoss,
+    dim: usize,
+    mut batches: impl FnMut(usize, u64) -> (Batch, Option<Batch>),
+    settings: &TrainSettings,
+) -> Result<(ScoreNet, Vec<f64>)> {
     loss.sde.validate()?;
     if settings.steps == 0 || settings.batch == 0 || !(settings.lr > 0.0) {
         return invalid(format!(
@@ -251,22 +297,24 @@ pub fn train_score_net(
     let mut optim = AdamConfig::new().init();
     let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xD5);
     let mut losses = Vec::with_capacity(settings.steps);
+    let tensor = |b: &Batch| {
+        Tensor::<2>::from_data(
+            TensorData::new(
+                b.data.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
+                [b.n, b.d],
+            ),
+            &dev,
+        )
+    };
     for step in 0..settings.steps {
-        let b = sample(settings.batch, settings.seed.wrapping_add(step as u64));
+        let (b, eps) = batches(settings.batch, settings.seed.wrapping_add(step as u64));
         if b.d != dim {
             return invalid(format!(
                 "the sampler gave points of dimension {}, not {dim}",
                 b.d
             ));
         }
-        let x0 = Tensor::<2>::from_data(
-            TensorData::new(
-                b.data.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
-                [b.n, dim],
-            ),
-            &dev,
-        );
-        let l = loss.loss(&net, x0, &mut rng)?;
+        let l = loss.loss(&net, tensor(&b), eps.as_ref().map(tensor), &mut rng)?;
         let value = l.clone().into_scalar::<f64>();
         if !value.is_finite() {
             return Err(GenError::NonFinite {
