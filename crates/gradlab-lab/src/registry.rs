@@ -77,6 +77,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         Box::new(crate::papers::rectified_flow::RectifiedFlow),
         Box::new(crate::papers::painters::Painters),
         Box::new(crate::papers::score_sde::ScoreSde),
+        Box::new(crate::papers::rectified_diffusion::RectifiedDiffusion),
     ]
 }
 

@@ -12,6 +12,7 @@ pub mod mfac;
 pub mod opposing_signals;
 pub mod optimizers_alter_solutions;
 pub mod painters;
+pub mod rectified_diffusion;
 pub mod rectified_flow;
 pub mod reste;
 pub mod score_sde;

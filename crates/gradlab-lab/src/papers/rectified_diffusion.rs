@@ -1,0 +1,273 @@
+//! "Rectified Diffusion: Straightness Is Not Your Need in Rectified Flow" (Wang et al., 2024;
+//! [`gradlab_generative::training::train_score_net_paired`]): what reflow needs is a first-order
+//! ODE path (x̂₀ constant along it), not a straight one, so a diffusion model can be rectified in its
+//! own form — VP schedule, ε-prediction — by retraining on its own noise–sample pairs with each
+//! sample noised by its paired ε, and it then samples well in few first-order (DDIM) steps.
+//!
+//! Here: a VP ε-prediction teacher on 8 Gaussians (2D); 5,000 (quick) / 20,000 pairs (ε, x₀) from
+//! the teacher's DPM-Solver++(2M) in 25 steps; rectified diffusion = the same network retrained
+//! on the pairs with paired noise (ε-MSE, the teacher's schedule); classic reflow = a rectified
+//! flow on the same pairs (straight paths). All start from the same noise; SWD to fresh data after
+//! 1, 2 and 4 steps (DDIM for the diffusion models, Euler for the flow). The first-order measure:
+//! the RMS change of x̂₀ along each model's own 50-step DDIM path, relative to the final sample's
+//! spread.
+
+use crate::error::Result;
+use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
+use crate::plot::{Series, line_chart};
+use gradlab_data::toy2d::Toy2d;
+use gradlab_generative::Batch;
+use gradlab_generative::dpm::{dpm_solver_pp, predict_x0, time_grid_logsnr};
+use gradlab_generative::metrics::sliced_wasserstein;
+use gradlab_generative::ode::Solver;
+use gradlab_generative::rectified_flow::{FlowSettings, train_velocity, transport};
+use gradlab_generative::score::ScoreModel;
+use gradlab_generative::sde::Sde;
+use gradlab_generative::training::{
+    DsmLoss, Prediction, TrainSettings, train_score_net, train_score_net_paired,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+/// The experiment.
+pub struct RectifiedDiffusion;
+
+const INFO: PaperInfo = PaperInfo {
+    id: "rectified-diffusion",
+    title: "Rectified Diffusion: Straightness Is Not Your Need in Rectified Flow",
+    arxiv: "2410.07303",
+    module: "gradlab_generative::training",
+    claim: "Retraining a diffusion model on its own noise–sample pairs in its own (VP, ε) form makes its paths first-order and few-step sampling good, matching or beating classic reflow to straight flows.",
+};
+
+const STEPS: [usize; 3] = [1, 2, 4];
+const N_EVAL: usize = 2000;
+
+/// DDIM (DPM-Solver++ order 1) with `k` logSNR steps from `x` at t = 1.
+fn ddim(model: &impl ScoreModel, x: &Batch, k: usize) -> Result<Batch> {
+    let sde = model.sde();
+    let grid = time_grid_logsnr(&sde, k, sde.t_eps())?;
+    Ok(dpm_solver_pp(
+        &sde,
+        |x: &Batch, t, i| predict_x0(model, x, t, i),
+        x.clone(),
+        &grid,
+        1,
+    )?
+    .0)
+}
+
+/// RMS change of x̂₀ along the model's own 50-step DDIM path, over the RMS spread of the samples.
+fn x0_drift(model: &impl ScoreModel, x: &Batch) -> Result<f64> {
+    let sde = model.sde();
+    let grid = time_grid_logsnr(&sde, 50, sde.t_eps())?;
+    let mut preds = vec![];
+    let (end, _) = dpm_solver_pp(
+        &sde,
+        |x: &Batch, t, i| {
+            let p = predict_x0(model, x, t, i)?;
+            preds.push(p.clone());
+            Ok(p)
+        },
+        x.clone(),
+        &grid,
+        1,
+    )?;
+    let last = preds.last().cloned().unwrap_or(end.clone());
+    // Skip the first tenth of the path, where x̂₀ of any model is the data mean.
+    let tail = &preds[preds.len() / 10..];
+    let drift: f64 = tail
+        .iter()
+        .map(|p| {
+            p.data
+                .iter()
+                .zip(&last.data)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+                / p.data.len() as f64
+        })
+        .sum::<f64>()
+        / tail.len() as f64;
+    let m = end.mean();
+    let spread = end
+        .data
+        .iter()
+        .enumerate()
+        .map(|(k, v)| (v - m[k % end.d]).powi(2))
+        .sum::<f64>()
+        / end.data.len() as f64;
+    Ok((drift / spread).sqrt())
+}
+
+impl Experiment for RectifiedDiffusion {
+    fn info(&self) -> PaperInfo {
+        INFO
+    }
+
+    fn run(&self, ctx: &RunContext) -> Result<Outcome> {
+        let mut out = Outcome::new(INFO, ctx);
+        let sde = Sde::vp();
+        let toy = Toy2d::EightGaussians;
+        let (train_steps, hidden, n_pairs) = if ctx.quick {
+            (2000, 96, 5000)
+        } else {
+            (6000, 128, 20000)
+        };
+        let settings = TrainSettings {
+            steps: train_steps,
+            hidden,
+            lr: 3e-3,
+            seed: ctx.seed,
+            ..TrainSettings::default()
+        };
+        let loss = DsmLoss::new(sde, Prediction::Noise);
+        let t2 = toy.clone();
+        let (teacher, _) = train_score_net(
+            loss,
+            2,
+            move |n, s| Batch::from_points(&t2.sample(n, s ^ 0x7EA)),
+            &settings,
+        )?;
+        // The teacher's noise–sample pairs.
+        let eps = Batch::gaussian(n_pairs, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0xE95));
+        let grid = time_grid_logsnr(&sde, 25, sde.t_eps())?;
+        let (x0, _) = dpm_solver_pp(
+            &sde,
+            |x: &Batch, t, i| predict_x0(&teacher, x, t, i),
+            eps.clone(),
+            &grid,
+            2,
+        )?;
+        let window = move |n: usize, seed: u64| {
+            let start = (seed as usize).wrapping_mul(n) % (n_pairs - n).max(1);
+            let cut = |b: &Batch| Batch {
+                n,
+                d: 2,
+                data: b.data[start * 2..(start + n) * 2].to_vec(),
+            };
+            (cut(&x0), cut(&eps))
+        };
+        let w2 = window.clone();
+        let (rectified, _) = train_score_net_paired(
+            loss,
+            2,
+            window,
+            &TrainSettings {
+                seed: ctx.seed + 1,
+                ..settings.clone()
+            },
+        )?;
+        let flow_settings = FlowSettings {
+            steps: train_steps,
+            hidden,
+            lr: 3e-3,
+            seed: ctx.seed + 2,
+            ..FlowSettings::default()
+        };
+        // Classic reflow: noise Z₀ = ε → data Z₁ = x₀ along straight lines.
+        let (reflow, _) = train_velocity(
+            2,
+            move |n, s| {
+                let (a, b) = w2(n, s);
+                (b, a)
+            },
+            &flow_settings,
+        )?;
+
+        let truth = Batch::from_points(&toy.sample(N_EVAL, ctx.seed ^ 0x7E57));
+        let probe = Batch::gaussian(N_EVAL, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0x9_0BE));
+        let mut table = Table::new(
+            format!(
+                "8 Gaussians; {n_pairs} teacher pairs; SWD of {N_EVAL} samples to fresh data, same starting noise"
+            ),
+            &[
+                "model",
+                "1 step",
+                "2 steps",
+                "4 steps",
+                "x̂₀ drift along its path",
+            ],
+        );
+        let mut swd = std::collections::BTreeMap::new();
+        let mut curves = vec![];
+        for name in [
+            "teacher (DDIM)",
+            "rectified diffusion (DDIM)",
+            "classic reflow (Euler)",
+        ] {
+            let mut cells = vec![name.to_string()];
+            let mut curve = vec![];
+            for k in STEPS {
+                let x = match name {
+                    "teacher (DDIM)" => ddim(&teacher, &probe, k)?,
+                    "rectified diffusion (DDIM)" => ddim(&rectified, &probe, k)?,
+                    _ => transport(&reflow, probe.clone(), Solver::Euler(k))?.0,
+                };
+                let w = sliced_wasserstein(&x, &truth, 200, 0)?;
+                cells.push(format!("{w:.3}"));
+                curve.push((k as f64, w));
+                swd.insert((name, k), w);
+                out.metrics.insert(format!("{name}.swd{k}"), w);
+            }
+            let drift = match name {
+                "teacher (DDIM)" => x0_drift(&teacher, &probe)?,
+                "rectified diffusion (DDIM)" => x0_drift(&rectified, &probe)?,
+                _ => f64::NAN,
+            };
+            cells.push(if drift.is_nan() {
+                "— (straight by construction)".into()
+            } else {
+                format!("{drift:.3}")
+            });
+            if !drift.is_nan() {
+                out.metrics.insert(format!("{name}.x0_drift"), drift);
+            }
+            table.row(cells);
+            curves.push(Series {
+                label: name.into(),
+                points: curve,
+            });
+        }
+        out.tables.push(table);
+        let (rd, rf, te) = (
+            "rectified diffusion (DDIM)",
+            "classic reflow (Euler)",
+            "teacher (DDIM)",
+        );
+        for k in [1, 2] {
+            out.checks.push(Check::new(
+                format!("matches_reflow.{k}"),
+                format!("{k} step(s): rectified diffusion matches or beats classic reflow (SWD ratio; 1.1 allowed)"),
+                swd[&(rd, k)] / swd[&(rf, k)],
+                Cmp::Lt,
+                1.1,
+            ));
+        }
+        out.checks.push(Check::new(
+            "beats_teacher_few_steps",
+            "2 steps: rectified diffusion beats its teacher (SWD ratio)",
+            swd[&(rd, 2)] / swd[&(te, 2)],
+            Cmp::Lt,
+            1.0,
+        ));
+        out.checks.push(Check::new(
+            "first_order_paths",
+            "x̂₀ changes less along rectified diffusion's paths than along the teacher's (drift ratio)",
+            out.metrics[&format!("{rd}.x0_drift")] / out.metrics[&format!("{te}.x0_drift")],
+            Cmp::Lt,
+            0.5,
+        ));
+        line_chart(
+            &ctx.out_dir.join("few_steps.png"),
+            "Few-step sampling from the same noise",
+            "steps",
+            "sliced Wasserstein distance",
+            &curves,
+            &[],
+        )?;
+        out.figures.push("few_steps.png".into());
+        out.notes.push("A likely cause of the gap to classic reflow at 1–2 steps, not isolated here: with the VP schedule's β_max = 20, α(1) = 0.0066, so the first DDIM step's x̂₀ = (x − σε̂)/α amplifies the network's ε error about 150×; the flow has no such division.".into());
+        out.notes.push("Trained from scratch on the pairs (the paper fine-tunes the teacher) with the ε-MSE instead of the paper's pseudo-Huber loss on x̂₀; the teacher's pairs come from DPM-Solver++(2M) in 25 steps, as the paper's from DPM-Solver.".into());
+        Ok(out)
+    }
+}
