@@ -12,10 +12,10 @@
 //! coordinate, N(0, 1) → N(μ, s²): v(x, t) = μ + (t s² − (1 − t))/((1 − t)² + t² s²)·(x − tμ).
 
 use crate::ode::{Solver, integrate};
-use crate::{Batch, GenError, Result, invalid};
-use burn::optim::{AdamConfig, GradientsParams};
+use crate::training::{TrainSettings, evaluate, fit_time_mlp, to_tensor};
+use crate::{Batch, Result, invalid};
 use burn::prelude::*;
-use gradlab_nets::time_mlp::{TimeMlp, TimeMlpConfig};
+use gradlab_nets::time_mlp::TimeMlp;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -129,26 +129,8 @@ impl VelocityField for VelocityNet {
                 x.d, self.dim
             ));
         }
-        let dev = Device::flex();
-        let xs = Tensor::<2>::from_data(
-            TensorData::new(
-                x.data.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
-                [x.n, x.d],
-            ),
-            &dev,
-        );
-        let out: Vec<f32> = self
-            .net
-            .valid()
-            .forward(xs, Tensor::<1>::full([x.n], t as f32, &dev))
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|_| GenError::Invalid("the network output could not be read".into()))?;
-        Ok(Batch {
-            data: out.into_iter().map(f64::from).collect(),
-            ..*x
-        })
+        let out = evaluate(&self.net, x, t)?;
+        Ok(Batch { data: out, ..*x })
     }
 }
 
@@ -194,30 +176,16 @@ pub fn train_velocity(
     mut pairs: impl FnMut(usize, u64) -> (Batch, Batch),
     settings: &FlowSettings,
 ) -> Result<(VelocityNet, Vec<f64>)> {
-    if settings.steps == 0 || settings.batch == 0 || !(settings.lr > 0.0) {
-        return invalid(format!(
-            "training needs steps ≥ 1, batch ≥ 1 and lr > 0, got {}, {}, {}",
-            settings.steps, settings.batch, settings.lr
-        ));
-    }
-    let dev = Device::flex().autodiff();
-    let mut net = TimeMlpConfig::new(dim)
-        .with_hidden(settings.hidden)
-        .with_layers(settings.layers)
-        .init(&dev, settings.seed);
-    let mut optim = AdamConfig::new().init();
     let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xF10);
-    let mut losses = Vec::with_capacity(settings.steps);
-    let tensor = |b: &Batch| {
-        Tensor::<2>::from_data(
-            TensorData::new(
-                b.data.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
-                [b.n, b.d],
-            ),
-            &dev,
-        )
+    let common = TrainSettings {
+        steps: settings.steps,
+        batch: settings.batch,
+        lr: settings.lr,
+        hidden: settings.hidden,
+        layers: settings.layers,
+        seed: settings.seed,
     };
-    for step in 0..settings.steps {
+    let (net, losses) = fit_time_mlp(dim, &common, |net, step, dev| {
         let (x0, x1) = pairs(settings.batch, settings.seed.wrapping_add(step as u64));
         if x0.d != dim || x1.d != dim || x0.n != x1.n {
             return invalid("the coupling gave batches of the wrong shape");
@@ -232,25 +200,12 @@ pub fn train_velocity(
                 }
             })
             .collect();
-        let (a, b) = (tensor(&x0), tensor(&x1));
-        let tt = Tensor::<1>::from_data(TensorData::new(t.clone(), [n]), &dev);
+        let (a, b) = (to_tensor(&x0, dev), to_tensor(&x1, dev));
+        let tt = Tensor::<1>::from_data(TensorData::new(t, [n]), dev);
         let tc = tt.clone().reshape([n, 1]);
         let xt = b.clone() * tc.clone() + a.clone() * (tc.neg() + 1.0);
-        let pred = net.forward(xt, tt);
-        let loss = (pred - (b - a)).square().sum_dim(1).mean();
-        let value = loss.clone().into_scalar::<f64>();
-        if !value.is_finite() {
-            return Err(GenError::NonFinite {
-                what: "training loss",
-                step,
-                t: f64::NAN,
-            });
-        }
-        losses.push(value);
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        let lr = settings.lr * (1.0 - step as f64 / settings.steps as f64);
-        net = optim.step(lr, net, grads);
-    }
+        Ok((net.forward(xt, tt) - (b - a)).square().sum_dim(1).mean())
+    })?;
     Ok((VelocityNet::new(net, dim), losses))
 }
 

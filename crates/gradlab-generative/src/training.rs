@@ -217,30 +217,91 @@ impl ScoreModel for ScoreNet {
             ));
         }
         let (a, s) = self.sde.marginal(t)?;
-        let dev = Device::flex();
-        let xs = Tensor::<2>::from_data(
-            TensorData::new(
-                x.data.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
-                [x.n, x.d],
-            ),
-            &dev,
-        );
-        let ts = Tensor::<1>::full([x.n], t as f32, &dev);
-        let out: Vec<f32> = self
-            .net
-            .valid()
-            .forward(xs, ts)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|_| GenError::Invalid("the network output could not be read".into()))?;
-        let data = out
+        let data = evaluate(&self.net, x, t)?
             .iter()
             .zip(&x.data)
-            .map(|(o, xv)| self.prediction.to_score(f64::from(*o), *xv, a, s))
+            .map(|(o, xv)| self.prediction.to_score(*o, *xv, a, s))
             .collect();
         Ok(Batch { data, ..*x })
     }
+}
+
+/// A batch as an f32 tensor on `dev`.
+pub(crate) fn to_tensor(b: &Batch, dev: &Device) -> Tensor<2> {
+    Tensor::<2>::from_data(
+        TensorData::new(
+            b.data.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
+            [b.n, b.d],
+        ),
+        dev,
+    )
+}
+
+/// The network's output at every point of `x` at time `t` (inference, no autodiff).
+pub(crate) fn evaluate(net: &TimeMlp, x: &Batch, t: f64) -> Result<Vec<f64>> {
+    let dev = Device::flex();
+    let out = net
+        .valid()
+        .forward(to_tensor(x, &dev), Tensor::<1>::full([x.n], t as f32, &dev))
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|_| GenError::Invalid("the network output could not be read".into()))?;
+    Ok(out.into_iter().map(f64::from).collect())
+}
+
+/// The loop every objective here shares: a seeded time-conditioned MLP, Adam with the learning
+/// rate decayed linearly to zero (so the last weights are not a snapshot of Adam's noise), and a
+/// finite-loss check. `loss_at(net, step, device)` builds the step's loss.
+pub(crate) fn fit_time_mlp(
+    dim: usize,
+    settings: &TrainSettings,
+    mut loss_at: impl FnMut(&TimeMlp, usize, &Device) -> Result<Tensor<1>>,
+) -> Result<(TimeMlp, Vec<f64>)> {
+    if settings.steps == 0 || settings.batch == 0 || !(settings.lr > 0.0) {
+        return invalid(format!(
+            "training needs steps ≥ 1, batch ≥ 1 and lr > 0, got {}, {}, {}",
+            settings.steps, settings.batch, settings.lr
+        ));
+    }
+    let dev = Device::flex().autodiff();
+    let mut net = TimeMlpConfig::new(dim)
+        .with_hidden(settings.hidden)
+        .with_layers(settings.layers)
+        .init(&dev, settings.seed);
+    let mut optim = AdamConfig::new().init();
+    let mut losses = Vec::with_capacity(settings.steps);
+    for step in 0..settings.steps {
+        let l = loss_at(&net, step, &dev)?;
+        let value = l.clone().into_scalar::<f64>();
+        if !value.is_finite() {
+            return Err(GenError::NonFinite {
+                what: "training loss",
+                step,
+                t: f64::NAN,
+            });
+        }
+        losses.push(value);
+        let grads = GradientsParams::from_grads(l.backward(), &net);
+        let lr = settings.lr * (1.0 - step as f64 / settings.steps as f64);
+        net = optim.step(lr, net, grads);
+    }
+    Ok((net, losses))
+}
+
+/// A VP ε-prediction network trained on a 2D toy set (the teacher the 2D experiments share).
+pub fn train_toy_model(
+    toy: &gradlab_data::toy2d::Toy2d,
+    settings: &TrainSettings,
+) -> Result<ScoreNet> {
+    let toy = toy.clone();
+    let (net, _) = train_score_net(
+        DsmLoss::new(Sde::vp(), Prediction::Noise),
+        2,
+        move |n, seed| Batch::from_points(&toy.sample(n, seed ^ 0x5DE)),
+        settings,
+    )?;
+    Ok(net)
 }
 
 /// Train a time-conditioned MLP by [`DsmLoss`] on batches drawn by `sample(n, seed)`; returns the
@@ -280,33 +341,11 @@ fn train_core(
     settings: &TrainSettings,
 ) -> Result<(ScoreNet, Vec<f64>)> {
     loss.sde.validate()?;
-    if settings.steps == 0 || settings.batch == 0 || !(settings.lr > 0.0) {
-        return invalid(format!(
-            "training needs steps ≥ 1, batch ≥ 1 and lr > 0, got {}, {}, {}",
-            settings.steps, settings.batch, settings.lr
-        ));
-    }
     if loss.likelihood_weighting && loss.prediction != Prediction::Score {
         return invalid("likelihood weighting applies to score prediction only");
     }
-    let dev = Device::flex().autodiff();
-    let mut net = TimeMlpConfig::new(dim)
-        .with_hidden(settings.hidden)
-        .with_layers(settings.layers)
-        .init(&dev, settings.seed);
-    let mut optim = AdamConfig::new().init();
     let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xD5);
-    let mut losses = Vec::with_capacity(settings.steps);
-    let tensor = |b: &Batch| {
-        Tensor::<2>::from_data(
-            TensorData::new(
-                b.data.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
-                [b.n, b.d],
-            ),
-            &dev,
-        )
-    };
-    for step in 0..settings.steps {
+    let (net, losses) = fit_time_mlp(dim, settings, |net, step, dev| {
         let (b, eps) = batches(settings.batch, settings.seed.wrapping_add(step as u64));
         if b.d != dim {
             return invalid(format!(
@@ -314,21 +353,9 @@ fn train_core(
                 b.d
             ));
         }
-        let l = loss.loss(&net, tensor(&b), eps.as_ref().map(tensor), &mut rng)?;
-        let value = l.clone().into_scalar::<f64>();
-        if !value.is_finite() {
-            return Err(GenError::NonFinite {
-                what: "training loss",
-                step,
-                t: f64::NAN,
-            });
-        }
-        losses.push(value);
-        let grads = GradientsParams::from_grads(l.backward(), &net);
-        // Linear decay to zero: the last weights are not a snapshot of Adam's noise.
-        let lr = settings.lr * (1.0 - step as f64 / settings.steps as f64);
-        net = optim.step(lr, net, grads);
-    }
+        let noise = eps.as_ref().map(|e| to_tensor(e, dev));
+        loss.loss(net, to_tensor(&b, dev), noise, &mut rng)
+    })?;
     Ok((ScoreNet::new(net, loss.sde, loss.prediction, dim), losses))
 }
 

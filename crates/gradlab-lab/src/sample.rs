@@ -15,8 +15,7 @@ use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd, sliced_wasserstein};
 use gradlab_generative::ode::Solver;
 use gradlab_generative::rectified_flow::{FlowSettings, train_velocity, transport};
 use gradlab_generative::sampler::{PcConfig, Predictor, ode_sample, pc_sample};
-use gradlab_generative::sde::Sde;
-use gradlab_generative::training::{DsmLoss, Prediction, TrainSettings, train_score_net};
+use gradlab_generative::training::{TrainSettings, train_toy_model};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
@@ -131,12 +130,7 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
             seed,
             ..TrainSettings::default()
         };
-        let (net, _) = train_score_net(
-            DsmLoss::new(Sde::vp(), Prediction::Noise),
-            2,
-            move |n, s| Batch::from_points(&t2.sample(n, s ^ 0x5DE)),
-            &settings,
-        )?;
+        let net = train_toy_model(&toy, &settings)?;
         let train = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let t1 = Instant::now();

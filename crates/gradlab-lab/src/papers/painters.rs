@@ -22,7 +22,7 @@ use gradlab_generative::ode::Solver;
 use gradlab_generative::painters::GaussianData;
 use gradlab_generative::sampler::ode_map;
 use gradlab_generative::sde::Sde;
-use gradlab_generative::training::{DsmLoss, Prediction, TrainSettings, train_score_net};
+use gradlab_generative::training::{TrainSettings, train_toy_model};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -157,13 +157,7 @@ impl Experiment for Painters {
             seed: ctx.seed,
             ..TrainSettings::default()
         };
-        let t2 = toy.clone();
-        let (net, _) = train_score_net(
-            DsmLoss::new(sde, Prediction::Noise),
-            2,
-            move |n, seed| Batch::from_points(&t2.sample(n, seed ^ 0x8A)),
-            &settings,
-        )?;
+        let net = train_toy_model(&toy, &settings)?;
         let truth = Batch::from_points(&toy.sample(2000, ctx.seed ^ 0x7E57));
         let fit = gaussian_fit(&Batch::from_points(&toy.sample(5000, ctx.seed ^ 0xF17)))?;
         let prior = Batch::gaussian(2000, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0x9));

@@ -22,7 +22,7 @@ use gradlab_generative::ode::Solver;
 use gradlab_generative::sampler::{PcConfig, Predictor, ode_sample, pc_sample};
 use gradlab_generative::score::{GmmOracle, ScoreModel};
 use gradlab_generative::sde::Sde;
-use gradlab_generative::training::{DsmLoss, Prediction, TrainSettings, train_score_net};
+use gradlab_generative::training::{TrainSettings, train_toy_model};
 
 /// The experiment.
 pub struct ScoreSde;
@@ -88,13 +88,7 @@ impl Experiment for ScoreSde {
             seed: ctx.seed,
             ..TrainSettings::default()
         };
-        let t2 = toy.clone();
-        let (net, _) = train_score_net(
-            DsmLoss::new(sde, Prediction::Noise),
-            2,
-            move |n, seed| Batch::from_points(&t2.sample(n, seed ^ 0x5DE)),
-            &settings,
-        )?;
+        let net = train_toy_model(&toy, &settings)?;
         let exact = GmmOracle::new(sde, gmm.clone())?;
         let truth = Batch::from_points(&toy.sample(N_SAMPLES, ctx.seed ^ 0x7E57));
         let floor = sliced_wasserstein(
