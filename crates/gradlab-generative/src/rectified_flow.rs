@@ -12,7 +12,7 @@
 //! coordinate, N(0, 1) → N(μ, s²): v(x, t) = μ + (t s² − (1 − t))/((1 − t)² + t² s²)·(x − tμ).
 
 use crate::ode::{Solver, integrate};
-use crate::training::{TrainSettings, evaluate, fit_time_mlp, to_tensor};
+use crate::training::{TrainSettings, evaluate, fit_net, time_mlp, to_tensor};
 use crate::{Batch, Result, invalid};
 use burn::prelude::*;
 use gradlab_nets::time_mlp::TimeMlp;
@@ -185,7 +185,7 @@ pub fn train_velocity(
         layers: settings.layers,
         seed: settings.seed,
     };
-    let (net, losses) = fit_time_mlp(dim, &common, |net, step, dev| {
+    let (net, losses) = fit_net(time_mlp(dim, &common), &common, |net, step, dev| {
         let (x0, x1) = pairs(settings.batch, settings.seed.wrapping_add(step as u64));
         if x0.d != dim || x1.d != dim || x0.n != x1.n {
             return invalid("the coupling gave batches of the wrong shape");

@@ -16,6 +16,7 @@ use crate::sde::Sde;
 use crate::{Batch, GenError, Result, invalid};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
+use gradlab_nets::TimeNet;
 use gradlab_nets::time_mlp::{TimeMlp, TimeMlpConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -85,9 +86,9 @@ impl DsmLoss {
     /// The loss of `net` on the clean batch `x0` (`[n, d]`, on an autodiff device), drawing t (and
     /// z, unless `paired_noise` gives each example its own ε, as rectified diffusion does) from
     /// `rng`.
-    pub fn loss(
+    pub fn loss<N: TimeNet>(
         &self,
-        net: &TimeMlp,
+        net: &N,
         x0: Tensor<2>,
         paired_noise: Option<Tensor<2>>,
         rng: &mut StdRng,
@@ -133,7 +134,7 @@ impl DsmLoss {
             TensorData::new(t.iter().map(|v| *v as f32).collect::<Vec<f32>>(), [n]),
             &dev,
         );
-        let out = net.forward(xt, tt);
+        let out = net.forward_time(xt, tt);
         let residual = match self.prediction {
             // ‖s + z/σ‖² weighted by σ² is ‖σ s + z‖².
             Prediction::Score => out + z / sigma,
@@ -178,16 +179,16 @@ impl Default for TrainSettings {
 
 /// A trained network with its SDE and parameterisation: a [`ScoreModel`].
 #[derive(Debug, Clone)]
-pub struct ScoreNet {
-    net: TimeMlp,
+pub struct ScoreNet<N: TimeNet = TimeMlp> {
+    net: N,
     sde: Sde,
     prediction: Prediction,
     dim: usize,
 }
 
-impl ScoreNet {
+impl<N: TimeNet> ScoreNet<N> {
     /// Wrap a network (any device; inference runs without autodiff).
-    pub fn new(net: TimeMlp, sde: Sde, prediction: Prediction, dim: usize) -> Self {
+    pub fn new(net: N, sde: Sde, prediction: Prediction, dim: usize) -> Self {
         Self {
             net,
             sde,
@@ -197,12 +198,12 @@ impl ScoreNet {
     }
 
     /// The network.
-    pub fn net(&self) -> &TimeMlp {
+    pub fn net(&self) -> &N {
         &self.net
     }
 }
 
-impl ScoreModel for ScoreNet {
+impl<N: TimeNet> ScoreModel for ScoreNet<N> {
     fn dim(&self) -> usize {
         self.dim
     }
@@ -238,11 +239,11 @@ pub(crate) fn to_tensor(b: &Batch, dev: &Device) -> Tensor<2> {
 }
 
 /// The network's output at every point of `x` at time `t` (inference, no autodiff).
-pub(crate) fn evaluate(net: &TimeMlp, x: &Batch, t: f64) -> Result<Vec<f64>> {
+pub(crate) fn evaluate<N: TimeNet>(net: &N, x: &Batch, t: f64) -> Result<Vec<f64>> {
     let dev = Device::flex();
     let out = net
         .valid()
-        .forward(to_tensor(x, &dev), Tensor::<1>::full([x.n], t as f32, &dev))
+        .forward_time(to_tensor(x, &dev), Tensor::<1>::full([x.n], t as f32, &dev))
         .into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
@@ -250,14 +251,14 @@ pub(crate) fn evaluate(net: &TimeMlp, x: &Batch, t: f64) -> Result<Vec<f64>> {
     Ok(out.into_iter().map(f64::from).collect())
 }
 
-/// The loop every objective here shares: a seeded time-conditioned MLP, Adam with the learning
-/// rate decayed linearly to zero (so the last weights are not a snapshot of Adam's noise), and a
-/// finite-loss check. `loss_at(net, step, device)` builds the step's loss.
-pub(crate) fn fit_time_mlp(
-    dim: usize,
+/// The loop every objective here shares: Adam with the learning rate decayed linearly to zero (so
+/// the last weights are not a snapshot of Adam's noise) and a finite-loss check, on `net` (built
+/// on the autodiff device). `loss_at(net, step, device)` builds the step's loss.
+pub(crate) fn fit_net<N: TimeNet>(
+    mut net: N,
     settings: &TrainSettings,
-    mut loss_at: impl FnMut(&TimeMlp, usize, &Device) -> Result<Tensor<1>>,
-) -> Result<(TimeMlp, Vec<f64>)> {
+    mut loss_at: impl FnMut(&N, usize, &Device) -> Result<Tensor<1>>,
+) -> Result<(N, Vec<f64>)> {
     if settings.steps == 0 || settings.batch == 0 || !(settings.lr > 0.0) {
         return invalid(format!(
             "training needs steps ≥ 1, batch ≥ 1 and lr > 0, got {}, {}, {}",
@@ -265,10 +266,6 @@ pub(crate) fn fit_time_mlp(
         ));
     }
     let dev = Device::flex().autodiff();
-    let mut net = TimeMlpConfig::new(dim)
-        .with_hidden(settings.hidden)
-        .with_layers(settings.layers)
-        .init(&dev, settings.seed);
     let mut optim = AdamConfig::new().init();
     let mut losses = Vec::with_capacity(settings.steps);
     for step in 0..settings.steps {
@@ -287,6 +284,14 @@ pub(crate) fn fit_time_mlp(
         net = optim.step(lr, net, grads);
     }
     Ok((net, losses))
+}
+
+/// A seeded time-conditioned MLP of the settings' size on the autodiff device.
+pub(crate) fn time_mlp(dim: usize, settings: &TrainSettings) -> TimeMlp {
+    TimeMlpConfig::new(dim)
+        .with_hidden(settings.hidden)
+        .with_layers(settings.layers)
+        .init(&Device::flex().autodiff(), settings.seed)
 }
 
 /// A VP ε-prediction network trained on a 2D toy set (the teacher the 2D experiments share).
@@ -312,7 +317,20 @@ pub fn train_score_net(
     mut sample: impl FnMut(usize, u64) -> Batch,
     settings: &TrainSettings,
 ) -> Result<(ScoreNet, Vec<f64>)> {
-    train_core(loss, dim, |n, seed| (sample(n, seed), None), settings)
+    let net = time_mlp(dim, settings);
+    train_core(net, loss, dim, |n, seed| (sample(n, seed), None), settings)
+}
+
+/// [`train_score_net`] for any time-conditioned network built on the autodiff device (e.g. a
+/// [`gradlab_nets::unet::UNet`] for images, with `dim` = c·h·w).
+pub fn train_score_model<N: TimeNet>(
+    net: N,
+    loss: DsmLoss,
+    dim: usize,
+    mut sample: impl FnMut(usize, u64) -> Batch,
+    settings: &TrainSettings,
+) -> Result<(ScoreNet<N>, Vec<f64>)> {
+    train_core(net, loss, dim, |n, seed| (sample(n, seed), None), settings)
 }
 
 /// Train on (x₀, ε) pairs — each example noised with its own ε (rectified diffusion's retraining
@@ -324,6 +342,7 @@ pub fn train_score_net_paired(
     settings: &TrainSettings,
 ) -> Result<(ScoreNet, Vec<f64>)> {
     train_core(
+        time_mlp(dim, settings),
         loss,
         dim,
         |n, seed| {
@@ -334,18 +353,19 @@ pub fn train_score_net_paired(
     )
 }
 
-fn train_core(
+fn train_core<N: TimeNet>(
+    net: N,
     loss: DsmLoss,
     dim: usize,
     mut batches: impl FnMut(usize, u64) -> (Batch, Option<Batch>),
     settings: &TrainSettings,
-) -> Result<(ScoreNet, Vec<f64>)> {
+) -> Result<(ScoreNet<N>, Vec<f64>)> {
     loss.sde.validate()?;
     if loss.likelihood_weighting && loss.prediction != Prediction::Score {
         return invalid("likelihood weighting applies to score prediction only");
     }
     let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xD5);
-    let (net, losses) = fit_time_mlp(dim, settings, |net, step, dev| {
+    let (net, losses) = fit_net(net, settings, |net, step, dev| {
         let (b, eps) = batches(settings.batch, settings.seed.wrapping_add(step as u64));
         if b.d != dim {
             return invalid(format!(

@@ -2,7 +2,7 @@
 //!
 //! Small models sized for 8×8 to 32×32 inputs on a CPU: [`mlp::Mlp`], [`cnn::SmallCnn`],
 //! [`resnet::SmallResNet`] (all classifiers over flattened inputs, see [`Net`]), and the
-//! time-conditioned [`time_mlp::TimeMlp`] for generative models. Initialisation is seeded
+//! time-conditioned [`time_mlp::TimeMlp`] and [`unet::UNet`] for generative models ([`TimeNet`]). Initialisation is seeded
 //! ([`init::seeded`]): the same seed gives the same weights.
 
 pub mod binary;
@@ -13,6 +13,7 @@ pub mod mlp;
 pub mod params;
 pub mod resnet;
 pub mod time_mlp;
+pub mod unet;
 
 use burn::prelude::*;
 
@@ -24,6 +25,25 @@ pub trait Net: Module {
     /// The first layer, which sees the raw inputs (for first-layer methods such as TrAct).
     fn first_layer(&self) -> Option<FirstLayer> {
         None
+    }
+}
+
+/// A time-conditioned network over flattened data `[batch, d]` and times `[batch]`, returning
+/// `[batch, d]` (a score, noise, x₀ or velocity): [`time_mlp::TimeMlp`], [`unet::UNet`].
+pub trait TimeNet: Module {
+    /// The output for `x` at times `t`.
+    fn forward_time(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2>;
+}
+
+impl TimeNet for time_mlp::TimeMlp {
+    fn forward_time(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
+        self.forward(x, t)
+    }
+}
+
+impl TimeNet for unet::UNet {
+    fn forward_time(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
+        self.forward(x, t)
     }
 }
 

@@ -1,0 +1,197 @@
+//! A small time-conditioned U-Net for score and flow models on small images (8×8 digits,
+//! 28×28 MNIST): one resolution level down and up with a skip connection,
+//!
+//! conv3×3(c→w) → Res(w) ─────────────────────────────┐
+//!                 └ conv3×3 stride 2 (w→2w) → Res(2w) → Res(2w) → upsample ×2 → conv3×3(2w→w) ─ concat → conv3×3(2w→w) → Res(w) → conv3×3(w→c)
+//!
+//! Res(n): h = conv(SiLU(x)) + Linear(e); out = x + conv(SiLU(h)), where e is the time embedding
+//! MLP(t, sin πkt, cos πkt) shared by all blocks. Inputs and outputs are flattened images
+//! `[batch, c·h·w]` (as every model of this crate); the upsampling returns to the input size, so
+//! odd sizes work too.
+//!
+//! ```
+//! use burn::prelude::*;
+//! use gradlab_nets::unet::UNetConfig;
+//! let dev = Device::flex();
+//! let net = UNetConfig::new(1, 8, 8).with_width(8).init(&dev, 0);
+//! let out = net.forward(Tensor::zeros([3, 64], &dev), Tensor::ones([3], &dev));
+//! assert_eq!(out.dims(), [3, 64]);
+//! ```
+
+use crate::init::seeded;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+/// U-Net configuration.
+#[derive(Config, Debug)]
+pub struct UNetConfig {
+    /// Image channels.
+    pub channels: usize,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width_px: usize,
+    /// Channels at full resolution (twice that at half resolution).
+    #[config(default = 32)]
+    pub width: usize,
+    /// Size of the time embedding.
+    #[config(default = 64)]
+    pub embedding: usize,
+    /// Fourier frequencies of the time input.
+    #[config(default = 8)]
+    pub frequencies: usize,
+}
+
+/// A residual block conditioned on the time embedding.
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    time: Linear,
+}
+
+impl ResBlock {
+    fn new(n: usize, emb: usize, device: &Device) -> Self {
+        Self {
+            conv1: conv3(n, n, 1, device),
+            conv2: conv3(n, n, 1, device),
+            time: LinearConfig::new(emb, n).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>, e: Tensor<2>) -> Tensor<4> {
+        let [b, n, _, _] = x.dims();
+        let h = self.conv1.forward(silu(x.clone())) + self.time.forward(e).reshape([b, n, 1, 1]);
+        x + self.conv2.forward(silu(h))
+    }
+}
+
+fn conv3(cin: usize, cout: usize, stride: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
+}
+
+/// The U-Net.
+#[derive(Module, Debug)]
+pub struct UNet {
+    embed1: Linear,
+    embed2: Linear,
+    conv_in: Conv2d,
+    res_in: ResBlock,
+    down: Conv2d,
+    mid1: ResBlock,
+    mid2: ResBlock,
+    up: Conv2d,
+    merge: Conv2d,
+    res_out: ResBlock,
+    conv_out: Conv2d,
+    #[module(skip)]
+    shape: [usize; 3],
+    #[module(skip)]
+    frequencies: usize,
+}
+
+impl UNetConfig {
+    /// Build with weights drawn from `seed`.
+    pub fn init(&self, device: &Device, seed: u64) -> UNet {
+        let (w, e) = (self.width, self.embedding);
+        seeded(device, seed, || UNet {
+            embed1: LinearConfig::new(1 + 2 * self.frequencies, e).init(device),
+            embed2: LinearConfig::new(e, e).init(device),
+            conv_in: conv3(self.channels, w, 1, device),
+            res_in: ResBlock::new(w, e, device),
+            down: conv3(w, 2 * w, 2, device),
+            mid1: ResBlock::new(2 * w, e, device),
+            mid2: ResBlock::new(2 * w, e, device),
+            up: conv3(2 * w, w, 1, device),
+            merge: conv3(2 * w, w, 1, device),
+            res_out: ResBlock::new(w, e, device),
+            conv_out: conv3(w, self.channels, 1, device),
+            shape: [self.channels, self.height, self.width_px],
+            frequencies: self.frequencies,
+        })
+    }
+}
+
+impl UNet {
+    /// Output (same shape as `x`) for flattened images `x` `[b, c·h·w]` at times `t` `[b]`.
+    pub fn forward(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
+        let [b, _] = x.dims();
+        let [c, h, w] = self.shape;
+        let device = x.device();
+        let freqs: Vec<f32> = (1..=self.frequencies)
+            .map(|k| std::f32::consts::PI * k as f32)
+            .collect();
+        let f = Tensor::<1>::from_data(TensorData::new(freqs, [self.frequencies]), &device)
+            .reshape([1, self.frequencies]);
+        let t = t.reshape([b, 1]);
+        let arg = t.clone().matmul(f);
+        let e = Tensor::cat(vec![t, arg.clone().sin(), arg.cos()], 1);
+        let e = self.embed2.forward(silu(self.embed1.forward(e)));
+        let x0 = self.conv_in.forward(x.reshape([b, c, h, w]));
+        let skip = self.res_in.forward(x0, e.clone());
+        let m = self.down.forward(skip.clone());
+        let m = self.mid1.forward(m, e.clone());
+        let m = self.mid2.forward(m, e.clone());
+        let up = interpolate(
+            m,
+            InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]),
+        );
+        let up = self.up.forward(up);
+        let merged = self.merge.forward(Tensor::cat(vec![up, skip], 1));
+        let out = self.res_out.forward(merged, e);
+        self.conv_out.forward(silu(out)).reshape([b, c * h * w])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_for_digits_and_mnist_and_seeded_init() {
+        let dev = Device::flex();
+        for (h, w) in [(8, 8), (28, 28), (7, 5)] {
+            let net = UNetConfig::new(1, h, w).with_width(8).init(&dev, 1);
+            let out = net.forward(Tensor::zeros([2, h * w], &dev), Tensor::zeros([2], &dev));
+            assert_eq!(out.dims(), [2, h * w]);
+        }
+        let a = crate::params::flatten(&UNetConfig::new(1, 8, 8).with_width(8).init(&dev, 4));
+        let b = crate::params::flatten(&UNetConfig::new(1, 8, 8).with_width(8).init(&dev, 4));
+        assert_eq!(a, b);
+    }
+
+    /// The output depends on t and on every input pixel (the receptive field covers the image).
+    #[test]
+    fn output_depends_on_time_and_input() {
+        let dev = Device::flex();
+        let net = UNetConfig::new(1, 8, 8).with_width(8).init(&dev, 2);
+        let x = Tensor::<2>::random([1, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let at = |x: Tensor<2>, t: f32| {
+            net.forward(x, Tensor::from_floats([t], &dev))
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let (y0, y1) = (at(x.clone(), 0.1), at(x.clone(), 0.9));
+        assert!(y0.iter().zip(&y1).any(|(a, b)| (a - b).abs() > 1e-6));
+        // Perturb the corner pixel: the opposite corner's output changes.
+        let mut v = x
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        v[0] += 1.0;
+        let x2 = Tensor::<2>::from_data(TensorData::new(v, [1, 64]), &dev);
+        let y2 = at(x2, 0.1);
+        assert!((y2[63] - y0[63]).abs() > 1e-7, "{} vs {}", y2[63], y0[63]);
+    }
+}
