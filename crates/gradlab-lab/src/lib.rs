@@ -14,6 +14,7 @@
 pub mod error;
 pub mod experiment;
 pub mod hessian;
+pub mod image_metrics;
 pub mod joint_newton;
 pub mod papers;
 pub mod plot;

@@ -173,3 +173,49 @@ pub fn scatter_panels(
     }
     root.present().map_err(plot_err)
 }
+
+/// A grid of grayscale images (pixel values in [0, 1], row-major `h × w` each, `columns` per
+/// row), written as a PNG with `scale` screen pixels per image pixel.
+pub fn image_grid(
+    path: &Path,
+    images: &[Vec<f64>],
+    h: usize,
+    w: usize,
+    columns: usize,
+    scale: u32,
+) -> Result<()> {
+    if images.is_empty()
+        || columns == 0
+        || h == 0
+        || w == 0
+        || images.iter().any(|i| i.len() != h * w)
+    {
+        return Err(LabError::Invalid(
+            "image grid needs images of h × w pixels".into(),
+        ));
+    }
+    let rows = images.len().div_ceil(columns);
+    let cell = |n: usize| (n as u32) * scale + 2;
+    let root = BitMapBackend::new(path, (columns as u32 * cell(w), rows as u32 * cell(h)))
+        .into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    for (k, img) in images.iter().enumerate() {
+        let (r, c) = (k / columns, k % columns);
+        let (x0, y0) = (c as i32 * cell(w) as i32 + 1, r as i32 * cell(h) as i32 + 1);
+        for i in 0..h {
+            for j in 0..w {
+                let v = (img[i * w + j].clamp(0.0, 1.0) * 255.0).round() as u8;
+                let (x, y) = (
+                    x0 + (j as u32 * scale) as i32,
+                    y0 + (i as u32 * scale) as i32,
+                );
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + scale as i32, y + scale as i32)],
+                    RGBColor(255 - v, 255 - v, 255 - v).filled(),
+                ))
+                .map_err(plot_err)?;
+            }
+        }
+    }
+    root.present().map_err(plot_err)
+}
