@@ -102,6 +102,31 @@ impl Batch {
         }
     }
 
+    /// self + h·k (same shape).
+    pub fn axpy(&self, h: f64, k: &Batch) -> Batch {
+        Batch {
+            data: self
+                .data
+                .iter()
+                .zip(&k.data)
+                .map(|(a, b)| a + h * b)
+                .collect(),
+            ..*self
+        }
+    }
+
+    /// An error unless the points have dimension `dim`.
+    pub fn check_dim(&self, dim: usize) -> Result<()> {
+        if self.d == dim {
+            Ok(())
+        } else {
+            invalid(format!(
+                "points of dimension {} for a model of dimension {dim}",
+                self.d
+            ))
+        }
+    }
+
     /// Point `i`.
     pub fn row(&self, i: usize) -> &[f64] {
         &self.data[i * self.d..(i + 1) * self.d]

@@ -45,14 +45,6 @@ impl Solver {
     }
 }
 
-/// x + h·k.
-fn axpy(x: &Batch, h: f64, k: &Batch) -> Batch {
-    Batch {
-        data: x.data.iter().zip(&k.data).map(|(a, b)| a + h * b).collect(),
-        ..*x
-    }
-}
-
 /// x + Σ hᵢ·kᵢ.
 fn combine(x: &Batch, terms: &[(f64, &Batch)]) -> Batch {
     let mut data = x.data.clone();
@@ -92,7 +84,7 @@ where
             let mut x = x0;
             for i in 0..n {
                 let k = eval(&x, t0 + i as f64 * h)?;
-                x = axpy(&x, h, &k);
+                x = x.axpy(h, &k);
             }
             x
         }
@@ -102,7 +94,7 @@ where
             for i in 0..n {
                 let t = t0 + i as f64 * h;
                 let k1 = eval(&x, t)?;
-                let xp = axpy(&x, h, &k1);
+                let xp = x.axpy(h, &k1);
                 let k2 = eval(&xp, t + h)?;
                 x = combine(&x, &[(0.5 * h, &k1), (0.5 * h, &k2)]);
             }

@@ -41,13 +41,7 @@ impl VelocityField for GaussianVelocity {
         self.mean.len()
     }
     fn velocity(&self, x: &Batch, t: f64) -> Result<Batch> {
-        if x.d != self.dim() {
-            return invalid(format!(
-                "points of dimension {} for a field of dimension {}",
-                x.d,
-                self.dim()
-            ));
-        }
+        x.check_dim(self.dim())?;
         let data = x
             .data
             .iter()
@@ -123,12 +117,7 @@ impl VelocityField for VelocityNet {
         self.dim
     }
     fn velocity(&self, x: &Batch, t: f64) -> Result<Batch> {
-        if x.d != self.dim {
-            return invalid(format!(
-                "points of dimension {} for a field of dimension {}",
-                x.d, self.dim
-            ));
-        }
+        x.check_dim(self.dim)?;
         let out = evaluate(&self.net, x, t)?;
         Ok(Batch { data: out, ..*x })
     }

@@ -156,24 +156,8 @@ pub fn pc_sample(
             };
             let alpha = sde.langevin_alpha(t, cfg.steps)?;
             let eps = 2.0 * alpha * (cfg.snr * norms(&z) / norms(&s).max(1e-300)).powi(2);
-            mean = Batch {
-                data: x
-                    .data
-                    .iter()
-                    .zip(&s.data)
-                    .map(|(a, g)| a + eps * g)
-                    .collect(),
-                ..x
-            };
-            x = Batch {
-                data: mean
-                    .data
-                    .iter()
-                    .zip(&z.data)
-                    .map(|(m, z)| m + (2.0 * eps).sqrt() * z)
-                    .collect(),
-                ..x
-            };
+            mean = x.axpy(eps, &s);
+            x = mean.axpy((2.0 * eps).sqrt(), &z);
         }
         if cfg.predictor == Predictor::None {
             continue;
@@ -209,15 +193,7 @@ pub fn pc_sample(
                 .collect(),
             ..x
         };
-        x = Batch {
-            data: mean
-                .data
-                .iter()
-                .zip(&z.data)
-                .map(|(m, z)| m + noise * z)
-                .collect(),
-            ..x
-        };
+        x = mean.axpy(noise, &z);
     }
     Ok((if cfg.denoise { mean } else { x }, nfe))
 }

@@ -26,17 +26,6 @@ pub trait ScoreModel {
     fn score(&self, x: &Batch, t: f64) -> Result<Batch>;
 }
 
-fn check_dim(model_dim: usize, x: &Batch) -> Result<()> {
-    if x.d == model_dim {
-        Ok(())
-    } else {
-        invalid(format!(
-            "points of dimension {} for a model of dimension {model_dim}",
-            x.d
-        ))
-    }
-}
-
 /// Data N(μ, diag(v)): p_t = N(α_t μ, diag(α_t² v + σ_t²)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GaussianOracle {
@@ -101,7 +90,7 @@ impl ScoreModel for GaussianOracle {
         self.sde
     }
     fn score(&self, x: &Batch, t: f64) -> Result<Batch> {
-        check_dim(self.dim(), x)?;
+        x.check_dim(self.dim())?;
         let (m, v) = self.marginal(t)?;
         let d = x.d;
         let data = x
@@ -166,7 +155,7 @@ impl ScoreModel for GmmOracle {
         self.sde
     }
     fn score(&self, x: &Batch, t: f64) -> Result<Batch> {
-        check_dim(2, x)?;
+        x.check_dim(2)?;
         let p = self.at(t)?;
         let data = (0..x.n)
             .flat_map(|i| {

@@ -211,12 +211,7 @@ impl<N: TimeNet> ScoreModel for ScoreNet<N> {
         self.sde
     }
     fn score(&self, x: &Batch, t: f64) -> Result<Batch> {
-        if x.d != self.dim {
-            return invalid(format!(
-                "points of dimension {} for a model of dimension {}",
-                x.d, self.dim
-            ));
-        }
+        x.check_dim(self.dim)?;
         let (a, s) = self.sde.marginal(t)?;
         let data = evaluate(&self.net, x, t)?
             .iter()

@@ -45,13 +45,7 @@ impl FeatureNet {
 
     /// How many of the images the classifier assigns to each class.
     pub fn class_counts(&self, pixels: &[Vec<f64>]) -> Result<Vec<usize>> {
-        let d = pixels.first().map_or(0, Vec::len);
-        if d == 0 || pixels.iter().any(|p| p.len() != d) {
-            return Err(LabError::Invalid("images of unequal or zero size".into()));
-        }
-        let dev = Device::flex();
-        let flat: Vec<f32> = pixels.iter().flatten().map(|v| *v as f32).collect();
-        let x = Tensor::<2>::from_data(TensorData::new(flat, [pixels.len(), d]), &dev);
+        let x = input(pixels)?;
         use gradlab_nets::Net;
         let logits = self.model.valid().forward(x);
         let k = logits.dims()[1];
@@ -69,14 +63,7 @@ impl FeatureNet {
 
     /// Features of flattened images (rows of `pixels`, each of the training images' size).
     pub fn features(&self, pixels: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
-        let d = pixels.first().map_or(0, Vec::len);
-        if d == 0 || pixels.iter().any(|p| p.len() != d) {
-            return Err(LabError::Invalid("images of unequal or zero size".into()));
-        }
-        let dev = Device::flex();
-        let flat: Vec<f32> = pixels.iter().flatten().map(|v| *v as f32).collect();
-        let x = Tensor::<2>::from_data(TensorData::new(flat, [pixels.len(), d]), &dev);
-        let f = self.model.valid().features(x);
+        let f = self.model.valid().features(input(pixels)?);
         let k = f.dims()[1];
         let v: Vec<f64> = f
             .into_data()
@@ -85,6 +72,19 @@ impl FeatureNet {
             .map_err(|_| LabError::Invalid("features could not be read".into()))?;
         Ok(v.chunks(k).map(|c| c.to_vec()).collect())
     }
+}
+
+/// Flattened images as an f32 batch tensor (all of one non-zero size).
+fn input(pixels: &[Vec<f64>]) -> Result<Tensor<2>> {
+    let d = pixels.first().map_or(0, Vec::len);
+    if d == 0 || pixels.iter().any(|p| p.len() != d) {
+        return Err(LabError::Invalid("images of unequal or zero size".into()));
+    }
+    let flat: Vec<f32> = pixels.iter().flatten().map(|v| *v as f32).collect();
+    Ok(Tensor::<2>::from_data(
+        TensorData::new(flat, [pixels.len(), d]),
+        &Device::flex(),
+    ))
 }
 
 fn moments(x: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {

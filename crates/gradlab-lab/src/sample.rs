@@ -73,6 +73,19 @@ fn points(b: &Batch) -> Vec<(f64, f64)> {
     (0..b.n).map(|i| (b.row(i)[0], b.row(i)[1])).collect()
 }
 
+/// A spinner while the model trains (hidden without `progress`).
+fn spinner(req: &SampleRequest, what: &str) -> indicatif::ProgressBar {
+    if !req.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let s = indicatif::ProgressBar::new_spinner().with_message(format!(
+        "training {what}{} ({} steps)",
+        req.data, req.train_steps
+    ));
+    s.enable_steady_tick(std::time::Duration::from_millis(120));
+    s
+}
+
 /// Draw `n` samples from a score model with the sampler `method` in `k` steps.
 fn sample_with(
     model: &impl ScoreModel,
@@ -124,16 +137,7 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
     let (train, test) = gradlab_data::images::load_split(&req.data, req.seed)?;
     let [c, h, w] = [train.channels, train.height, train.width];
     let d = c * h * w;
-    let spinner = if req.progress {
-        let s = indicatif::ProgressBar::new_spinner().with_message(format!(
-            "training a U-Net on {} ({} steps)",
-            req.data, req.train_steps
-        ));
-        s.enable_steady_tick(std::time::Duration::from_millis(120));
-        s
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let spinner = spinner(req, "a U-Net on ");
     let t0 = Instant::now();
     let tr = train.clone();
     let batch = move |n: usize, seed: u64| {
@@ -226,16 +230,7 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
             IMAGE_SETS.join(", ")
         ))
     })?;
-    let spinner = if req.progress {
-        let s = indicatif::ProgressBar::new_spinner().with_message(format!(
-            "training on {} ({} steps)",
-            req.data, req.train_steps
-        ));
-        s.enable_steady_tick(std::time::Duration::from_millis(120));
-        s
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let spinner = spinner(req, "");
     let t0 = Instant::now();
     let t2 = toy.clone();
     let seed = req.seed;

@@ -60,16 +60,21 @@ impl TimeMlpConfig {
 impl TimeMlp {
     /// Output for data `x` `[b, d]` at times `t` `[b]`.
     pub fn forward(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
-        let b = x.dims()[0];
-        let device = x.device();
-        let freqs: Vec<f32> = (1..=self.frequencies)
-            .map(|k| std::f32::consts::PI * k as f32)
-            .collect();
-        let f = Tensor::<1>::from_data(TensorData::new(freqs, [self.frequencies]), &device)
-            .reshape([1, self.frequencies]);
-        let t = t.reshape([b, 1]);
-        let arg = t.clone().matmul(f);
         self.mlp
-            .forward(Tensor::cat(vec![x, t, arg.clone().sin(), arg.cos()], 1))
+            .forward(Tensor::cat(vec![x, time_features(t, self.frequencies)], 1))
     }
+}
+
+/// `[t, sin(πkt), cos(πkt)]` for k = 1…K, `[b, 1 + 2K]`: the time input of the time-conditioned
+/// networks (period 2, so every t ∈ [0, 1] has its own embedding).
+pub fn time_features(t: Tensor<1>, frequencies: usize) -> Tensor<2> {
+    let b = t.dims()[0];
+    let freqs: Vec<f32> = (1..=frequencies)
+        .map(|k| std::f32::consts::PI * k as f32)
+        .collect();
+    let f = Tensor::<1>::from_data(TensorData::new(freqs, [frequencies]), &t.device())
+        .reshape([1, frequencies]);
+    let t = t.reshape([b, 1]);
+    let arg = t.clone().matmul(f);
+    Tensor::cat(vec![t, arg.clone().sin(), arg.cos()], 1)
 }

@@ -124,15 +124,7 @@ impl UNet {
     pub fn forward(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
         let [b, _] = x.dims();
         let [c, h, w] = self.shape;
-        let device = x.device();
-        let freqs: Vec<f32> = (1..=self.frequencies)
-            .map(|k| std::f32::consts::PI * k as f32)
-            .collect();
-        let f = Tensor::<1>::from_data(TensorData::new(freqs, [self.frequencies]), &device)
-            .reshape([1, self.frequencies]);
-        let t = t.reshape([b, 1]);
-        let arg = t.clone().matmul(f);
-        let e = Tensor::cat(vec![t, arg.clone().sin(), arg.cos()], 1);
+        let e = crate::time_mlp::time_features(t, self.frequencies);
         let e = self.embed2.forward(silu(self.embed1.forward(e)));
         let x0 = self.conv_in.forward(x.reshape([b, c, h, w]));
         let skip = self.res_in.forward(x0, e.clone());
