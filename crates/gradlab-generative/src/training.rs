@@ -10,6 +10,10 @@
 //! | noise (ε) | ε̂ | ‖ε̂ − z‖² | −ε̂/σ_t |
 //! | data (x₀) | x̂₀ | ‖x̂₀ − x₀‖² | (α_t x̂₀ − x_t)/σ_t² |
 //! | velocity (v) | v̂ ≈ α_t z − σ_t x₀ | ‖v̂ − v‖² | −(σ_t x_t + α_t v̂)/((α_t² + σ_t²) σ_t) |
+//!
+//! [`DsmLoss::with_pseudo_huber`] replaces the squared error by Rectified Diffusion's loss on
+//! the implied clean data, Σₖ √((x̂₀ − x₀)ₖ² + c²) − c, whatever the network outputs (for ε
+//! prediction x̂₀ = (x_t − σ_t ε̂)/α_t, so ε errors near t = 1 weigh σ_t/α_t more).
 
 use crate::score::ScoreModel;
 use crate::sde::Sde;
@@ -71,6 +75,9 @@ pub struct DsmLoss {
     pub prediction: Prediction,
     /// Weight by g(t)² (the likelihood weighting; score prediction only).
     pub likelihood_weighting: bool,
+    /// Rectified Diffusion's pseudo-Huber loss on x̂₀ with this c, instead of the squared error
+    /// on the output.
+    pub pseudo_huber: Option<f64>,
 }
 
 impl DsmLoss {
@@ -80,6 +87,33 @@ impl DsmLoss {
             sde,
             prediction,
             likelihood_weighting: false,
+            pseudo_huber: None,
+        }
+    }
+
+    /// Rectified Diffusion's loss: √((x̂₀ − x₀)² + c²) − c on the implied clean data, summed over
+    /// coordinates (the official `train.py` averages it over elements with c = 10⁻³).
+    pub fn with_pseudo_huber(self, c: f64) -> Self {
+        Self {
+            pseudo_huber: Some(c),
+            ..self
+        }
+    }
+
+    /// Check the combination of options.
+    fn validate(&self) -> Result<()> {
+        self.sde.validate()?;
+        if self.likelihood_weighting && self.prediction != Prediction::Score {
+            return invalid("likelihood weighting applies to score prediction only");
+        }
+        match self.pseudo_huber {
+            Some(c) if !(c > 0.0 && c.is_finite()) => invalid(format!(
+                "the pseudo-Huber c must be positive and finite, got {c}"
+            )),
+            Some(_) if self.likelihood_weighting => {
+                invalid("the pseudo-Huber loss on x̂₀ is not likelihood-weighted")
+            }
+            _ => Ok(()),
         }
     }
 
@@ -134,7 +168,19 @@ impl DsmLoss {
             TensorData::new(t.iter().map(|v| *v as f32).collect::<Vec<f32>>(), [n]),
             &dev,
         );
-        let out = net.forward_time(xt, tt);
+        let out = net.forward_time(xt.clone(), tt);
+        if let Some(c) = self.pseudo_huber {
+            let x0_hat = match self.prediction {
+                Prediction::Score => (xt + out * sigma.clone().square()) / alpha,
+                Prediction::Noise => (xt - out * sigma) / alpha,
+                Prediction::Data => out,
+                Prediction::Velocity => {
+                    (xt * alpha.clone() - out * sigma.clone()) / (alpha.square() + sigma.square())
+                }
+            };
+            let r2 = (x0_hat - x0).square();
+            return Ok(((r2 + c * c).sqrt() - c).sum_dim(1).mean());
+        }
         let residual = match self.prediction {
             // ‖s + z/σ‖² weighted by σ² is ‖σ s + z‖².
             Prediction::Score => out + z / sigma,
@@ -333,11 +379,23 @@ pub fn train_score_model<N: TimeNet>(
 pub fn train_score_net_paired(
     loss: DsmLoss,
     dim: usize,
-    mut pairs: impl FnMut(usize, u64) -> (Batch, Batch),
+    pairs: impl FnMut(usize, u64) -> (Batch, Batch),
     settings: &TrainSettings,
 ) -> Result<(ScoreNet, Vec<f64>)> {
+    train_score_model_paired(time_mlp(dim, settings), loss, dim, pairs, settings)
+}
+
+/// [`train_score_net_paired`] for any time-conditioned network on the autodiff device — e.g. the
+/// teacher's own network, to fine-tune it on its pairs as the paper does.
+pub fn train_score_model_paired<N: TimeNet>(
+    net: N,
+    loss: DsmLoss,
+    dim: usize,
+    mut pairs: impl FnMut(usize, u64) -> (Batch, Batch),
+    settings: &TrainSettings,
+) -> Result<(ScoreNet<N>, Vec<f64>)> {
     train_core(
-        time_mlp(dim, settings),
+        net,
         loss,
         dim,
         |n, seed| {
@@ -355,10 +413,7 @@ fn train_core<N: TimeNet>(
     mut batches: impl FnMut(usize, u64) -> (Batch, Option<Batch>),
     settings: &TrainSettings,
 ) -> Result<(ScoreNet<N>, Vec<f64>)> {
-    loss.sde.validate()?;
-    if loss.likelihood_weighting && loss.prediction != Prediction::Score {
-        return invalid("likelihood weighting applies to score prediction only");
-    }
+    loss.validate()?;
     let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xD5);
     let (net, losses) = fit_net(net, settings, |net, step, dev| {
         let (b, eps) = batches(settings.batch, settings.seed.wrapping_add(step as u64));

@@ -4,9 +4,9 @@ use gradlab_generative::Batch;
 use gradlab_generative::metrics::sliced_wasserstein;
 use gradlab_generative::ode::Solver;
 use gradlab_generative::rectified_flow::{
-    FlowSettings, GaussianVelocity, VelocityField, reflow_pairs, straightness, train_velocity,
-    transport,
+    GaussianVelocity, VelocityField, reflow_pairs, straightness, train_velocity, transport,
 };
+use gradlab_generative::training::TrainSettings;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -30,12 +30,12 @@ fn independent(n: usize, seed: u64) -> (Batch, Batch) {
 
 #[test]
 fn flow_matching_learns_the_velocity_and_reflow_straightens() {
-    let settings = FlowSettings {
+    let settings = TrainSettings {
         steps: 2000,
         hidden: 64,
         layers: 2,
         lr: 2e-3,
-        ..FlowSettings::default()
+        ..TrainSettings::default()
     };
     let (rf1, _) = train_velocity(2, independent, &settings).unwrap();
     let exact = GaussianVelocity {
@@ -77,7 +77,7 @@ fn flow_matching_learns_the_velocity_and_reflow_straightens() {
     let (rf2, _) = train_velocity(
         2,
         reflow,
-        &FlowSettings {
+        &TrainSettings {
             seed: 1,
             ..settings
         },

@@ -5,7 +5,8 @@ use gradlab_generative::dpm::dpm_solver_pp_sample;
 use gradlab_generative::score::{GaussianOracle, ScoreModel};
 use gradlab_generative::sde::Sde;
 use gradlab_generative::training::{
-    DsmLoss, Prediction, TrainSettings, train_score_net, train_score_net_paired,
+    DsmLoss, Prediction, TrainSettings, train_score_model_paired, train_score_net,
+    train_score_net_paired,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -98,6 +99,16 @@ fn bad_training_settings_are_errors() {
         ..loss
     };
     assert!(train_score_net(weighted, 2, sample, &s).is_err());
+    for bad in [
+        loss.with_pseudo_huber(0.0),
+        loss.with_pseudo_huber(f64::NAN),
+        DsmLoss {
+            likelihood_weighting: true,
+            ..DsmLoss::new(Sde::vp(), Prediction::Score).with_pseudo_huber(1e-3)
+        },
+    ] {
+        assert!(train_score_net(bad, 2, sample, &s).is_err(), "{bad:?}");
+    }
 }
 
 /// Rectified diffusion's premise in closed form: retrained on deterministic pairs x₀ = μ + s⊙ε,
@@ -153,12 +164,27 @@ fn paired_training_keeps_the_partner_along_the_path() {
             / p.data.len() as f64)
             .sqrt()
     };
+    // The paper's recipe: fine-tune the plain model on the pairs with the pseudo-Huber loss on
+    // x̂₀ (its minimiser is the partner too, if the x̂₀ conversion is right).
+    let (huber, _) = train_score_model_paired(
+        plain.net().clone(),
+        loss.with_pseudo_huber(1e-3),
+        2,
+        pairs,
+        &settings,
+    )
+    .unwrap();
     for t in [0.2, 0.4, 0.6] {
         let e_paired = rms(&|x, t| predict_x0(&paired, x, t, 0).unwrap(), t);
         let e_plain = rms(&|x, t| predict_x0(&plain, x, t, 0).unwrap(), t);
+        let e_huber = rms(&|x, t| predict_x0(&huber, x, t, 0).unwrap(), t);
         assert!(
             e_paired < 0.15 && e_paired < 0.5 * e_plain,
             "t {t}: paired {e_paired}, plain {e_plain}"
+        );
+        assert!(
+            e_huber < 0.15 && e_huber < 0.5 * e_plain,
+            "t {t}: pseudo-Huber fine-tuned {e_huber}, plain {e_plain}"
         );
     }
 }

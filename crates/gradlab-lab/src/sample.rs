@@ -15,7 +15,7 @@ use gradlab_generative::Batch;
 use gradlab_generative::dpm::{ddim_sample, dpm_solver_pp_sample};
 use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd, sliced_wasserstein};
 use gradlab_generative::ode::Solver;
-use gradlab_generative::rectified_flow::{FlowSettings, train_velocity, transport};
+use gradlab_generative::rectified_flow::{train_velocity, transport};
 use gradlab_generative::sampler::{PcConfig, Predictor, ode_sample, pc_sample};
 use gradlab_generative::score::ScoreModel;
 use gradlab_generative::training::{TrainSettings, train_toy_model};
@@ -235,11 +235,11 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
     let t2 = toy.clone();
     let seed = req.seed;
     let (samples, nfe, train_seconds, sample_seconds) = if req.method == "rf" {
-        let settings = FlowSettings {
+        let settings = TrainSettings {
             steps: req.train_steps,
             lr: 3e-3,
             seed,
-            ..FlowSettings::default()
+            ..TrainSettings::default()
         };
         let pairs = move |n: usize, s: u64| {
             (

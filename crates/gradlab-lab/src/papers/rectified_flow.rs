@@ -18,8 +18,9 @@ use gradlab_generative::Batch;
 use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd, sliced_wasserstein};
 use gradlab_generative::ode::Solver;
 use gradlab_generative::rectified_flow::{
-    FlowSettings, reflow_pairs, straightness, train_velocity, transport,
+    distill_velocity, reflow_pairs, straightness, train_velocity, transport,
 };
+use gradlab_generative::training::TrainSettings;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -70,19 +71,19 @@ impl Experiment for RectifiedFlow {
     fn run(&self, ctx: &RunContext) -> Result<Outcome> {
         let mut out = Outcome::new(INFO, ctx);
         let settings = if ctx.quick {
-            FlowSettings {
+            TrainSettings {
                 steps: 2000,
                 hidden: 96,
                 lr: 3e-3,
                 seed: ctx.seed,
-                ..FlowSettings::default()
+                ..TrainSettings::default()
             }
         } else {
-            FlowSettings {
+            TrainSettings {
                 steps: 8000,
                 lr: 3e-3,
                 seed: ctx.seed,
-                ..FlowSettings::default()
+                ..TrainSettings::default()
             }
         };
         // Quick mode: 8 Gaussians only (≈30 s); full mode adds two moons.
@@ -129,19 +130,18 @@ impl Experiment for RectifiedFlow {
             let (rf2, _) = train_velocity(
                 2,
                 windows(z0, z1),
-                &FlowSettings {
+                &TrainSettings {
                     seed: settings.seed + 1,
                     ..settings.clone()
                 },
             )?;
             bar.inc(1);
             let (d0, d1) = reflow_pairs(&rf2, pairs_n, Solver::Heun(100), ctx.seed ^ 0xD15)?;
-            let distilled_settings = FlowSettings {
-                distill: true,
+            let distilled_settings = TrainSettings {
                 seed: settings.seed + 2,
                 ..settings.clone()
             };
-            let (distilled, _) = train_velocity(2, windows(d0, d1), &distilled_settings)?;
+            let (distilled, _) = distill_velocity(2, windows(d0, d1), &distilled_settings)?;
             bar.inc(1);
             let probe = noise(EVAL, ctx.seed ^ 0x9_0BE);
             let models: [(
