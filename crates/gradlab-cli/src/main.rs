@@ -64,13 +64,15 @@ enum Command {
         #[arg(long, default_value = "out")]
         out: PathBuf,
     },
-    /// Train a generative model on 2D data, sample it and plot the samples next to the data.
+    /// Train a generative model on 2D data or an image set, sample it and plot the samples next
+    /// to the data (2D) or as an image grid.
     Sample {
         /// pc, rd (reverse diffusion), em (Euler–Maruyama), ode (PF-ODE, Heun), rk45, ddim, dpm
         /// (DPM-Solver++(2M)) or rf (rectified flow, Euler).
         #[arg(long, default_value = "dpm")]
         method: String,
-        /// 8gaussians, moons, spirals, checkerboard, swissroll, pinwheel or circles.
+        /// 8gaussians, moons, spirals, checkerboard, swissroll, pinwheel or circles; or an image
+        /// set (digits, mnist1k, fashion1k), on which a small U-Net is trained.
         #[arg(long, default_value = "8gaussians")]
         data: String,
         /// Sampler steps.
@@ -82,7 +84,7 @@ enum Command {
         /// Training steps of the model.
         #[arg(long, default_value_t = 3000)]
         train_steps: usize,
-        /// The scatter plot.
+        /// The scatter plot or image grid.
         #[arg(long, default_value = "out/samples.png")]
         out: PathBuf,
         /// Seed of everything random.

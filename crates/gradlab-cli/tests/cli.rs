@@ -118,10 +118,6 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         (vec!["run", "nope"], "no experiment"),
         (vec!["sample", "--method", "xx"], "unknown sampler 'xx'"),
         (vec!["sample", "--data", "foo"], "unknown 2D data set 'foo'"),
-        (
-            vec!["sample", "--data", "digits", "--method", "rf"],
-            "rectified-flow sampling of images is not built yet",
-        ),
         (vec!["sample", "--steps", "0"], "must be at least 1"),
     ] {
         let (ok, _, stderr) = gradlab(&args);
@@ -281,26 +277,30 @@ fn sample_trains_samples_and_plots() {
 #[test]
 fn sample_on_digits_trains_a_unet_and_writes_an_image_grid() {
     let dir = std::env::temp_dir().join(format!("gradlab-sample-img-{}", std::process::id()));
-    let png = dir.join("digits.png");
-    let (ok, stdout, stderr) = gradlab(&[
-        "sample",
-        "--data",
-        "digits",
-        "--method",
-        "ddim",
-        "--steps",
-        "5",
-        "--train-steps",
-        "20",
-        "--samples",
-        "32",
-        "--json",
-        "--out",
-        png.to_str().unwrap(),
-    ]);
-    assert!(ok, "{stderr}");
-    let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(r["nfe"], 5);
-    assert!(png.exists());
+    // A score model sampled by DDIM, and a rectified flow sampled by Euler steps.
+    for method in ["ddim", "rf"] {
+        let png = dir.join(format!("digits-{method}.png"));
+        let (ok, stdout, stderr) = gradlab(&[
+            "sample",
+            "--data",
+            "digits",
+            "--method",
+            method,
+            "--steps",
+            "5",
+            "--train-steps",
+            "20",
+            "--samples",
+            "32",
+            "--json",
+            "--out",
+            png.to_str().unwrap(),
+        ]);
+        assert!(ok, "{method}: {stderr}");
+        let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(r["nfe"], 5, "{method}");
+        assert!(r["swd"].as_f64().unwrap().is_finite(), "{method}");
+        assert!(png.exists(), "{method}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -21,11 +21,13 @@
 //!   distillation, and the exact velocity between Gaussians.
 //! - [`likelihood`]: exact log-likelihoods through the probability-flow ODE (exact or Hutchinson
 //!   divergence), bits per dimension with uniform dequantization.
+//! - [`images`]: image sets as batches in [−1, 1] and back, and as integer levels.
 //! - [`metrics`]: sliced Wasserstein distance, multi-bandwidth MMD, energy distance, moments.
 //!
 //! Points travel as [`Batch`]es: `n` points of dimension `d`, row-major f64.
 
 pub mod dpm;
+pub mod images;
 pub mod likelihood;
 pub mod metrics;
 pub mod ode;

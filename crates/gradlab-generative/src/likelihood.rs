@@ -167,8 +167,98 @@ pub fn log_likelihood(
     Ok((ll, nfe))
 }
 
+/// How discrete data sit in the model's space: integer levels k ∈ {0, …, L − 1} are dequantized
+/// to x = low + (high − low)(k + u)/L with u ~ U[0, 1)ᵈ, so a density p on that space gives the
+/// levels the probability ≥ p(x)·Δᵈ, Δ = (high − low)/L, and
+/// bits/dim = (−log p(x) − d log Δ)/(d log 2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quantization {
+    /// Number of levels L.
+    pub levels: usize,
+    /// Where level 0's bin starts in the model's space.
+    pub low: f64,
+    /// Where the last bin ends.
+    pub high: f64,
+}
+
+impl Quantization {
+    /// 8-bit data on [0, 1] (the score-SDE convention: x = (k + u)/256).
+    pub fn bytes() -> Self {
+        Self {
+            levels: 256,
+            low: 0.0,
+            high: 1.0,
+        }
+    }
+
+    /// `levels` levels on [−1, 1], the space the image models here are trained in.
+    pub fn symmetric(levels: usize) -> Self {
+        Self {
+            levels,
+            low: -1.0,
+            high: 1.0,
+        }
+    }
+
+    /// The bin width Δ.
+    pub fn bin_width(&self) -> f64 {
+        (self.high - self.low) / self.levels as f64
+    }
+
+    /// Dequantize integer `levels` with uniform noise drawn from `seed`.
+    pub fn dequantize(&self, levels: &Batch, seed: u64) -> Result<Batch> {
+        if self.levels < 2 || !(self.high > self.low) || !self.bin_width().is_finite() {
+            return invalid(format!(
+                "a quantization needs ≥ 2 levels and low < high, got {} levels on [{}, {}]",
+                self.levels, self.low, self.high
+            ));
+        }
+        let top = (self.levels - 1) as f64;
+        if let Some(bad) = levels
+            .data
+            .iter()
+            .find(|k| !(k.fract() == 0.0 && (0.0..=top).contains(*k)))
+        {
+            return invalid(format!("levels must be integers in 0..={top}, found {bad}"));
+        }
+        let mut rng = StdRng::seed_from_u64(seed ^ 0xB1D);
+        let w = self.bin_width();
+        Ok(Batch {
+            data: levels
+                .data
+                .iter()
+                .map(|k| self.low + w * (k + rng.random::<f64>()))
+                .collect(),
+            ..levels.clone()
+        })
+    }
+}
+
+/// Bits per dimension of discrete data under the model: `levels` holds integer levels, placed in
+/// the model's space by `q` (with dequantization noise from `seed`).
+pub fn bits_per_dim_quantized(
+    model: &impl ScoreModel,
+    levels: &Batch,
+    q: Quantization,
+    how: Divergence,
+    solver: Solver,
+    seed: u64,
+) -> Result<Vec<f64>> {
+    let deq = q.dequantize(levels, seed)?;
+    let (ll, _) = log_likelihood(model, &deq, how, solver, seed)?;
+    Ok(bits_from_log_likelihood(&ll, levels.d, q))
+}
+
+/// Bits per dimension from log-likelihoods (nats) of dequantized points of dimension `d`.
+pub fn bits_from_log_likelihood(ll: &[f64], d: usize, q: Quantization) -> Vec<f64> {
+    let d = d as f64;
+    ll.iter()
+        .map(|l| (-l - d * q.bin_width().ln()) / (d * 2f64.ln()))
+        .collect()
+}
+
 /// Bits per dimension of 8-bit data scaled to [0, 1] (`x` = integer level / 256) under the model,
-/// with uniform dequantization noise u/256 drawn from `seed`.
+/// with uniform dequantization noise u/256 drawn from `seed` ([`Quantization::bytes`]).
 pub fn bits_per_dim(
     model: &impl ScoreModel,
     x: &Batch,
@@ -176,21 +266,11 @@ pub fn bits_per_dim(
     solver: Solver,
     seed: u64,
 ) -> Result<Vec<f64>> {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0xB1D);
-    let deq = Batch {
-        data: x
-            .data
-            .iter()
-            .map(|v| v + rng.random::<f64>() / 256.0)
-            .collect(),
+    let levels = Batch {
+        data: x.data.iter().map(|v| (v * 256.0).round()).collect(),
         ..x.clone()
     };
-    let (ll, _) = log_likelihood(model, &deq, how, solver, seed)?;
-    let d = x.d as f64;
-    Ok(ll
-        .into_iter()
-        .map(|l| (-l + d * 256f64.ln()) / (d * 2f64.ln()))
-        .collect())
+    bits_per_dim_quantized(model, &levels, Quantization::bytes(), how, solver, seed)
 }
 
 #[cfg(test)]
@@ -234,6 +314,44 @@ mod tests {
                 assert!((lh[i] - ll[i]).abs() < 1e-3, "{sde:?}");
             }
         }
+    }
+
+    #[test]
+    fn quantized_bits_per_dim_match_the_closed_form() {
+        // Standard normal data under VP: every marginal is N(0, 1), the prior is exact, and the
+        // PF-ODE likelihood must equal the normal density at the dequantized points.
+        let o = GaussianOracle::diagonal(Sde::vp(), vec![0.0; 3], vec![1.0; 3]).unwrap();
+        let q = Quantization::symmetric(17);
+        let levels = Batch::new(2, 3, vec![0.0, 8.0, 16.0, 3.0, 9.0, 12.0]).unwrap();
+        let solver = Solver::Rk45 {
+            rtol: 1e-7,
+            atol: 1e-7,
+        };
+        let bpd = bits_per_dim_quantized(&o, &levels, q, Divergence::Exact, solver, 4).unwrap();
+        let deq = q.dequantize(&levels, 4).unwrap();
+        for i in 0..2 {
+            let log_p: f64 = deq
+                .row(i)
+                .iter()
+                .map(|x| -0.5 * x * x - 0.5 * (2.0 * std::f64::consts::PI).ln())
+                .sum();
+            let want = (-log_p - 3.0 * (2.0f64 / 17.0).ln()) / (3.0 * 2f64.ln());
+            assert!((bpd[i] - want).abs() < 1e-3, "{} vs {want}", bpd[i]);
+            // Dequantized points stay in their bins.
+            for (k, x) in levels.row(i).iter().zip(deq.row(i)) {
+                let lo = -1.0 + 2.0 * k / 17.0;
+                assert!((lo..lo + 2.0 / 17.0).contains(x), "{k} → {x}");
+            }
+        }
+        for bad in [
+            vec![17.0, 0.0, 0.0],
+            vec![-1.0, 0.0, 0.0],
+            vec![0.5, 0.0, 0.0],
+        ] {
+            let b = Batch::new(1, 3, bad).unwrap();
+            assert!(q.dequantize(&b, 0).is_err());
+        }
+        assert!(Quantization::symmetric(1).dequantize(&levels, 0).is_err());
     }
 
     #[test]

@@ -193,15 +193,7 @@ fn paired_training_keeps_the_partner_along_the_path() {
 #[test]
 fn unet_trains_on_digits_and_samples() {
     use gradlab_nets::unet::UNetConfig;
-    let digits = gradlab_data::images::digits();
-    let sample = |n: usize, seed: u64| {
-        let order = gradlab_data::batch::epoch_order(digits.len(), seed, 0);
-        let data = order[..n]
-            .iter()
-            .flat_map(|&i| digits.image(i).iter().map(|v| 2.0 * f64::from(*v) - 1.0))
-            .collect();
-        Batch::new(n, 64, data).unwrap()
-    };
+    let sample = gradlab_generative::images::pixel_batches(&gradlab_data::images::digits());
     let settings = TrainSettings {
         steps: 150,
         batch: 64,

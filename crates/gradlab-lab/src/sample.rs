@@ -5,8 +5,9 @@
 //! Methods: `pc`, `rd` (reverse diffusion), `em` (Euler–Maruyama), `ode` (PF-ODE, Heun), `rk45`
 //! (PF-ODE, adaptive), `ddim`, `dpm` (DPM-Solver++(2M)) on a VP ε-prediction network, and `rf`
 //! (rectified flow, Euler). `--steps` is the number of sampler steps (for `rk45`, ignored). On an
-//! image set (`digits`, `mnist1k`, `fashion1k`) a small U-Net is trained instead and the samples
-//! are written as an image grid; distances are then in pixel space against the test images.
+//! image set (`digits`, `mnist1k`, `fashion1k`) a small U-Net is trained instead (by score
+//! matching, or by flow matching for `rf`) and the samples are written as an image grid; distances
+//! are then in pixel space against the test images.
 
 use crate::error::{LabError, Result};
 use crate::plot::scatter_panels;
@@ -75,19 +76,40 @@ fn points(b: &Batch) -> Vec<(f64, f64)> {
 
 /// A spinner while the model trains (hidden without `progress`).
 fn spinner(req: &SampleRequest, what: &str) -> indicatif::ProgressBar {
-    if !req.progress {
+    progress_spinner(
+        req.progress,
+        format!("training {what}{} ({} steps)", req.data, req.train_steps),
+    )
+}
+
+/// A spinner with `message` (hidden unless `show`).
+pub(crate) fn progress_spinner(show: bool, message: String) -> indicatif::ProgressBar {
+    if !show {
         return indicatif::ProgressBar::hidden();
     }
-    let s = indicatif::ProgressBar::new_spinner().with_message(format!(
-        "training {what}{} ({} steps)",
-        req.data, req.train_steps
-    ));
+    let s = indicatif::ProgressBar::new_spinner().with_message(message);
     s.enable_steady_tick(std::time::Duration::from_millis(120));
     s
 }
 
-/// Draw `n` samples from a score model with the sampler `method` in `k` steps.
-fn sample_with(
+/// The long name of a sampler of [`METHODS`].
+pub(crate) fn method_name(method: &str) -> &'static str {
+    match method {
+        "pc" => "predictor-corrector",
+        "rd" => "reverse diffusion",
+        "em" => "Euler–Maruyama",
+        "ode" => "PF-ODE (Heun)",
+        "rk45" => "PF-ODE (RK45)",
+        "ddim" => "DDIM",
+        "dpm" => "DPM-Solver++(2M)",
+        "rf" => "rectified flow (Euler)",
+        _ => "unknown sampler",
+    }
+}
+
+/// Draw `n` samples from a score model with the sampler `method` (a score sampler of
+/// [`METHODS`]) in `k` steps.
+pub(crate) fn sample_with(
     model: &impl ScoreModel,
     method: &str,
     n: usize,
@@ -123,33 +145,25 @@ fn sample_with(
 /// Image sets `sample` accepts (a U-Net is trained on them).
 const IMAGE_SETS: &[&str] = &["digits", "mnist1k", "fashion1k"];
 
-/// Train a U-Net on an image set, sample, measure in pixel space and write an image grid.
+/// Train a U-Net on an image set (a VP ε-prediction model, or a rectified flow for `rf`), sample,
+/// measure in pixel space and write an image grid.
 fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
     use crate::plot::image_grid;
+    use gradlab_generative::images::{image_batch, pixel_batches, to_unit_pixels};
+    use gradlab_generative::rectified_flow::train_velocity_model;
     use gradlab_generative::sde::Sde;
     use gradlab_generative::training::{DsmLoss, Prediction, train_score_model};
     use gradlab_nets::unet::UNetConfig;
-    if req.method == "rf" {
-        return Err(LabError::Invalid(
-            "rectified-flow sampling of images is not built yet; use a score sampler".into(),
-        ));
-    }
     let (train, test) = gradlab_data::images::load_split(&req.data, req.seed)?;
     let [c, h, w] = [train.channels, train.height, train.width];
     let d = c * h * w;
-    let spinner = spinner(req, "a U-Net on ");
-    let t0 = Instant::now();
-    let tr = train.clone();
-    let batch = move |n: usize, seed: u64| {
-        let order = gradlab_data::batch::epoch_order(tr.len(), seed, 0);
-        let data = order
-            .iter()
-            .cycle()
-            .take(n)
-            .flat_map(|&i| tr.image(i).iter().map(|v| 2.0 * f64::from(*v) - 1.0))
-            .collect();
-        Batch { n, d, data }
+    let what = if req.method == "rf" {
+        "a rectified-flow U-Net on "
+    } else {
+        "a U-Net on "
     };
+    let spinner = spinner(req, what);
+    let t0 = Instant::now();
     let net = UNetConfig::new(c, h, w)
         .with_width(16)
         .init(&crate::train::autodiff_device(), req.seed);
@@ -160,36 +174,45 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
         seed: req.seed,
         ..TrainSettings::default()
     };
-    let loss = DsmLoss::new(Sde::vp(), Prediction::Noise);
-    let (model, _) = train_score_model(net, loss, d, batch, &settings)?;
-    let train_seconds = t0.elapsed().as_secs_f64();
-    spinner.finish_and_clear();
-    let t1 = Instant::now();
-    let (x, nfe) = sample_with(&model, &req.method, req.samples, req.steps, req.seed ^ 0x9)?;
-    let sample_seconds = t1.elapsed().as_secs_f64();
-    let px: Vec<Vec<f64>> = (0..x.n)
-        .map(|i| {
-            x.row(i)
-                .iter()
-                .map(|v| ((v + 1.0) / 2.0).clamp(0.0, 1.0))
-                .collect()
-        })
-        .collect();
-    let set_batch = |set: &gradlab_data::ImageSet| {
-        let n = req.samples.min(set.len());
-        Batch {
-            n,
-            d,
-            data: (0..n)
-                .flat_map(|i| set.image(i).iter().map(|v| f64::from(*v)))
-                .collect(),
-        }
+    let mut images = pixel_batches(&train);
+    let (x, nfe, train_seconds, sample_seconds) = if req.method == "rf" {
+        let pairs = move |n: usize, s: u64| {
+            let noise = Batch::gaussian(n, d, &mut StdRng::seed_from_u64(s ^ 0x2015E));
+            (noise, images(n, s))
+        };
+        let (v, _) = train_velocity_model(net, d, pairs, &settings)?;
+        let train = t0.elapsed().as_secs_f64();
+        spinner.finish_and_clear();
+        let t1 = Instant::now();
+        let z0 = Batch::gaussian(req.samples, d, &mut StdRng::seed_from_u64(req.seed ^ 0x9));
+        let (x, nfe) = transport(&v, z0, Solver::Euler(req.steps))?;
+        (x, nfe, train, t1.elapsed().as_secs_f64())
+    } else {
+        let loss = DsmLoss::new(Sde::vp(), Prediction::Noise);
+        let (model, _) = train_score_model(net, loss, d, images, &settings)?;
+        let train = t0.elapsed().as_secs_f64();
+        spinner.finish_and_clear();
+        let t1 = Instant::now();
+        let (x, nfe) = sample_with(&model, &req.method, req.samples, req.steps, req.seed ^ 0x9)?;
+        (x, nfe, train, t1.elapsed().as_secs_f64())
+    };
+    // Distances in pixel space ([0, 1]) against the test images.
+    let px = to_unit_pixels(&x);
+    let unit = |b: Batch| Batch {
+        data: to_unit_pixels(&b).concat(),
+        ..b
+    };
+    let first = |set: &gradlab_data::ImageSet| {
+        unit(image_batch(
+            set,
+            &(0..req.samples.min(set.len())).collect::<Vec<_>>(),
+        ))
     };
     let samples = Batch {
         data: px.concat(),
-        ..x.clone()
+        ..x
     };
-    let (reference, other) = (set_batch(&test), set_batch(&train));
+    let (reference, other) = (first(&test), first(&train));
     let report = SampleReport {
         method: req.method.clone(),
         nfe,

@@ -16,5 +16,6 @@ pub mod rectified_diffusion;
 pub mod rectified_flow;
 pub mod reste;
 pub mod score_sde;
+mod score_sde_images;
 pub mod target_surrogates;
 pub mod tract;

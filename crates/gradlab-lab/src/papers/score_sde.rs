@@ -11,6 +11,7 @@
 //! from model error. The model's negative log-likelihood (PF-ODE, exact 2D divergence, RK45) of
 //! 300 held-out points is compared with the true mixture's.
 
+use super::score_sde_images::{ImageRun, image_part};
 use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
 use crate::plot::{Series, line_chart, scatter_panels};
@@ -208,7 +209,9 @@ impl Experiment for ScoreSde {
         out.figures.push("swd_vs_nfe.png".into());
         out.figures.push("samples.png".into());
         if !ctx.quick {
-            digits_part(ctx, &mut out)?;
+            for run in &IMAGE_RUNS {
+                image_part(ctx, &mut out, run)?;
+            }
         }
         out.notes.push("The SWD of two independent data samples is shown for scale, not as a floor: deterministic (ODE) samplers spread the prior's mass over the modes more evenly than i.i.d. sampling and can score below it.".into());
         out.notes.push("The paper's images (CIFAR-10 FID, bits/dim) are out of reach on this machine; the 2D mixture has an exact density and exact scores, so sampler and model errors can be told apart.".into());
@@ -216,145 +219,38 @@ impl Experiment for ScoreSde {
     }
 }
 
-/// Full mode: a VP ε-prediction U-Net on 8×8 digits (pixels scaled to [−1, 1]); samples by
-/// DPM-Solver++(2M) and PC, judged by a classifier trained here (Fréchet distance and KID on its
-/// features, and the spread of its predicted classes).
-fn digits_part(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
-    use crate::image_metrics::{FeatureNet, frechet_distance, kid};
-    use crate::plot::image_grid;
-    use gradlab_generative::dpm::dpm_solver_pp_sample;
-    use gradlab_generative::training::{DsmLoss, Prediction, TrainSettings, train_score_model};
-    use gradlab_nets::unet::UNetConfig;
-    let (train, test) = gradlab_data::images::load_split("digits", ctx.seed)?;
-    let (features, acc) = FeatureNet::train(&train, &test, 30, ctx.seed)?;
-    let images = |set: &gradlab_data::ImageSet, idx: &[usize]| -> Vec<Vec<f64>> {
-        idx.iter()
-            .map(|&i| set.image(i).iter().map(|v| f64::from(*v)).collect())
-            .collect()
-    };
-    let tr = train.clone();
-    let sample_batch = move |n: usize, seed: u64| {
-        let order = gradlab_data::batch::epoch_order(tr.len(), seed, 0);
-        let data = order[..n]
-            .iter()
-            .flat_map(|&i| tr.image(i).iter().map(|v| 2.0 * f64::from(*v) - 1.0))
-            .collect();
-        Batch { n, d: 64, data }
-    };
-    let settings = TrainSettings {
-        steps: 3000,
-        batch: 64,
-        lr: 2e-3,
-        seed: ctx.seed,
-        ..TrainSettings::default()
-    };
-    let net = UNetConfig::new(1, 8, 8)
-        .with_width(16)
-        .init(&crate::train::autodiff_device(), ctx.seed);
-    let (model, _) = train_score_model(
-        net,
-        DsmLoss::new(Sde::vp(), Prediction::Noise),
-        64,
-        sample_batch,
-        &settings,
-    )?;
-    let n = test.len();
-    let to_pixels = |b: &Batch| -> Vec<Vec<f64>> {
-        (0..b.n)
-            .map(|i| {
-                b.row(i)
-                    .iter()
-                    .map(|v| ((v + 1.0) / 2.0).clamp(0.0, 1.0))
-                    .collect()
-            })
-            .collect()
-    };
-    let test_px = images(&test, &(0..n).collect::<Vec<_>>());
-    let train_px = images(&train, &(0..n).collect::<Vec<_>>());
-    let (ft, fr) = (features.features(&test_px)?, features.features(&train_px)?);
-    let mut table = Table::new(
-        format!(
-            "8×8 digits: U-Net (width 16) ε-prediction, {} steps; {n} samples against the {n} test images, on the features of an MLP classifier trained here (test accuracy {:.1}%) — not Inception FID",
-            settings.steps,
-            100.0 * acc
-        ),
-        &[
-            "samples",
-            "NFE",
-            "Fréchet distance",
-            "KID",
-            "classes with ≥ 3% of samples",
+/// Full mode's image runs: 8×8 digits and 28×28 MNIST (1,000-image subset).
+const IMAGE_RUNS: [ImageRun; 2] = [
+    ImageRun {
+        set: "digits",
+        train_steps: 3000,
+        levels: 17,
+        bpd_images: 100,
+        samplers: &[
+            ("em", 100),
+            ("pc", 50),
+            ("ode", 10),
+            ("rk45", 0),
+            ("ddim", 20),
+            ("dpm", 10),
+            ("dpm", 20),
         ],
-    );
-    let fd_ref = frechet_distance(&fr, &ft)?;
-    table.row(vec![
-        "training images (reference)".into(),
-        "—".into(),
-        format!("{fd_ref:.3}"),
-        format!("{:.4}", kid(&fr, &ft)?),
-        "—".into(),
-    ]);
-    let mut grids = vec![];
-    for (name, steps) in [("DPM-Solver++(2M)", 20usize), ("predictor-corrector", 100)] {
-        let (b, nfe) = if name.starts_with("DPM") {
-            dpm_solver_pp_sample(&model, n, steps, ctx.seed ^ 0xD1)?
-        } else {
-            pc_sample(&model, n, &PcConfig::new(steps), ctx.seed ^ 0xD1)?
-        };
-        let px = to_pixels(&b);
-        let fs = features.features(&px)?;
-        let (fd, k) = (frechet_distance(&fs, &ft)?, kid(&fs, &ft)?);
-        let classes = predicted_classes(&features, &px)?;
-        table.row(vec![
-            name.into(),
-            nfe.to_string(),
-            format!("{fd:.3}"),
-            format!("{k:.4}"),
-            classes.to_string(),
-        ]);
-        let key = if name.starts_with("DPM") { "dpm" } else { "pc" };
-        out.metrics.insert(format!("digits.{key}.fd"), fd);
-        out.metrics.insert(format!("digits.{key}.kid"), k);
-        out.metrics
-            .insert(format!("digits.{key}.classes"), classes as f64);
-        grids.push((key, px));
-    }
-    out.metrics.insert("digits.fd_reference".into(), fd_ref);
-    out.tables.push(table);
-    out.checks.push(Check::new(
-        "digits.all_classes",
-        "DPM-Solver++ samples of the digits U-Net cover the classes (classes the classifier assigns ≥ 3% of samples to)",
-        out.metrics["digits.dpm.classes"],
-        Cmp::Ge,
-        10.0,
-    ));
-    for (key, px) in grids {
-        let file = format!("digits_{key}.png");
-        image_grid(
-            &ctx.out_dir.join(&file),
-            &px[..64.min(px.len())],
-            8,
-            8,
-            16,
-            6,
-        )?;
-        out.figures.push(file);
-    }
-    Ok(())
-}
-
-/// The number of classes the classifier assigns at least 3% of the images to.
-fn predicted_classes(
-    features: &crate::image_metrics::FeatureNet,
-    px: &[Vec<f64>],
-) -> Result<usize> {
-    let counts = features.class_counts(px)?;
-    let n: usize = counts.iter().sum();
-    Ok(counts
-        .iter()
-        .filter(|&&c| c as f64 >= 0.03 * n as f64)
-        .count())
-}
+    },
+    ImageRun {
+        set: "mnist1k",
+        train_steps: 1500,
+        levels: 256,
+        bpd_images: 50,
+        samplers: &[
+            ("em", 100),
+            ("pc", 50),
+            ("ode", 10),
+            ("ddim", 20),
+            ("dpm", 10),
+            ("dpm", 20),
+        ],
+    },
+];
 
 /// A score model the table can loop over (the trained net and the exact oracle).
 trait DynScore {

@@ -1,0 +1,67 @@
+//! Image sets as model inputs: pixels in [0, 1] are scaled to [−1, 1] (the convention of DDPM and
+//! score SDE) and flattened to `c·h·w` coordinates per image, and back.
+//!
+//! ```
+//! use gradlab_generative::images::{pixel_batches, to_unit_pixels};
+//! let digits = gradlab_data::images::digits();
+//! let mut draw = pixel_batches(&digits);
+//! let b = draw(4, 0);
+//! assert_eq!((b.n, b.d), (4, 64));
+//! assert!(b.data.iter().all(|v| (-1.0..=1.0).contains(v)));
+//! assert!(to_unit_pixels(&b).iter().flatten().all(|v| (0.0..=1.0).contains(v)));
+//! ```
+
+use crate::Batch;
+use gradlab_data::ImageSet;
+
+/// `n` images of `set` in a seeded order (cycling if `n` exceeds the set), scaled to [−1, 1].
+pub fn pixel_batches(set: &ImageSet) -> impl FnMut(usize, u64) -> Batch + Clone + 'static {
+    let set = set.clone();
+    move |n, seed| {
+        let order = gradlab_data::batch::epoch_order(set.len(), seed, 0);
+        let idx: Vec<usize> = order.iter().copied().cycle().take(n).collect();
+        image_batch(&set, &idx)
+    }
+}
+
+/// The images of `set` at `idx`, scaled to [−1, 1].
+pub fn image_batch(set: &ImageSet, idx: &[usize]) -> Batch {
+    Batch {
+        n: idx.len(),
+        d: set.feature_dim(),
+        data: idx
+            .iter()
+            .flat_map(|&i| set.image(i).iter().map(|v| 2.0 * f64::from(*v) - 1.0))
+            .collect(),
+    }
+}
+
+/// Model outputs in [−1, 1] back to pixels in [0, 1] (clamped), one vector per image.
+pub fn to_unit_pixels(b: &Batch) -> Vec<Vec<f64>> {
+    (0..b.n)
+        .map(|i| {
+            b.row(i)
+                .iter()
+                .map(|v| ((v + 1.0) / 2.0).clamp(0.0, 1.0))
+                .collect()
+        })
+        .collect()
+}
+
+/// The images of `set` at `idx` as integer levels k = round(v·(L − 1)) of `levels` levels (for
+/// [`crate::likelihood::bits_per_dim_quantized`]: 17 for the 0–16 digits, 256 for 8-bit images).
+pub fn pixel_levels(set: &ImageSet, idx: &[usize], levels: usize) -> Batch {
+    let top = levels.saturating_sub(1) as f64;
+    Batch {
+        n: idx.len(),
+        d: set.feature_dim(),
+        data: idx
+            .iter()
+            .flat_map(|&i| {
+                set.image(i)
+                    .iter()
+                    .map(move |v| (f64::from(*v) * top).round())
+            })
+            .collect(),
+    }
+}
