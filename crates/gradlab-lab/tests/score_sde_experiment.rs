@@ -12,7 +12,7 @@ fn score_sde_quick() {
     )
     .unwrap();
     println!("{}", out.render());
-    // With the exact score every sampler at 100 NFE is within 1.5× the data-vs-data floor, and
+    // With the exact score every sampler of both SDEs at 100 NFE is within 1.5× the data-vs-data floor, and
     // the trained model's likelihood is a finite number of nats.
     let floor = out.metrics["swd_floor"];
     for s in [
@@ -21,12 +21,18 @@ fn score_sde_quick() {
         "Euler–Maruyama",
         "PF-ODE (Heun)",
     ] {
-        assert!(
-            out.metrics[&format!("exact.{s}.swd100")] < 1.5 * floor,
-            "{s}"
-        );
+        for sde in ["vp", "ve"] {
+            assert!(
+                out.metrics[&format!("{sde}.exact.{s}.swd100")] < 1.5 * floor,
+                "{sde} {s}"
+            );
+        }
     }
     assert!(out.metrics["nll.model"].is_finite() && out.metrics["nll.true"].is_finite());
-    assert!(dir.join("swd_vs_nfe.png").exists() && dir.join("samples.png").exists());
+    assert!(
+        dir.join("swd_vs_nfe.png").exists()
+            && dir.join("swd_vs_nfe_ve.png").exists()
+            && dir.join("samples.png").exists()
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -102,7 +102,12 @@ pub(crate) fn image_part(ctx: &RunContext, out: &mut Outcome, run: &ImageRun) ->
         let fs = features.features(&px)?;
         let (fd, k) = (frechet_distance(&fs, &ft)?, kid(&fs, &ft)?);
         let classes = predicted_classes(&features, &px)?;
-        let name = format!("{}{steps}", method);
+        // Keys like `dpm20`; the adaptive RK45 has no step count.
+        let name = if method == "rk45" {
+            method.to_string()
+        } else {
+            format!("{method}{steps}")
+        };
         table.row(vec![
             if method == "rk45" {
                 format!("{} (tol 1e-5)", crate::sample::method_name(method))
