@@ -10,7 +10,7 @@
 //! and MMD of 2,000 samples to fresh data; the same samplers with the exact score separate sampler
 //! error from model error. The VP model's negative log-likelihood (PF-ODE, exact 2D divergence,
 //! RK45) of 300 held-out points is compared with the true mixture's. Full mode adds images
-//! ([`super::score_sde_images`]): U-Nets on digits and MNIST, every sampler, bits/dim.
+//! (`score_sde_images.rs`): U-Nets on digits and MNIST, every sampler, bits/dim.
 
 use super::score_sde_images::{ImageRun, image_part};
 use crate::error::Result;
