@@ -278,6 +278,49 @@ mod tests {
     }
 
     #[test]
+    fn marginals_match_monte_carlo_simulation_of_the_forward_sde() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        use rand_distr::StandardNormal;
+        // Euler–Maruyama paths of dx = f(t)x dt + g(t) dw from x₀ = 1.5 (plus the marginal's
+        // own noise at t = 0: σ_min for VE, 0 otherwise); mean and std at three times against
+        // α(t)x₀ and σ(t).
+        let (x0, paths, steps) = (1.5, 20_000, 2000);
+        for sde in [Sde::ve(), Sde::vp(), Sde::sub_vp()] {
+            let mut rng = StdRng::seed_from_u64(7);
+            let s0 = sde.marginal(0.0).unwrap().1;
+            let mut x: Vec<f64> = (0..paths)
+                .map(|_| x0 + s0 * rng.sample::<f64, _>(StandardNormal))
+                .collect();
+            let h = 1.0 / steps as f64;
+            for i in 0..steps {
+                let (f, g) = sde.coefficients(i as f64 * h).unwrap();
+                for v in x.iter_mut() {
+                    *v += f * *v * h + g * h.sqrt() * rng.sample::<f64, _>(StandardNormal);
+                }
+                let t = (i + 1) as f64 * h;
+                if [0.25, 0.5, 1.0].iter().any(|c| (t - c).abs() < h / 2.0) {
+                    let (a, s) = sde.marginal(t).unwrap();
+                    let mean = x.iter().sum::<f64>() / paths as f64;
+                    let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                        / (paths - 1) as f64)
+                        .sqrt();
+                    // 4 standard errors for the mean; 3% for the std (its standard error is
+                    // 0.5% here, the rest is the discretisation).
+                    assert!(
+                        (mean - a * x0).abs() < 4.0 * s / (paths as f64).sqrt() + 0.01 * a * x0,
+                        "{sde:?} t {t}: mean {mean} vs {}",
+                        a * x0
+                    );
+                    assert!(
+                        (sd / s - 1.0).abs() < 0.03,
+                        "{sde:?} t {t}: std {sd} vs {s}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn marginal_variance_solves_the_variance_ode() {
         // For dx = f x dt + g dw from a point: d(σ²)/dt = 2fσ² + g² and d(log α)/dt = f.
         for sde in [Sde::ve(), Sde::vp(), Sde::sub_vp()] {
