@@ -72,7 +72,8 @@ enum Command {
         #[arg(long, default_value = "dpm")]
         method: String,
         /// 8gaussians, moons, spirals, checkerboard, swissroll, pinwheel or circles; or an image
-        /// set (digits, mnist1k, fashion1k), on which a small U-Net is trained.
+        /// set (digits, mnist1k, fashion1k; mnist, fashion once fetched), on which a small U-Net is
+        /// trained.
         #[arg(long, default_value = "8gaussians")]
         data: String,
         /// Sampler steps.

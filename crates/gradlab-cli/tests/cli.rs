@@ -137,6 +137,19 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         !out.status.success() && stderr.contains("scripts/fetch-datasets.sh"),
         "{stderr}"
     );
+    // The same for sampling on the full set.
+    let out = Command::new(env!("CARGO_BIN_EXE_gradlab"))
+        .args(["sample", "--data", "mnist", "--train-steps", "1"])
+        .env("GRADLAB_DATA", &dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("scripts/fetch-datasets.sh")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 #[test]

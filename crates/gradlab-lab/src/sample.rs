@@ -5,7 +5,7 @@
 //! Methods: `pc`, `rd` (reverse diffusion), `em` (Euler–Maruyama), `ode` (PF-ODE, Heun), `rk45`
 //! (PF-ODE, adaptive), `ddim`, `dpm` (DPM-Solver++(2M)) on a VP ε-prediction network, and `rf`
 //! (rectified flow, Euler). `--steps` is the number of sampler steps (for `rk45`, ignored). On an
-//! image set (`digits`, `mnist1k`, `fashion1k`) a small U-Net is trained instead (by score
+//! image set (`digits`, `mnist1k`, `fashion1k`, or the full `mnist`/`fashion` once fetched) a small U-Net is trained instead (by score
 //! matching, or by flow matching for `rf`) and the samples are written as an image grid; distances
 //! are then in pixel space against the test images.
 
@@ -143,7 +143,8 @@ pub(crate) fn sample_with(
 }
 
 /// Image sets `sample` accepts (a U-Net is trained on them).
-const IMAGE_SETS: &[&str] = &["digits", "mnist1k", "fashion1k"];
+/// `mnist` and `fashion` are the full sets, read from `$GRADLAB_DATA` (see `scripts/fetch-datasets.sh`).
+const IMAGE_SETS: &[&str] = &["digits", "mnist1k", "fashion1k", "mnist", "fashion"];
 
 /// Train a U-Net on an image set (a VP ε-prediction model, or a rectified flow for `rf`), sample,
 /// measure in pixel space and write an image grid.
