@@ -12,7 +12,8 @@
 //! 1, 2 and 4 steps (DDIM for the diffusion models, Euler for the flow). The first-order measure:
 //! the RMS change of x̂₀ along each model's own 50-step DDIM path, relative to the final sample's
 //! spread. The first DDIM step's x̂₀ error against each noise's own teacher sample shows what
-//! the division by α(1) does.
+//! the division by α(1) does; full mode repeats everything with β_max = 10 (σ/α(1) ≈ 12, as in
+//! Stable Diffusion, against ≈ 152) as a schedule ablation.
 
 use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
@@ -26,8 +27,8 @@ use gradlab_generative::rectified_flow::{train_velocity, transport};
 use gradlab_generative::score::ScoreModel;
 use gradlab_generative::sde::Sde;
 use gradlab_generative::training::{
-    DsmLoss, Prediction, TrainSettings, train_score_model_paired, train_score_net_paired,
-    train_toy_model,
+    DsmLoss, Prediction, TrainSettings, train_score_model_paired, train_score_net,
+    train_score_net_paired,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -129,6 +130,158 @@ fn x0_drift(model: &impl ScoreModel, x: &Batch) -> Result<f64> {
     Ok((drift / spread).sqrt())
 }
 
+/// SWD after 1, 2 and 4 steps per model.
+type Swd = std::collections::BTreeMap<(&'static str, usize), f64>;
+
+/// Train the teacher under `sde`, rectify it (the paper's recipe and the ε-MSE ablation), train
+/// classic reflow on the same pairs, and measure them all; metrics go to `metrics` under keys
+/// starting with `prefix`.
+fn compare(
+    ctx: &RunContext,
+    metrics: &mut std::collections::BTreeMap<String, f64>,
+    sde: Sde,
+    settings: &TrainSettings,
+    n_pairs: usize,
+    prefix: &str,
+) -> Result<(Table, Swd, Vec<Series>)> {
+    let toy = Toy2d::EightGaussians;
+    let loss = DsmLoss::new(sde, Prediction::Noise);
+    let t2 = toy.clone();
+    let (teacher, _) = train_score_net(
+        loss,
+        2,
+        move |n, seed| Batch::from_points(&t2.sample(n, seed ^ 0x5DE)),
+        settings,
+    )?;
+    // The teacher's noise–sample pairs.
+    let eps = Batch::gaussian(n_pairs, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0xE95));
+    let x0 = teacher_pair(&teacher, &eps)?;
+    let window = move |n: usize, seed: u64| {
+        let start = (seed as usize).wrapping_mul(n) % (n_pairs - n).max(1);
+        let cut = |b: &Batch| Batch {
+            n,
+            d: 2,
+            data: b.data[start * 2..(start + n) * 2].to_vec(),
+        };
+        (cut(&x0), cut(&eps))
+    };
+    let (w2, w3) = (window.clone(), window.clone());
+    // The paper's recipe: fine-tune the teacher on its pairs with the pseudo-Huber loss on x̂₀
+    // (c = 10⁻³, as the official train.py), at a tenth of the teacher's learning rate.
+    let (rectified, _) = train_score_model_paired(
+        teacher.net().clone(),
+        loss.with_pseudo_huber(1e-3),
+        2,
+        w3,
+        &TrainSettings {
+            lr: settings.lr / 10.0,
+            seed: ctx.seed + 3,
+            ..settings.clone()
+        },
+    )?;
+    // Ablation: a fresh network trained with the plain ε-MSE on the same pairs.
+    let (rectified_mse, _) = train_score_net_paired(
+        loss,
+        2,
+        window,
+        &TrainSettings {
+            seed: ctx.seed + 1,
+            ..settings.clone()
+        },
+    )?;
+    let flow_settings = TrainSettings {
+        seed: ctx.seed + 2,
+        ..settings.clone()
+    };
+    // Classic reflow: noise Z₀ = ε → data Z₁ = x₀ along straight lines.
+    let (reflow, _) = train_velocity(
+        2,
+        move |n, s| {
+            let (a, b) = w2(n, s);
+            (b, a)
+        },
+        &flow_settings,
+    )?;
+
+    let truth = Batch::from_points(&toy.sample(N_EVAL, ctx.seed ^ 0x7E57));
+    let probe = Batch::gaussian(N_EVAL, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0x9_0BE));
+    let probe_pair = teacher_pair(&teacher, &probe)?;
+    let mut table = Table::new(
+        format!(
+            "8 Gaussians; {n_pairs} teacher pairs; SWD of {N_EVAL} samples to fresh data, same starting noise"
+        ),
+        &[
+            "model",
+            "1 step",
+            "2 steps",
+            "4 steps",
+            "x̂₀ drift along its path",
+            "1st-step x̂₀ error vs the pair (ε error)",
+        ],
+    );
+    let mut swd = std::collections::BTreeMap::new();
+    let mut curves = vec![];
+    for name in [
+        "teacher (DDIM)",
+        "rectified diffusion (DDIM)",
+        "ablation: ε-MSE from scratch (DDIM)",
+        "classic reflow (Euler)",
+    ] {
+        let mut cells = vec![name.to_string()];
+        let mut curve = vec![];
+        for k in STEPS {
+            let x = match name {
+                "teacher (DDIM)" => ddim(&teacher, &probe, k)?,
+                "rectified diffusion (DDIM)" => ddim(&rectified, &probe, k)?,
+                "ablation: ε-MSE from scratch (DDIM)" => ddim(&rectified_mse, &probe, k)?,
+                _ => transport(&reflow, probe.clone(), Solver::Euler(k))?.0,
+            };
+            let w = sliced_wasserstein(&x, &truth, 200, 0)?;
+            cells.push(format!("{w:.3}"));
+            curve.push((k as f64, w));
+            swd.insert((name, k), w);
+            metrics.insert(format!("{prefix}{name}.swd{k}"), w);
+        }
+        let drift = match name {
+            "teacher (DDIM)" => x0_drift(&teacher, &probe)?,
+            "rectified diffusion (DDIM)" => x0_drift(&rectified, &probe)?,
+            "ablation: ε-MSE from scratch (DDIM)" => x0_drift(&rectified_mse, &probe)?,
+            _ => f64::NAN,
+        };
+        cells.push(if drift.is_nan() {
+            "— (straight by construction)".into()
+        } else {
+            format!("{drift:.3}")
+        });
+        if !drift.is_nan() {
+            metrics.insert(format!("{prefix}{name}.x0_drift"), drift);
+        }
+        let (first, eps_err) = match name {
+            "teacher (DDIM)" => first_step_error(&teacher, &probe, &probe_pair)?,
+            "rectified diffusion (DDIM)" => first_step_error(&rectified, &probe, &probe_pair)?,
+            "ablation: ε-MSE from scratch (DDIM)" => {
+                first_step_error(&rectified_mse, &probe, &probe_pair)?
+            }
+            _ => {
+                let x1 = transport(&reflow, probe.clone(), Solver::Euler(1))?.0;
+                (rms(&x1, &probe_pair), f64::NAN)
+            }
+        };
+        metrics.insert(format!("{prefix}{name}.first_step_error"), first);
+        cells.push(if eps_err.is_nan() {
+            format!("{first:.3}")
+        } else {
+            format!("{first:.3} ({eps_err:.4})")
+        });
+        table.row(cells);
+        curves.push(Series {
+            label: name.into(),
+            points: curve,
+        });
+    }
+    Ok((table, swd, curves))
+}
+
 impl Experiment for RectifiedDiffusion {
     fn info(&self) -> PaperInfo {
         INFO
@@ -137,7 +290,6 @@ impl Experiment for RectifiedDiffusion {
     fn run(&self, ctx: &RunContext) -> Result<Outcome> {
         let mut out = Outcome::new(INFO, ctx);
         let sde = Sde::vp();
-        let toy = Toy2d::EightGaussians;
         let (train_steps, hidden, n_pairs) = if ctx.quick {
             (2000, 96, 5000)
         } else {
@@ -150,139 +302,54 @@ impl Experiment for RectifiedDiffusion {
             seed: ctx.seed,
             ..TrainSettings::default()
         };
-        let loss = DsmLoss::new(sde, Prediction::Noise);
-        let teacher = train_toy_model(&toy, &settings)?;
-        // The teacher's noise–sample pairs.
-        let eps = Batch::gaussian(n_pairs, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0xE95));
-        let x0 = teacher_pair(&teacher, &eps)?;
-        let window = move |n: usize, seed: u64| {
-            let start = (seed as usize).wrapping_mul(n) % (n_pairs - n).max(1);
-            let cut = |b: &Batch| Batch {
-                n,
-                d: 2,
-                data: b.data[start * 2..(start + n) * 2].to_vec(),
-            };
-            (cut(&x0), cut(&eps))
-        };
-        let (w2, w3) = (window.clone(), window.clone());
-        // The paper's recipe: fine-tune the teacher on its pairs with the pseudo-Huber loss on x̂₀
-        // (c = 10⁻³, as the official train.py), at a tenth of the teacher's learning rate.
-        let (rectified, _) = train_score_model_paired(
-            teacher.net().clone(),
-            loss.with_pseudo_huber(1e-3),
-            2,
-            w3,
-            &TrainSettings {
-                lr: settings.lr / 10.0,
-                seed: ctx.seed + 3,
-                ..settings.clone()
-            },
-        )?;
-        // Ablation: a fresh network trained with the plain ε-MSE on the same pairs.
-        let (rectified_mse, _) = train_score_net_paired(
-            loss,
-            2,
-            window,
-            &TrainSettings {
-                seed: ctx.seed + 1,
-                ..settings.clone()
-            },
-        )?;
-        let flow_settings = TrainSettings {
-            steps: train_steps,
-            hidden,
-            lr: 3e-3,
-            seed: ctx.seed + 2,
-            ..TrainSettings::default()
-        };
-        // Classic reflow: noise Z₀ = ε → data Z₁ = x₀ along straight lines.
-        let (reflow, _) = train_velocity(
-            2,
-            move |n, s| {
-                let (a, b) = w2(n, s);
-                (b, a)
-            },
-            &flow_settings,
-        )?;
-
-        let truth = Batch::from_points(&toy.sample(N_EVAL, ctx.seed ^ 0x7E57));
-        let probe = Batch::gaussian(N_EVAL, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0x9_0BE));
-        let probe_pair = teacher_pair(&teacher, &probe)?;
-        let mut table = Table::new(
-            format!(
-                "8 Gaussians; {n_pairs} teacher pairs; SWD of {N_EVAL} samples to fresh data, same starting noise"
-            ),
-            &[
-                "model",
-                "1 step",
-                "2 steps",
-                "4 steps",
-                "x̂₀ drift along its path",
-                "1st-step x̂₀ error vs the pair (ε error)",
-            ],
-        );
-        let mut swd = std::collections::BTreeMap::new();
-        let mut curves = vec![];
-        for name in [
-            "teacher (DDIM)",
-            "rectified diffusion (DDIM)",
-            "ablation: ε-MSE from scratch (DDIM)",
-            "classic reflow (Euler)",
-        ] {
-            let mut cells = vec![name.to_string()];
-            let mut curve = vec![];
-            for k in STEPS {
-                let x = match name {
-                    "teacher (DDIM)" => ddim(&teacher, &probe, k)?,
-                    "rectified diffusion (DDIM)" => ddim(&rectified, &probe, k)?,
-                    "ablation: ε-MSE from scratch (DDIM)" => ddim(&rectified_mse, &probe, k)?,
-                    _ => transport(&reflow, probe.clone(), Solver::Euler(k))?.0,
-                };
-                let w = sliced_wasserstein(&x, &truth, 200, 0)?;
-                cells.push(format!("{w:.3}"));
-                curve.push((k as f64, w));
-                swd.insert((name, k), w);
-                out.metrics.insert(format!("{name}.swd{k}"), w);
-            }
-            let drift = match name {
-                "teacher (DDIM)" => x0_drift(&teacher, &probe)?,
-                "rectified diffusion (DDIM)" => x0_drift(&rectified, &probe)?,
-                "ablation: ε-MSE from scratch (DDIM)" => x0_drift(&rectified_mse, &probe)?,
-                _ => f64::NAN,
-            };
-            cells.push(if drift.is_nan() {
-                "— (straight by construction)".into()
-            } else {
-                format!("{drift:.3}")
-            });
-            if !drift.is_nan() {
-                out.metrics.insert(format!("{name}.x0_drift"), drift);
-            }
-            let (first, eps_err) = match name {
-                "teacher (DDIM)" => first_step_error(&teacher, &probe, &probe_pair)?,
-                "rectified diffusion (DDIM)" => first_step_error(&rectified, &probe, &probe_pair)?,
-                "ablation: ε-MSE from scratch (DDIM)" => {
-                    first_step_error(&rectified_mse, &probe, &probe_pair)?
-                }
-                _ => {
-                    let x1 = transport(&reflow, probe.clone(), Solver::Euler(1))?.0;
-                    (rms(&x1, &probe_pair), f64::NAN)
-                }
-            };
-            out.metrics
-                .insert(format!("{name}.first_step_error"), first);
-            cells.push(if eps_err.is_nan() {
-                format!("{first:.3}")
-            } else {
-                format!("{first:.3} ({eps_err:.4})")
-            });
-            table.row(cells);
-            curves.push(Series {
-                label: name.into(),
-                points: curve,
-            });
-        }
+        let (table, swd, curves) = compare(ctx, &mut out.metrics, sde, &settings, n_pairs, "")?;
         out.tables.push(table);
+        if !ctx.quick {
+            // Schedule ablation: β_max = 10 gives σ/α ≈ 12 at t = 1, close to Stable Diffusion's
+            // ≈ 15 (the paper's setting), against ≈ 152 for β_max = 20.
+            let sd_like = Sde::Vp {
+                beta_min: 0.1,
+                beta_max: 10.0,
+            };
+            let (mut ablation, _, _) = compare(
+                ctx,
+                &mut out.metrics,
+                sd_like,
+                &settings,
+                n_pairs,
+                "bmax10.",
+            )?;
+            ablation.title = format!(
+                "Schedule ablation, VP with β_max = 10 (σ/α = {:.0} at t = 1, as in Stable Diffusion): {}",
+                {
+                    let (a, s) = sd_like.marginal(1.0)?;
+                    s / a
+                },
+                ablation.title
+            );
+            out.tables.push(ablation);
+            let m = |k: &str| out.metrics[&format!("bmax10.{k}")];
+            let ratio = |k: usize| {
+                m(&format!("rectified diffusion (DDIM).swd{k}"))
+                    / m(&format!("classic reflow (Euler).swd{k}"))
+            };
+            out.notes.push(format!(
+                "Schedule ablation (β_max = 10, not a check): rectified diffusion against classic reflow at 1 / 2 steps {:.2}× / {:.2}× (β_max = 20: {:.2}× / {:.2}×); its first-step x̂₀ error {:.3} against the flow's {:.3}. {}",
+                ratio(1),
+                ratio(2),
+                out.metrics["rectified diffusion (DDIM).swd1"]
+                    / out.metrics["classic reflow (Euler).swd1"],
+                out.metrics["rectified diffusion (DDIM).swd2"]
+                    / out.metrics["classic reflow (Euler).swd2"],
+                m("rectified diffusion (DDIM).first_step_error"),
+                m("classic reflow (Euler).first_step_error"),
+                if ratio(1) < 1.1 && ratio(2) < 1.1 {
+                    "With the smaller σ/α(1), rectified diffusion matches classic reflow."
+                } else {
+                    "The smaller σ/α(1) does not close the gap to classic reflow."
+                },
+            ));
+        }
         let (rd, rf, te) = (
             "rectified diffusion (DDIM)",
             "classic reflow (Euler)",
