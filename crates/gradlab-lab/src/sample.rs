@@ -146,6 +146,27 @@ pub(crate) fn sample_with(
 /// `mnist` and `fashion` are the full sets, read from `$GRADLAB_DATA` (see `scripts/fetch-datasets.sh`).
 const IMAGE_SETS: &[&str] = &["digits", "mnist1k", "fashion1k", "mnist", "fashion"];
 
+/// The image model of `gradlab sample` and of `score-sde`'s image runs: a U-Net of width 16 for
+/// `set`'s image shape (seeded, on the autodiff device) and its training settings (batch 64,
+/// Adam 2e-3 decayed linearly, `steps` steps).
+pub(crate) fn image_unet(
+    set: &gradlab_data::ImageSet,
+    steps: usize,
+    seed: u64,
+) -> (gradlab_nets::unet::UNet, TrainSettings) {
+    let net = gradlab_nets::unet::UNetConfig::new(set.channels, set.height, set.width)
+        .with_width(16)
+        .init(&crate::train::autodiff_device(), seed);
+    let settings = TrainSettings {
+        steps,
+        batch: 64,
+        lr: 2e-3,
+        seed,
+        ..TrainSettings::default()
+    };
+    (net, settings)
+}
+
 /// Train a U-Net on an image set (a VP ε-prediction model, or a rectified flow for `rf`), sample,
 /// measure in pixel space and write an image grid.
 fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
@@ -154,7 +175,6 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
     use gradlab_generative::rectified_flow::train_velocity_model;
     use gradlab_generative::sde::Sde;
     use gradlab_generative::training::{DsmLoss, Prediction, train_score_model};
-    use gradlab_nets::unet::UNetConfig;
     let (train, test) = gradlab_data::images::load_split(&req.data, req.seed)?;
     let [c, h, w] = [train.channels, train.height, train.width];
     let d = c * h * w;
@@ -165,16 +185,7 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
     };
     let spinner = spinner(req, what);
     let t0 = Instant::now();
-    let net = UNetConfig::new(c, h, w)
-        .with_width(16)
-        .init(&crate::train::autodiff_device(), req.seed);
-    let settings = TrainSettings {
-        steps: req.train_steps,
-        batch: 64,
-        lr: 2e-3,
-        seed: req.seed,
-        ..TrainSettings::default()
-    };
+    let (net, settings) = image_unet(&train, req.train_steps, req.seed);
     let mut images = pixel_batches(&train);
     let (x, nfe, train_seconds, sample_seconds) = if req.method == "rf" {
         let pairs = move |n: usize, s: u64| {

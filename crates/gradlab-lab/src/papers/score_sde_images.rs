@@ -19,8 +19,7 @@ use gradlab_generative::likelihood::{
 };
 use gradlab_generative::ode::Solver;
 use gradlab_generative::sde::Sde;
-use gradlab_generative::training::{DsmLoss, Prediction, TrainSettings, train_score_model};
-use gradlab_nets::unet::UNetConfig;
+use gradlab_generative::training::{DsmLoss, Prediction, train_score_model};
 use std::time::Instant;
 
 /// One image set's settings.
@@ -45,16 +44,7 @@ pub(crate) fn image_part(ctx: &RunContext, out: &mut Outcome, run: &ImageRun) ->
     let (features, acc) = FeatureNet::train(&train, &test, 30, ctx.seed)?;
     let (c, h, w) = (train.channels, train.height, train.width);
     let d = c * h * w;
-    let settings = TrainSettings {
-        steps: run.train_steps,
-        batch: 64,
-        lr: 2e-3,
-        seed: ctx.seed,
-        ..TrainSettings::default()
-    };
-    let net = UNetConfig::new(c, h, w)
-        .with_width(16)
-        .init(&crate::train::autodiff_device(), ctx.seed);
+    let (net, settings) = crate::sample::image_unet(&train, run.train_steps, ctx.seed);
     let bar = crate::sample::progress_spinner(
         ctx.progress,
         format!("training a U-Net on {key} ({} steps)", settings.steps),
