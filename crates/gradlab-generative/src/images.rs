@@ -36,6 +36,13 @@ pub fn image_batch(set: &ImageSet, idx: &[usize]) -> Batch {
     }
 }
 
+/// The images of `set` at `idx` as pixels in [0, 1], one vector per image.
+pub fn unit_pixels(set: &ImageSet, idx: &[usize]) -> Vec<Vec<f64>> {
+    idx.iter()
+        .map(|&i| set.image(i).iter().map(|v| f64::from(*v)).collect())
+        .collect()
+}
+
 /// Model outputs in [−1, 1] back to pixels in [0, 1] (clamped), one vector per image.
 pub fn to_unit_pixels(b: &Batch) -> Vec<Vec<f64>> {
     (0..b.n)

@@ -46,15 +46,7 @@ fn divergence(
     how: Divergence,
     probes: &[Batch],
 ) -> Result<Vec<f64>> {
-    let shifted = |dir: &Batch, h: f64| Batch {
-        data: x
-            .data
-            .iter()
-            .zip(&dir.data)
-            .map(|(a, b)| a + h * b)
-            .collect(),
-        ..x.clone()
-    };
+    let shifted = |dir: &Batch, h: f64| x.axpy(h, dir);
     let mut div = vec![0.0; x.n];
     let mut add_directional = |dir: &Batch| -> Result<()> {
         // zᵀ(∂s/∂x)z ≈ zᵀ[s(x + hz) − s(x − hz)]/(2h), per point.

@@ -73,15 +73,7 @@ pub fn straightness(v: &impl VelocityField, z0: &Batch, steps: usize) -> Result<
     let mut velocities = Vec::with_capacity(steps);
     for i in 0..steps {
         let vel = v.velocity(&z, i as f64 * h)?;
-        z = Batch {
-            data: z
-                .data
-                .iter()
-                .zip(&vel.data)
-                .map(|(a, b)| a + h * b)
-                .collect(),
-            ..z
-        };
+        z = z.axpy(h, &vel);
         velocities.push(vel);
     }
     let n = z0.n.max(1) as f64;

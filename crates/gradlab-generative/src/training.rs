@@ -335,14 +335,16 @@ pub(crate) fn time_mlp(dim: usize, settings: &TrainSettings) -> TimeMlp {
         .init(&Device::flex().autodiff(), settings.seed)
 }
 
-/// A VP ε-prediction network trained on a 2D toy set (the teacher the 2D experiments share).
+/// An ε-prediction network under `sde` trained on a 2D toy set (the model the 2D experiments
+/// share; [`Sde::vp`] for the usual VP teacher).
 pub fn train_toy_model(
     toy: &gradlab_data::toy2d::Toy2d,
+    sde: Sde,
     settings: &TrainSettings,
 ) -> Result<ScoreNet> {
     let toy = toy.clone();
     let (net, _) = train_score_net(
-        DsmLoss::new(Sde::vp(), Prediction::Noise),
+        DsmLoss::new(sde, Prediction::Noise),
         2,
         move |n, seed| Batch::from_points(&toy.sample(n, seed ^ 0x5DE)),
         settings,

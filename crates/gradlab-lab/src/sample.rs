@@ -19,6 +19,7 @@ use gradlab_generative::ode::Solver;
 use gradlab_generative::rectified_flow::{train_velocity, transport};
 use gradlab_generative::sampler::{PcConfig, Predictor, ode_sample, pc_sample};
 use gradlab_generative::score::ScoreModel;
+use gradlab_generative::sde::Sde;
 use gradlab_generative::training::{TrainSettings, train_toy_model};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -171,7 +172,7 @@ pub(crate) fn image_unet(
 /// measure in pixel space and write an image grid.
 fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
     use crate::plot::image_grid;
-    use gradlab_generative::images::{image_batch, pixel_batches, to_unit_pixels};
+    use gradlab_generative::images::{pixel_batches, to_unit_pixels, unit_pixels};
     use gradlab_generative::rectified_flow::train_velocity_model;
     use gradlab_generative::sde::Sde;
     use gradlab_generative::training::{DsmLoss, Prediction, train_score_model};
@@ -210,35 +211,46 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
     };
     // Distances in pixel space ([0, 1]) against the test images.
     let px = to_unit_pixels(&x);
-    let unit = |b: Batch| Batch {
-        data: to_unit_pixels(&b).concat(),
-        ..b
-    };
     let first = |set: &gradlab_data::ImageSet| {
-        unit(image_batch(
-            set,
-            &(0..req.samples.min(set.len())).collect::<Vec<_>>(),
-        ))
+        let idx: Vec<usize> = (0..req.samples.min(set.len())).collect();
+        Batch {
+            n: idx.len(),
+            d,
+            data: unit_pixels(set, &idx).concat(),
+        }
     };
     let samples = Batch {
         data: px.concat(),
         ..x
     };
     let (reference, other) = (first(&test), first(&train));
-    let report = SampleReport {
-        method: req.method.clone(),
-        nfe,
-        samples_per_second: req.samples as f64 / sample_seconds.max(1e-9),
-        swd: sliced_wasserstein(&samples, &reference, 200, 0)?,
-        mmd: mmd(&samples, &reference, &MMD_BANDWIDTHS)?,
-        swd_data_vs_data: sliced_wasserstein(&other, &reference, 200, 0)?,
-        train_seconds,
-    };
+    let timing = (nfe, sample_seconds, train_seconds);
+    let report = measure(req, &samples, &reference, &other, timing)?;
     if c == 1 {
         let scale = if h <= 8 { 6 } else { 3 };
         image_grid(&req.out, &px[..px.len().min(64)], h, w, 16, scale)?;
     }
     Ok(report)
+}
+
+/// The report: SWD and MMD² of `samples` to `reference`, the SWD of a second data sample `other`
+/// to it for scale, and `(nfe, sampling seconds, training seconds)`.
+fn measure(
+    req: &SampleRequest,
+    samples: &Batch,
+    reference: &Batch,
+    other: &Batch,
+    (nfe, sample_seconds, train_seconds): (usize, f64, f64),
+) -> Result<SampleReport> {
+    Ok(SampleReport {
+        method: req.method.clone(),
+        nfe,
+        samples_per_second: req.samples as f64 / sample_seconds.max(1e-9),
+        swd: sliced_wasserstein(samples, reference, 200, 0)?,
+        mmd: mmd(samples, reference, &MMD_BANDWIDTHS)?,
+        swd_data_vs_data: sliced_wasserstein(other, reference, 200, 0)?,
+        train_seconds,
+    })
 }
 
 /// Train, sample, measure and plot.
@@ -296,7 +308,7 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
             seed,
             ..TrainSettings::default()
         };
-        let net = train_toy_model(&toy, &settings)?;
+        let net = train_toy_model(&toy, Sde::vp(), &settings)?;
         let train = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let t1 = Instant::now();
@@ -305,15 +317,8 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
     };
     let truth = Batch::from_points(&toy.sample(req.samples.max(500), seed ^ 0x7E57));
     let other = Batch::from_points(&toy.sample(req.samples.max(500), seed ^ 0xF100));
-    let report = SampleReport {
-        method: req.method.clone(),
-        nfe,
-        samples_per_second: req.samples as f64 / sample_seconds.max(1e-9),
-        swd: sliced_wasserstein(&samples, &truth, 200, 0)?,
-        mmd: mmd(&samples, &truth, &MMD_BANDWIDTHS)?,
-        swd_data_vs_data: sliced_wasserstein(&other, &truth, 200, 0)?,
-        train_seconds,
-    };
+    let timing = (nfe, sample_seconds, train_seconds);
+    let report = measure(req, &samples, &truth, &other, timing)?;
     let lim = samples.data.iter().chain(&truth.data).fold(1.0f64, |m, v| {
         if v.is_finite() { m.max(v.abs()) } else { m }
     }) * 1.05;

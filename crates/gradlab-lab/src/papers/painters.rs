@@ -157,7 +157,7 @@ impl Experiment for Painters {
             seed: ctx.seed,
             ..TrainSettings::default()
         };
-        let net = train_toy_model(&toy, &settings)?;
+        let net = train_toy_model(&toy, Sde::vp(), &settings)?;
         let truth = Batch::from_points(&toy.sample(2000, ctx.seed ^ 0x7E57));
         let fit = gaussian_fit(&Batch::from_points(&toy.sample(5000, ctx.seed ^ 0xF17)))?;
         let prior = Batch::gaussian(2000, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0x9));

@@ -27,8 +27,8 @@ use gradlab_generative::rectified_flow::{train_velocity, transport};
 use gradlab_generative::score::ScoreModel;
 use gradlab_generative::sde::Sde;
 use gradlab_generative::training::{
-    DsmLoss, Prediction, TrainSettings, train_score_model_paired, train_score_net,
-    train_score_net_paired,
+    DsmLoss, Prediction, TrainSettings, train_score_model_paired, train_score_net_paired,
+    train_toy_model,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -107,18 +107,7 @@ fn x0_drift(model: &impl ScoreModel, x: &Batch) -> Result<f64> {
     let last = preds.last().cloned().unwrap_or(end.clone());
     // Skip the first tenth of the path, where x̂₀ of any model is the data mean.
     let tail = &preds[preds.len() / 10..];
-    let drift: f64 = tail
-        .iter()
-        .map(|p| {
-            p.data
-                .iter()
-                .zip(&last.data)
-                .map(|(a, b)| (a - b).powi(2))
-                .sum::<f64>()
-                / p.data.len() as f64
-        })
-        .sum::<f64>()
-        / tail.len() as f64;
+    let drift: f64 = tail.iter().map(|p| rms(p, &last).powi(2)).sum::<f64>() / tail.len() as f64;
     let m = end.mean();
     let spread = end
         .data
@@ -146,13 +135,7 @@ fn compare(
 ) -> Result<(Table, Swd, Vec<Series>)> {
     let toy = Toy2d::EightGaussians;
     let loss = DsmLoss::new(sde, Prediction::Noise);
-    let t2 = toy.clone();
-    let (teacher, _) = train_score_net(
-        loss,
-        2,
-        move |n, seed| Batch::from_points(&t2.sample(n, seed ^ 0x5DE)),
-        settings,
-    )?;
+    let teacher = train_toy_model(&toy, sde, settings)?;
     // The teacher's noise–sample pairs.
     let eps = Batch::gaussian(n_pairs, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0xE95));
     let x0 = teacher_pair(&teacher, &eps)?;
@@ -229,6 +212,7 @@ fn compare(
     ] {
         let mut cells = vec![name.to_string()];
         let mut curve = vec![];
+        let mut one_step = None;
         for k in STEPS {
             let x = match name {
                 "teacher (DDIM)" => ddim(&teacher, &probe, k)?,
@@ -241,6 +225,9 @@ fn compare(
             curve.push((k as f64, w));
             swd.insert((name, k), w);
             metrics.insert(format!("{prefix}{name}.swd{k}"), w);
+            if k == 1 {
+                one_step = Some(x);
+            }
         }
         let drift = match name {
             "teacher (DDIM)" => x0_drift(&teacher, &probe)?,
@@ -262,10 +249,13 @@ fn compare(
             "ablation: ε-MSE from scratch (DDIM)" => {
                 first_step_error(&rectified_mse, &probe, &probe_pair)?
             }
-            _ => {
-                let x1 = transport(&reflow, probe.clone(), Solver::Euler(1))?.0;
-                (rms(&x1, &probe_pair), f64::NAN)
-            }
+            // The flow's first step is its 1-step sample.
+            _ => (
+                one_step
+                    .as_ref()
+                    .map_or(f64::NAN, |x1| rms(x1, &probe_pair)),
+                f64::NAN,
+            ),
         };
         metrics.insert(format!("{prefix}{name}.first_step_error"), first);
         cells.push(if eps_err.is_nan() {

@@ -24,9 +24,7 @@ use gradlab_generative::ode::Solver;
 use gradlab_generative::sampler::{PcConfig, Predictor, ode_sample, pc_sample};
 use gradlab_generative::score::{GmmOracle, ScoreModel};
 use gradlab_generative::sde::Sde;
-use gradlab_generative::training::{
-    DsmLoss, Prediction, TrainSettings, train_score_net, train_toy_model,
-};
+use gradlab_generative::training::{TrainSettings, train_toy_model};
 
 /// The experiment.
 pub struct ScoreSde;
@@ -92,7 +90,7 @@ impl Experiment for ScoreSde {
             seed: ctx.seed,
             ..TrainSettings::default()
         };
-        let net = train_toy_model(&toy, &settings)?;
+        let net = train_toy_model(&toy, sde, &settings)?;
         let exact = GmmOracle::new(sde, gmm.clone())?;
         // VE: σ_max = 10 (above the data's largest pairwise distance, ≈ 6, as Song & Ermon 2020
         // advise), the same MLP predicting ε (score = −ε̂/σ, the paper's output scaled by 1/σ).
@@ -100,13 +98,7 @@ impl Experiment for ScoreSde {
             sigma_min: 0.01,
             sigma_max: 10.0,
         };
-        let t2 = toy.clone();
-        let (ve_net, _) = train_score_net(
-            DsmLoss::new(ve, Prediction::Noise),
-            2,
-            move |n, seed| Batch::from_points(&t2.sample(n, seed ^ 0x5DE)),
-            &settings,
-        )?;
+        let ve_net = train_toy_model(&toy, ve, &settings)?;
         let ve_exact = GmmOracle::new(ve, gmm.clone())?;
         let truth = Batch::from_points(&toy.sample(N_SAMPLES, ctx.seed ^ 0x7E57));
         let floor = sliced_wasserstein(

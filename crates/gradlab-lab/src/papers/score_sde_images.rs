@@ -13,7 +13,7 @@ use crate::image_metrics::{FeatureNet, frechet_distance, kid};
 use crate::plot::image_grid;
 use gradlab_data::ImageSet;
 use gradlab_generative::Batch;
-use gradlab_generative::images::{image_batch, pixel_batches, pixel_levels, to_unit_pixels};
+use gradlab_generative::images::{pixel_batches, pixel_levels, to_unit_pixels, unit_pixels};
 use gradlab_generative::likelihood::{
     Divergence, Quantization, bits_from_log_likelihood, log_likelihood,
 };
@@ -56,9 +56,8 @@ pub(crate) fn image_part(ctx: &RunContext, out: &mut Outcome, run: &ImageRun) ->
     bar.finish_and_clear();
     let n = test.len();
     let all: Vec<usize> = (0..n).collect();
-    let unit = |set: &ImageSet| to_unit_pixels(&image_batch(set, &all));
-    let ft = features.features(&unit(&test))?;
-    let fr = features.features(&unit(&train))?;
+    let ft = features.features(&unit_pixels(&test, &all))?;
+    let fr = features.features(&unit_pixels(&train, &all))?;
     let mut table = Table::new(
         format!(
             "{key} ({h}×{w}): U-Net (width 16) ε-prediction, {} steps ({train_seconds:.0} s); {n} samples against the {n} test images, on the features of an MLP classifier trained here (test accuracy {:.1}%) — not Inception FID",
