@@ -7,10 +7,11 @@ use clap::{Parser, Subcommand};
 use gradlab_data::functions::{PROBLEM_NAMES, problem_by_name};
 use gradlab_lab::experiment::{RunContext, run_experiment};
 use gradlab_lab::hessian::{self, HessianRequest};
+use gradlab_lab::output::{IMAGE_EXTENSIONS, check_output_dir, check_output_file};
 use gradlab_lab::registry::{SEED_PAPERS, experiment_ids, experiments, find};
 use gradlab_lab::report::{ReportEntry, write_index};
 use gradlab_lab::sample;
-use gradlab_lab::train::{LossKind, TrainConfig, TrainRequest, run_training};
+use gradlab_lab::train::{LossKind, TrainConfig, TrainRequest, run_training, total_steps};
 use gradlab_optim::schedule::Schedule;
 use gradlab_optim::spec::OptimizerSpec;
 use gradlab_optim::transform::ClipSpec;
@@ -112,7 +113,8 @@ enum Command {
         /// Weight decay.
         #[arg(long)]
         weight_decay: Option<f64>,
-        /// constant, cosine or linear.
+        /// constant, cosine, linear or warmup-linear[:F] (linear warm-up over a fraction F of the
+        /// run, 5% by default, then linear decay).
         #[arg(long, default_value = "constant")]
         schedule: String,
         /// cross-entropy or mse (squared error to one-hot labels).
@@ -215,7 +217,7 @@ enum Command {
         /// Training examples in the loss.
         #[arg(long, default_value_t = 1000)]
         examples: usize,
-        /// Rademacher samples for the trace.
+        /// Rademacher samples for the trace (at least 2, for its standard error).
         #[arg(long, default_value_t = 100)]
         trace_samples: usize,
         /// Seed of the split, the initial weights and the probes (use the training seed).
@@ -261,10 +263,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let matrix = hessian::CurvatureMatrix::parse(&matrix)?;
             if density {
-                if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("creating {}", dir.display()))?;
-                }
+                check_output_file(&out, IMAGE_EXTENSIONS)?;
             }
             let req = HessianRequest {
                 matrix,
@@ -326,10 +325,7 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             json,
         } => {
-            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
+            check_output_file(&out, IMAGE_EXTENSIONS)?;
             let r = sample::run_sample(&sample::SampleRequest {
                 method,
                 data: data.clone(),
@@ -378,10 +374,14 @@ fn run(cli: Cli) -> Result<()> {
             let mut spec = OptimizerSpec::parse(&optimizer)?;
             spec.lr = lr;
             spec.weight_decay = weight_decay;
+            spec.module_optimizer()?; // validate before loading anything
+            if batch_size == 0 {
+                bail!("--batch-size must be at least 1");
+            }
             let (train, _) = gradlab_data::images::load_split(&data, seed)?;
             let mut config = TrainConfig::new(spec);
-            config.schedule =
-                Schedule::parse(&schedule, epochs * train.len().div_ceil(batch_size.max(1)))?;
+            let total = total_steps(epochs, train.len().div_ceil(batch_size))?;
+            config.schedule = Schedule::parse(&schedule, total)?;
             config.loss = LossKind::parse(&loss)?;
             config.clip = clip.as_deref().map(ClipSpec::parse).transpose()?;
             config.tract = tract;
@@ -433,37 +433,71 @@ fn run(cli: Cli) -> Result<()> {
             }
             let mut spec = OptimizerSpec::parse(&optimizer)?.with_lr(lr);
             (spec.beta1, spec.beta2, spec.eps, spec.momentum) = (beta1, beta2, eps, momentum);
-            let mut opt = spec.point_optimizer(&x0)?;
-            let mut traj = vec![serde_json::json!({"step": 0, "x": x0, "f": f.value(&x0)})];
-            let mut x = x0;
-            for step in 1..=steps {
-                x = opt.step(lr, &f.grad(&x));
-                let v = f.value(&x);
-                traj.push(serde_json::json!({"step": step, "x": x, "f": v}));
-                if !v.is_finite() || x.iter().any(|c| !c.is_finite()) {
-                    bail!("the iterate became non-finite at step {step}; try a smaller --lr");
-                }
-            }
-            if json {
-                println!("{}", serde_json::json!({ "trajectory": traj }));
-            } else {
-                let stride = (steps / 20).max(1);
-                for t in traj
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| i % stride == 0 || *i == steps)
-                    .map(|(_, t)| t)
-                {
-                    println!(
-                        "step {:>6}  f = {:<12.6e}  x = {}",
-                        t["step"],
-                        t["f"].as_f64().unwrap_or(f64::NAN),
-                        t["x"]
-                    );
-                }
-            }
+            let opt = spec.point_optimizer(&x0)?;
+            optimize(opt, f.as_ref(), x0, lr, steps, json)
+        }
+    }
+}
+
+/// Run a point optimizer and stream its trajectory to stdout (constant memory at any number of
+/// steps): every point as JSON, or about 20 evenly spaced lines of text. In JSON mode a run that
+/// diverges still ends the document, with an `"error"` field, before the error exit.
+fn optimize(
+    mut opt: Box<dyn gradlab_optim::point::PointStep>,
+    f: &dyn gradlab_data::functions::Objective,
+    x0: Vec<f64>,
+    lr: f64,
+    steps: usize,
+    json: bool,
+) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let stride = (steps / 20).max(1);
+    let emit = |out: &mut dyn Write, step: usize, x: &[f64], v: f64| -> std::io::Result<()> {
+        if json {
+            let sep = if step == 0 { "" } else { "," };
+            write!(
+                out,
+                "{sep}{}",
+                serde_json::json!({"step": step, "x": x, "f": v})
+            )
+        } else if step % stride == 0 || step == steps {
+            writeln!(
+                out,
+                "step {step:>6}  f = {v:<12.6e}  x = {}",
+                serde_json::json!(x)
+            )
+        } else {
             Ok(())
         }
+    };
+    if json {
+        write!(out, "{{\"trajectory\":[")?;
+    }
+    let mut x = x0;
+    emit(&mut out, 0, &x, f.value(&x))?;
+    let mut failure = None;
+    for step in 1..=steps {
+        x = opt.step(lr, &f.grad(&x));
+        let v = f.value(&x);
+        if !v.is_finite() || x.iter().any(|c| !c.is_finite()) {
+            failure = Some(format!(
+                "the iterate became non-finite at step {step}; try a smaller --lr"
+            ));
+            break;
+        }
+        emit(&mut out, step, &x, v)?;
+    }
+    if json {
+        match &failure {
+            Some(e) => writeln!(out, "],\"error\":{}}}", serde_json::json!(e))?,
+            None => writeln!(out, "]}}")?,
+        }
+    }
+    out.flush()?;
+    match failure {
+        Some(e) => bail!(e),
+        None => Ok(()),
     }
 }
 
@@ -502,6 +536,7 @@ fn run_one(id: &str, quick: bool, seed: u64, out: Option<PathBuf>, json: bool) -
         )
     })?;
     let dir = out.unwrap_or_else(|| PathBuf::from("out").join(id));
+    check_output_dir(&dir)?;
     let mut ctx = RunContext::new(quick, seed, &dir);
     ctx.progress = !json;
     let outcome = run_experiment(exp.as_ref(), &ctx)?;
@@ -515,6 +550,7 @@ fn run_one(id: &str, quick: bool, seed: u64, out: Option<PathBuf>, json: bool) -
 }
 
 fn reproduce(quick: bool, seed: u64, out: PathBuf) -> Result<()> {
+    check_output_dir(&out)?;
     let exps = experiments();
     let bar = indicatif::ProgressBar::new(exps.len() as u64);
     bar.set_style(indicatif::ProgressStyle::with_template(
@@ -544,7 +580,6 @@ fn reproduce(quick: bool, seed: u64, out: PathBuf) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let index = write_index(&out, &entries)?;
     for e in &entries {
         if let Ok(o) = &e.result {

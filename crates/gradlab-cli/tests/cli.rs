@@ -317,3 +317,220 @@ fn sample_on_digits_trains_a_unet_and_writes_an_image_grid() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// An IDX image file of `n` images of `rows`×`cols` and its label file, in MNIST's layout.
+fn write_idx(dir: &std::path::Path, prefix: &str, n: u32, rows: u32, cols: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut img = vec![];
+    for v in [2051u32, n, rows, cols] {
+        img.extend_from_slice(&v.to_be_bytes());
+    }
+    img.extend((0..n * rows * cols).map(|i| (i % 251) as u8));
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+    let mut lab = vec![];
+    for v in [2049u32, n] {
+        lab.extend_from_slice(&v.to_be_bytes());
+    }
+    lab.extend((0..n).map(|i| (i % 10) as u8));
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
+}
+
+fn gradlab_with_data(data: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradlab"))
+        .args(args)
+        .env("GRADLAB_DATA", data)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn user_data_files_of_the_wrong_shape_are_clear_errors() {
+    let root = std::env::temp_dir().join(format!("gradlab-idx-{}", std::process::id()));
+    let mnist = root.join("mnist");
+    let train = ["train", "--data", "mnist", "--epochs", "1"];
+    // Test images of another size than the training images.
+    write_idx(&mnist, "train", 20, 28, 28);
+    write_idx(&mnist, "t10k", 10, 20, 20);
+    let (ok, err) = gradlab_with_data(&root, &train);
+    assert!(
+        !ok && err.contains("28×28") && err.contains("20×20") && err.contains("t10k-images"),
+        "{err}"
+    );
+    // Images with zero rows.
+    write_idx(&mnist, "t10k", 10, 0, 28);
+    let (ok, err) = gradlab_with_data(&root, &train);
+    assert!(
+        !ok && err.contains("0×28") && err.contains("no pixels"),
+        "{err}"
+    );
+    // Images smaller than the CNN's receptive field.
+    write_idx(&mnist, "train", 20, 2, 2);
+    write_idx(&mnist, "t10k", 10, 2, 2);
+    let (ok, err) = gradlab_with_data(
+        &root,
+        &[
+            "train", "--model", "cnn", "--data", "mnist", "--epochs", "1",
+        ],
+    );
+    assert!(
+        !ok && err.contains("2×2") && err.contains("too small"),
+        "{err}"
+    );
+    // A directory where a file should be: the reason is said once.
+    std::fs::remove_file(mnist.join("train-images-idx3-ubyte")).unwrap();
+    std::fs::create_dir_all(mnist.join("train-images-idx3-ubyte")).unwrap();
+    let (ok, err) = gradlab_with_data(&root, &train);
+    assert!(!ok && err.matches("directory").count() == 1, "{err}");
+    for (_, err) in [(ok, err)] {
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn hostile_arguments_fail_before_the_work_with_one_clear_line() {
+    let tmp = std::env::temp_dir().join(format!("gradlab-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let file = tmp.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let f = file.to_str().unwrap();
+    let svg = tmp.join("plot.svg");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        // Each would train or multiply for hours if the check came after the work.
+        (
+            vec!["train", "--epochs", "100000", "--checkpoint", f],
+            "not a directory",
+        ),
+        (
+            vec![
+                "train",
+                "--epochs",
+                "100000",
+                "--log",
+                tmp.to_str().unwrap(),
+            ],
+            "is a directory",
+        ),
+        (
+            vec![
+                "hessian",
+                "--density",
+                "--lanczos-steps",
+                "100000",
+                "--out",
+                svg.to_str().unwrap(),
+            ],
+            "unsupported file type",
+        ),
+        (
+            vec![
+                "sample",
+                "--train-steps",
+                "100000000",
+                "--out",
+                svg.to_str().unwrap(),
+            ],
+            "unsupported file type",
+        ),
+        (vec!["run", "diffgrad", "--out", f], "not a directory"),
+        (vec!["reproduce", "--out", f], "not a directory"),
+        (vec!["hessian", "--trace-samples", "0"], "at least 2"),
+        (vec!["hessian", "--trace-samples", "1"], "at least 2"),
+        (
+            vec!["train", "--epochs", "18446744073709551615"],
+            "more steps than",
+        ),
+        (
+            vec![
+                "optimize",
+                "--optimizer",
+                "sgd",
+                "--problem",
+                "f1",
+                "--x0",
+                "-1",
+                "--lr",
+                "0.1",
+                "--beta1",
+                "5",
+            ],
+            "sgd has no hyperparameter beta1",
+        ),
+        (
+            vec![
+                "optimize",
+                "--optimizer",
+                "adam",
+                "--problem",
+                "f1",
+                "--x0",
+                "-1",
+                "--lr",
+                "0.1",
+                "--momentum",
+                "0.9",
+            ],
+            "adam has no hyperparameter momentum",
+        ),
+        (vec!["hessian", "--top-k", "0"], "--top-k 0"),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, stderr) = gradlab(&args);
+        assert!(
+            !ok && stderr.contains(needle) && stderr.trim().lines().count() == 1,
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("curvature computation failed"),
+            "{stderr}"
+        );
+    }
+    let (ok, stdout, _) = gradlab(&["train", "--help"]);
+    assert!(ok && stdout.contains("warmup-linear"));
+    std::fs::remove_dir_all(&tmp).ok();
+}
+
+#[test]
+fn optimize_streams_and_a_diverging_json_run_still_ends_its_document() {
+    let (ok, stdout, stderr) = gradlab(&[
+        "optimize",
+        "--optimizer",
+        "sgd",
+        "--problem",
+        "quadratic",
+        "--x0",
+        "1,1",
+        "--lr",
+        "10",
+        "--steps",
+        "100000",
+        "--json",
+    ]);
+    assert!(!ok && stderr.contains("non-finite"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON document");
+    assert!(v["error"].as_str().unwrap().contains("non-finite"));
+    let traj = v["trajectory"].as_array().unwrap();
+    assert!(traj.len() > 10 && traj.len() < 1000, "{}", traj.len());
+    // Text mode prints about twenty lines whatever the number of steps.
+    let (ok, stdout, stderr) = gradlab(&[
+        "optimize",
+        "--optimizer",
+        "adam",
+        "--problem",
+        "rosenbrock",
+        "--x0",
+        "0,0",
+        "--lr",
+        "0.01",
+        "--steps",
+        "200000",
+    ]);
+    assert!(ok, "{stderr}");
+    let lines = stdout.lines().count();
+    assert!((20..=22).contains(&lines), "{lines} lines");
+    assert!(stdout.lines().last().unwrap().starts_with("step 200000"));
+}

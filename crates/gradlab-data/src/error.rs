@@ -24,12 +24,12 @@ pub enum DataError {
         reason: String,
     },
     /// An I/O error other than a missing file.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {reason}")]
     Io {
         /// The path being read.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// What went wrong (the I/O error's text; not chained as a source, so it prints once).
+        reason: String,
     },
     /// An argument is outside its valid range.
     #[error("invalid argument: {0}")]

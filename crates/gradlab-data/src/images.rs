@@ -219,6 +219,16 @@ pub fn parse_idx_images(file: &str, bytes: &[u8]) -> Result<(usize, usize, usize
         be_u32(file, &b, 8)?,
         be_u32(file, &b, 12)?,
     );
+    if n == 0 {
+        return Err(malformed(file, 4, "the file holds no images"));
+    }
+    if rows == 0 || cols == 0 {
+        return Err(malformed(
+            file,
+            8,
+            format!("images of {rows}×{cols} have no pixels"),
+        ));
+    }
     let need = n
         .checked_mul(rows)
         .and_then(|v| v.checked_mul(cols))
@@ -335,7 +345,11 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
         },
         _ => DataError::Io {
             path: path.to_path_buf(),
-            source: e,
+            reason: match e.kind() {
+                std::io::ErrorKind::IsADirectory => "is a directory, not a file".into(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+                _ => e.to_string(),
+            },
         },
     })
 }
@@ -411,10 +425,24 @@ pub fn load_split(name: &str, seed: u64) -> Result<(ImageSet, ImageSet)> {
         "fashion1k" => fashion_1k().split(0.2, seed),
         "mnist" | "fashion" => {
             let dir = root.join(name);
-            Ok((
+            let (train, test) = (
                 load_idx_dir(name, &dir, true)?,
                 load_idx_dir(name, &dir, false)?,
-            ))
+            );
+            let size = |s: &ImageSet| (s.channels, s.height, s.width);
+            if size(&train) != size(&test) {
+                return invalid(format!(
+                    "{}: the training images ({}) are {}×{} but the test images ({}) are {}×{}",
+                    dir.display(),
+                    find_idx(&dir, "train-images-idx3-ubyte")?.display(),
+                    train.height,
+                    train.width,
+                    find_idx(&dir, "t10k-images-idx3-ubyte")?.display(),
+                    test.height,
+                    test.width
+                ));
+            }
+            Ok((train, test))
         }
         other => invalid(format!(
             "unknown image data set '{other}'; known: {}",

@@ -36,8 +36,11 @@ pub enum LabError {
         reason: String,
     },
     /// A Hessian or spectrum computation failed.
-    #[error("curvature computation failed: {0}")]
+    #[error(transparent)]
     Curvature(#[from] gradlab_curvature::CurvatureError),
+    /// A gradient that a method needs was not computed.
+    #[error("missing gradient: {0}")]
+    MissingGradient(String),
     /// A generative-model computation failed.
     #[error(transparent)]
     Generative(#[from] gradlab_generative::GenError),

@@ -291,14 +291,17 @@ impl Outcome {
         ));
         s
     }
-    /// Write `result.json` into `dir`.
+    /// Write `result.json` into `dir` (atomically: beside, then renamed).
     pub fn write_json(&self, dir: &Path) -> Result<PathBuf> {
-        let path = dir.join("result.json");
+        let path = dir.join(RESULT_FILE);
         let text = serde_json::to_string_pretty(self).map_err(|e| file_err(&path, e))?;
-        std::fs::write(&path, text).map_err(|e| file_err(&path, e))?;
+        crate::output::write_atomic(&path, text.as_bytes())?;
         Ok(path)
     }
 }
+
+/// The file an experiment's outcome is written to, in its output directory.
+pub const RESULT_FILE: &str = "result.json";
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
@@ -323,9 +326,18 @@ impl RunContext {
             progress: false,
         }
     }
-    /// Make sure the output directory exists.
+    /// Make sure the output directory exists and is writable, and remove a previous run's
+    /// `result.json`, so that a run stopped part-way never leaves an old result that looks like
+    /// this run's.
     pub fn prepare(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.out_dir).map_err(|e| file_err(&self.out_dir, e))
+        crate::output::check_output_dir(&self.out_dir)?;
+        let stale = self.out_dir.join(RESULT_FILE);
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(file_err(&stale, crate::output::io_reason(&e)))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -349,6 +361,34 @@ pub fn run_experiment(exp: &dyn Experiment, ctx: &RunContext) -> Result<Outcome>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_run_removes_the_previous_result_before_it_starts() {
+        struct Crash;
+        impl Experiment for Crash {
+            fn info(&self) -> PaperInfo {
+                PaperInfo {
+                    id: "crash",
+                    title: "",
+                    arxiv: "",
+                    module: "",
+                    claim: "",
+                }
+            }
+            fn run(&self, _: &RunContext) -> Result<Outcome> {
+                Err(crate::LabError::Invalid("stopped part-way".into()))
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("gradlab-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(RESULT_FILE), "{\"verdict\":\"Reproduced\"}").unwrap();
+        assert!(run_experiment(&Crash, &RunContext::new(true, 0, &dir)).is_err());
+        assert!(
+            !dir.join(RESULT_FILE).exists(),
+            "a stale result.json survived a failed run"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn verdicts_follow_checks() {

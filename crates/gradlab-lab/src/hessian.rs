@@ -301,13 +301,20 @@ const SLQ_STEPS: usize = 40;
 const SLQ_PROBES: usize = 3;
 
 fn analyze_model<M: Net>(model: M, req: &HessianRequest, set: &ImageSet) -> Result<HessianReport> {
+    if req.trace_samples < 2 {
+        return Err(LabError::Invalid(format!(
+            "--trace-samples {} must be at least 2 (the standard error needs two samples)",
+            req.trace_samples
+        )));
+    }
     let model = match &req.checkpoint {
         Some(dir) => {
+            let generation = crate::checkpoint::load_set(dir)?;
             model
-                .try_load_file(dir.join("model.bpk"))
+                .try_load_file(generation.join("model.bpk"))
                 .map_err(|e| LabError::Checkpoint {
                     path: dir.clone(),
-                    reason: e.to_string(),
+                    reason: format!("does not fit this model: {e}"),
                 })?
         }
         None => model,
@@ -367,7 +374,7 @@ fn spectra(
     };
     let ritz = lanczos_eigenvalues(&h, steps, req.seed)?;
     let top: Vec<f64> = ritz.into_iter().take(req.top_k).collect();
-    let trace = hutchinson_trace(&h, req.trace_samples.max(1), req.seed)?;
+    let trace = hutchinson_trace(&h, req.trace_samples, req.seed)?;
     let density_moments = match &req.density_plot {
         Some(path) => {
             let d = slq_density(&h, SLQ_STEPS.min(n), SLQ_PROBES, req.seed)?;
@@ -435,6 +442,9 @@ impl ModelJob for Analyze<'_> {
 /// Build the model by name (seeded as `gradlab train` does), load the checkpoint if any, and
 /// compute the report on the training split of `data`.
 pub fn analyze(req: &HessianRequest) -> Result<HessianReport> {
+    if let Some(path) = &req.density_plot {
+        crate::output::check_output_file(path, crate::output::IMAGE_EXTENSIONS)?;
+    }
     let (train, _) = gradlab_data::images::load_split(&req.data, req.seed)?;
     let job = Analyze { req, set: &train };
     with_model(&req.model, &train, req.seed, job)

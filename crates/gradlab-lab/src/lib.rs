@@ -11,11 +11,13 @@
 //! println!("{}", outcome.render());
 //! ```
 
+pub mod checkpoint;
 pub mod error;
 pub mod experiment;
 pub mod hessian;
 pub mod image_metrics;
 pub mod joint_newton;
+pub mod output;
 pub mod papers;
 pub mod plot;
 pub mod registry;

@@ -1,7 +1,7 @@
 //! The self-contained `index.html` report: every experiment's claim, checks, tables, verdict and
 //! figures (embedded as base64 PNG), then the status of every seed paper.
 
-use crate::error::{Result, file_err};
+use crate::error::Result;
 use crate::experiment::{Outcome, Verdict};
 use crate::registry::{SEED_PAPERS, experiment_ids};
 use base64::Engine;
@@ -157,6 +157,6 @@ td.ok{color:#2a7}td.bad,p.bad{color:#c33}img{max-width:100%}.note,.meta,.title{c
     }
     html.push_str("</table></section></body></html>\n");
     let path = out_dir.join("index.html");
-    std::fs::write(&path, html).map_err(|e| file_err(&path, e))?;
+    crate::output::write_atomic(&path, html.as_bytes())?;
     Ok(path)
 }

@@ -255,6 +255,7 @@ fn measure(
 
 /// Train, sample, measure and plot.
 pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
+    crate::output::check_output_file(&req.out, crate::output::IMAGE_EXTENSIONS)?;
     if !METHODS.contains(&req.method.as_str()) {
         return Err(LabError::Invalid(format!(
             "unknown sampler '{}'; known: {}",

@@ -16,7 +16,9 @@
 //! assert!(stats[0].test_acc > 0.5);
 //! ```
 
+use crate::checkpoint::{load_set, save_set};
 use crate::error::{LabError, Result, file_err};
+use crate::output::check_output_dir;
 use burn::module::{ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -92,6 +94,9 @@ pub struct TrainConfig {
     /// TrAct's λ for the first layer's weight gradient, if any ([`gradlab_optim::tract`]).
     #[serde(default)]
     pub tract: Option<f64>,
+    /// A label of the training data (its name, say); a checkpoint resumes only under the same label.
+    #[serde(default)]
+    pub data: Option<String>,
     /// Minibatch size.
     pub batch_size: usize,
     /// Seed of the batch order.
@@ -113,6 +118,7 @@ impl TrainConfig {
             loss: LossKind::CrossEntropy,
             clip: None,
             tract: None,
+            data: None,
             batch_size: 32,
             seed: 0,
             progress: false,
@@ -146,6 +152,33 @@ pub struct EpochStats {
 struct CheckpointMeta {
     step: usize,
     config: TrainConfig,
+    /// The model's type and parameter count.
+    #[serde(default)]
+    model: String,
+}
+
+/// The configuration fields a checkpoint must agree on to resume, by name.
+fn resume_key(c: &TrainConfig) -> Vec<(&'static str, serde_json::Value)> {
+    let v = |x: serde_json::Result<serde_json::Value>| x.unwrap_or(serde_json::Value::Null);
+    vec![
+        ("optimizer", v(serde_json::to_value(&c.optimizer))),
+        ("schedule", v(serde_json::to_value(&c.schedule))),
+        ("loss", v(serde_json::to_value(c.loss))),
+        ("clip", v(serde_json::to_value(c.clip))),
+        ("tract", v(serde_json::to_value(c.tract))),
+        ("data", v(serde_json::to_value(&c.data))),
+        ("batch_size", v(serde_json::to_value(c.batch_size))),
+        ("seed", v(serde_json::to_value(c.seed))),
+    ]
+}
+
+/// One line naming the first field on which the saved and the current configuration differ.
+fn key_mismatch(saved: &TrainConfig, now: &TrainConfig) -> Option<String> {
+    resume_key(saved)
+        .into_iter()
+        .zip(resume_key(now))
+        .find(|(a, b)| a.1 != b.1)
+        .map(|((name, a), (_, b))| format!("saved with {name} = {a}, this run has {name} = {b}"))
 }
 
 /// What one optimizer step saw.
@@ -210,7 +243,7 @@ pub struct Trainer<M: Net> {
     pub model: M,
     optim: ModuleOptimizer,
     clip: Option<Box<dyn GradientTransform>>,
-    tract: Option<(TrAct, FirstLayer)>,
+    tract: Option<TrAct>,
     cfg: TrainConfig,
     step: usize,
     device: Device,
@@ -225,10 +258,10 @@ impl<M: Net> Trainer<M> {
         }
         let optim = cfg.optimizer.module_optimizer()?;
         let clip = cfg.clip.map(|c| c.build()).transpose()?;
-        let tract = match cfg.tract {
-            None => None,
-            Some(l) => Some((TrAct::new(l)?, model.first_layer().ok_or_else(|| LabError::Invalid("TrAct needs a model whose first layer is linear or convolutional (mlp, cnn)".into()))?)),
-        };
+        let tract = cfg.tract.map(TrAct::new).transpose()?;
+        if tract.is_some() {
+            first_layer(&model)?;
+        }
         let device = autodiff_device();
         Ok(Self {
             model,
@@ -282,6 +315,7 @@ impl<M: Net> Trainer<M> {
         if set.is_empty() {
             return Err(LabError::Invalid("the training set is empty".into()));
         }
+        check_fits(&self.model, set)?;
         let idx = self.batch_for_step(set.len());
         let (x, y) = to_tensors(set, &idx, &self.device);
         // The batch without autodiff, for TrAct's first-layer preconditioner.
@@ -319,8 +353,9 @@ impl<M: Net> Trainer<M> {
                 what,
             });
         }
+        // The first layer is looked up on the current model: a resume loads saved parameter ids.
         let grads = match (&self.tract, x_plain) {
-            (Some((t, layer)), Some(x)) => tract_first_layer(t, *layer, x, grads)?,
+            (Some(t), Some(x)) => tract_first_layer(t, first_layer(&self.model)?, x, grads)?,
             _ => grads,
         };
         let grads = match &mut self.clip {
@@ -355,8 +390,10 @@ impl<M: Net> Trainer<M> {
         test: &ImageSet,
         epochs: usize,
     ) -> Result<Vec<EpochStats>> {
+        check_fits(&self.model, train)?;
+        check_fits(&self.model, test)?;
         let bpe = self.batches_per_epoch(train.len().max(1));
-        let target = epochs * bpe;
+        let target = total_steps(epochs, bpe)?;
         let bar = if self.cfg.progress {
             ProgressBar::new(target as u64)
         } else {
@@ -422,65 +459,107 @@ impl<M: Net> Trainer<M> {
         Ok(())
     }
 
-    /// Save model, optimizer state and position into directory `dir`.
+    /// Save model, optimizer state and position into directory `dir`, atomically as a set
+    /// ([`crate::checkpoint`]): if the save fails part-way, the checkpoint that was there before
+    /// stays valid.
     pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-        self.model
-            .clone()
-            .save_file(dir.join("model.bpk"))
-            .map_err(|e| file_err(dir.join("model.bpk"), e))?;
-        self.optim
-            .save(dir.join("optimizer.bpk"))
-            .map_err(|e| file_err(dir.join("optimizer.bpk"), e))?;
-        let meta = CheckpointMeta {
-            step: self.step,
-            config: self.cfg.clone(),
-        };
-        let text = serde_json::to_string_pretty(&meta).map_err(|e| file_err(dir, e))?;
-        std::fs::write(dir.join("trainer.json"), text)
-            .map_err(|e| file_err(dir.join("trainer.json"), e))
+        save_set(dir, self.step, |gdir| {
+            self.model
+                .clone()
+                .save_file(gdir.join("model.bpk"))
+                .map_err(|e| file_err(gdir.join("model.bpk"), e))?;
+            self.optim
+                .save(gdir.join("optimizer.bpk"))
+                .map_err(|e| file_err(gdir.join("optimizer.bpk"), e))?;
+            let meta = CheckpointMeta {
+                step: self.step,
+                config: self.cfg.clone(),
+                model: self.model_label(),
+            };
+            let text = serde_json::to_string_pretty(&meta).map_err(|e| file_err(gdir, e))?;
+            std::fs::write(gdir.join("trainer.json"), text)
+                .map_err(|e| file_err(gdir.join("trainer.json"), e))
+        })
     }
 
-    /// Restore model, optimizer state and position from `dir`; the run's configuration must match
-    /// the one saved (optimizer, schedule, batch size, seed).
+    fn model_label(&self) -> String {
+        format!(
+            "{} ({} parameters)",
+            std::any::type_name::<M>(),
+            self.model.num_params()
+        )
+    }
+
+    /// Restore model, optimizer state and position from `dir` after verifying the checkpoint's
+    /// files; the run's configuration must match the one saved (optimizer and its
+    /// hyperparameters, schedule, loss, clipping, TrAct, data label, batch size, seed), and so
+    /// must the model.
     pub fn resume(mut self, dir: &Path) -> Result<Self> {
-        let meta_path = dir.join("trainer.json");
+        let gdir = load_set(dir)?;
+        let bad = |reason: String| LabError::Checkpoint {
+            path: dir.into(),
+            reason,
+        };
+        let meta_path = gdir.join("trainer.json");
         let text = std::fs::read_to_string(&meta_path).map_err(|e| file_err(&meta_path, e))?;
         let meta: CheckpointMeta =
             serde_json::from_str(&text).map_err(|e| file_err(&meta_path, e))?;
-        let key = |c: &TrainConfig| {
-            (
-                c.optimizer.clone(),
-                c.schedule.clone(),
-                c.loss,
-                c.batch_size,
-                c.seed,
-            )
-        };
-        if key(&meta.config) != key(&self.cfg) {
-            return Err(LabError::Checkpoint {
-                path: dir.into(),
-                reason: format!("saved with {:?}, resumed with {:?}", meta.config, self.cfg),
-            });
+        if let Some(diff) = key_mismatch(&meta.config, &self.cfg) {
+            return Err(bad(diff));
+        }
+        if meta.model != self.model_label() {
+            return Err(bad(format!(
+                "saved from model {}, this run has {}",
+                meta.model,
+                self.model_label()
+            )));
         }
         self.model = self
             .model
-            .try_load_file(dir.join("model.bpk"))
-            .map_err(|e| LabError::Checkpoint {
-                path: dir.into(),
-                reason: e.to_string(),
-            })?;
+            .try_load_file(gdir.join("model.bpk"))
+            .map_err(|e| bad(e.to_string()))?;
         let optim = self.cfg.optimizer.module_optimizer()?;
         self.optim = optim
-            .load(dir.join("optimizer.bpk"))
-            .map_err(|e| LabError::Checkpoint {
-                path: dir.into(),
-                reason: e.to_string(),
-            })?;
+            .load(gdir.join("optimizer.bpk"))
+            .map_err(|e| bad(e.to_string()))?;
         self.step = meta.step;
         self.epoch_cache = None;
         Ok(self)
     }
+}
+
+/// `epochs · batches_per_epoch`, or an error if it overflows.
+pub fn total_steps(epochs: usize, batches_per_epoch: usize) -> Result<usize> {
+    epochs.checked_mul(batches_per_epoch).ok_or_else(|| {
+        LabError::Invalid(format!(
+            "{epochs} epochs of {batches_per_epoch} batches is more steps than this machine can count"
+        ))
+    })
+}
+
+/// A set whose images the model cannot take is an error naming both sizes.
+fn check_fits<M: Net>(model: &M, set: &ImageSet) -> Result<()> {
+    if set.feature_dim() != model.input_features() {
+        return Err(LabError::Invalid(format!(
+            "data set '{}' has images of {}×{}×{} ({} values) but the model takes {} input values",
+            set.name,
+            set.channels,
+            set.height,
+            set.width,
+            set.feature_dim(),
+            model.input_features()
+        )));
+    }
+    Ok(())
+}
+
+/// The first layer of `model`, as TrAct needs it.
+fn first_layer<M: Net>(model: &M) -> Result<FirstLayer> {
+    model.first_layer().ok_or_else(|| {
+        LabError::Invalid(
+            "TrAct needs a model whose first layer is linear or convolutional (mlp, cnn)".into(),
+        )
+    })
 }
 
 fn host(t: Tensor<2>) -> Vec<f64> {
@@ -488,6 +567,12 @@ fn host(t: Tensor<2>) -> Vec<f64> {
         .convert::<f64>()
         .try_to_vec::<f64>()
         .unwrap_or_default()
+}
+
+fn missing_first_gradient(id: burn::module::ParamId) -> LabError {
+    LabError::MissingGradient(format!(
+        "TrAct: the first layer's weight (parameter {id}) has no gradient in this step"
+    ))
 }
 
 /// Replace the first layer's weight gradient by TrAct's, using the batch's inputs.
@@ -502,7 +587,7 @@ fn tract_first_layer(
     match layer {
         FirstLayer::Linear { weight } => {
             let Some(g) = grads.remove::<2>(weight) else {
-                return Ok(grads);
+                return Err(missing_first_gradient(weight));
             };
             let [n, k] = g.dims();
             let new = t
@@ -525,7 +610,7 @@ fn tract_first_layer(
             input,
         } => {
             let Some(g) = grads.remove::<4>(weight) else {
-                return Ok(grads);
+                return Err(missing_first_gradient(weight));
             };
             let [out, c, kh, kw] = g.dims();
             let n = c * kh * kw;
@@ -620,6 +705,16 @@ fn fit_model<M: Net>(
     let mut trainer = Trainer::new(model, req.config.clone())?;
     if let Some(dir) = &req.resume {
         trainer = trainer.resume(dir)?;
+        let bpe = trainer.batches_per_epoch(train.len().max(1));
+        let done = trainer.step_count();
+        if done >= total_steps(req.epochs, bpe)? {
+            return Err(LabError::Invalid(format!(
+                "nothing to do: the checkpoint in {} has trained {} epochs ({done} steps); ask for more than {} --epochs to continue it",
+                dir.display(),
+                done / bpe,
+                done / bpe
+            )));
+        }
     }
     let epochs = trainer.fit(train, test, req.epochs)?;
     if let Some(dir) = &req.checkpoint {
@@ -647,10 +742,22 @@ pub fn with_model<J: ModelJob>(name: &str, set: &ImageSet, seed: u64, job: J) ->
     use gradlab_nets::{cnn::SmallCnnConfig, mlp::MlpConfig, resnet::SmallResNetConfig};
     let dev = autodiff_device();
     let (c, h, w, k) = (set.channels, set.height, set.width, set.classes);
+    let fits = |r: std::result::Result<(), String>| {
+        r.map_err(|e| LabError::Invalid(format!("data set '{}': {e}", set.name)))
+    };
+    fits(gradlab_nets::check_image_input(name, [c, h, w], 1))?;
     match name {
         "mlp" => job.run(MlpConfig::new(vec![set.feature_dim(), 128, 128, k]).init(&dev, seed)),
-        "cnn" => job.run(SmallCnnConfig::new(c, h, w, k).init(&dev, seed)),
-        "resnet" => job.run(SmallResNetConfig::new(c, h, w, k).init(&dev, seed)),
+        "cnn" => {
+            let cfg = SmallCnnConfig::new(c, h, w, k);
+            fits(cfg.validate())?;
+            job.run(cfg.init(&dev, seed))
+        }
+        "resnet" => {
+            let cfg = SmallResNetConfig::new(c, h, w, k);
+            fits(cfg.validate())?;
+            job.run(cfg.init(&dev, seed))
+        }
         other => Err(LabError::Invalid(format!(
             "unknown model '{other}'; known: {}",
             MODEL_NAMES.join(", ")
@@ -671,13 +778,36 @@ impl ModelJob for Fit<'_> {
     }
 }
 
-/// Load the data, build the model (seeded with the run's seed) and train it.
+/// Load the data, build the model (seeded with the run's seed) and train it. Every output
+/// location (checkpoint directory, log file) is checked before the training starts.
 pub fn run_training(req: &TrainRequest) -> Result<TrainReport> {
+    if let Some(dir) = &req.checkpoint {
+        check_output_dir(dir)?;
+    }
+    if let Some(log) = &req.config.log {
+        check_log_file(log)?;
+    }
     let (train, test) = gradlab_data::images::load_split(&req.data, req.config.seed)?;
+    let mut req = req.clone();
+    req.config.data.get_or_insert_with(|| req.data.clone());
     let job = Fit {
-        req,
+        req: &req,
         train: &train,
         test: &test,
     };
     with_model(&req.model, &train, req.config.seed, job)
+}
+
+/// A log file must be appendable: not a directory, in a writable place.
+fn check_log_file(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(file_err(path, "is a directory, not a log file"));
+    }
+    check_output_dir(&crate::output::parent_dir(path))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| file_err(path, crate::output::io_reason(&e)))
 }

@@ -242,3 +242,219 @@ fn tract_replaces_the_first_layer_gradient() {
         .is_err()
     );
 }
+
+fn tmp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("gradlab-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    d
+}
+
+#[test]
+fn a_resumed_tract_run_equals_a_straight_run() {
+    // Loading a checkpoint restores the saved parameter ids; TrAct must follow them (a stale
+    // first-layer id used to switch the preconditioner off without a word).
+    let (train, _) = digits_split(0.2, 0).unwrap();
+    let dev = autodiff_device();
+    let mut cfg = TrainConfig::new(OptimizerSpec::parse("sgdm").unwrap().with_lr(0.05));
+    cfg.tract = Some(0.1);
+    let model = |seed| MlpConfig::new(vec![64, 32, 10]).init(&dev, seed);
+    let mut straight = Trainer::new(model(1), cfg.clone()).unwrap();
+    for _ in 0..200 {
+        straight.train_step(&train).unwrap();
+    }
+    let mut first = Trainer::new(model(1), cfg.clone()).unwrap();
+    for _ in 0..100 {
+        first.train_step(&train).unwrap();
+    }
+    let dir = tmp_dir("ckpt-tract");
+    first.save_checkpoint(&dir).unwrap();
+    let mut resumed = Trainer::new(model(42), cfg.clone())
+        .unwrap()
+        .resume(&dir)
+        .unwrap();
+    for _ in 0..100 {
+        resumed.train_step(&train).unwrap();
+    }
+    assert_eq!(flatten(&straight.model), flatten(&resumed.model));
+    // Without TrAct the same resumed run ends elsewhere: the check above sees the preconditioner.
+    let mut plain_cfg = cfg;
+    plain_cfg.tract = None;
+    let err = Trainer::new(model(42), plain_cfg)
+        .unwrap()
+        .resume(&dir)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("tract"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_save_that_fails_part_way_leaves_the_previous_checkpoint_resumable() {
+    let (train, _) = digits_split(0.2, 0).unwrap();
+    let dev = autodiff_device();
+    let cfg = config("adam");
+    let mut t = Trainer::new(MlpConfig::new(vec![64, 32, 10]).init(&dev, 1), cfg.clone()).unwrap();
+    for _ in 0..50 {
+        t.train_step(&train).unwrap();
+    }
+    let dir = tmp_dir("ckpt-partway");
+    t.save_checkpoint(&dir).unwrap();
+    let at_50 = flatten(&t.model);
+    for _ in 0..50 {
+        t.train_step(&train).unwrap();
+    }
+    // The new model and optimizer files get written, then switching the manifest fails (a
+    // directory stands where its temporary file must go), as a full disk would make it fail.
+    let blocker = gradlab_lab::output::temp_beside(&dir.join(gradlab_lab::checkpoint::MANIFEST));
+    std::fs::create_dir_all(&blocker).unwrap();
+    assert!(t.save_checkpoint(&dir).is_err());
+    std::fs::remove_dir_all(&blocker).unwrap();
+    let back = Trainer::new(MlpConfig::new(vec![64, 32, 10]).init(&dev, 7), cfg)
+        .unwrap()
+        .resume(&dir)
+        .unwrap();
+    assert_eq!(back.step_count(), 50);
+    assert_eq!(flatten(&back.model), at_50);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn resume_refuses_a_mismatch_in_one_line_that_names_the_field() {
+    let dev = autodiff_device();
+    let model = || MlpConfig::new(vec![64, 32, 10]).init(&dev, 1);
+    let dir = tmp_dir("ckpt-key");
+    let mut cfg = config("sgdm");
+    cfg.data = Some("digits".into());
+    Trainer::new(model(), cfg.clone())
+        .unwrap()
+        .save_checkpoint(&dir)
+        .unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
+        (
+            "clip",
+            Box::new(|c| c.clip = Some(gradlab_optim::transform::ClipSpec::TopCoordinates(0.1))),
+        ),
+        ("tract", Box::new(|c| c.tract = Some(0.1))),
+        ("data", Box::new(|c| c.data = Some("fashion1k".into()))),
+        (
+            "optimizer",
+            Box::new(|c| c.optimizer = c.optimizer.clone().with_lr(0.5)),
+        ),
+        ("batch_size", Box::new(|c| c.batch_size = 64)),
+    ];
+    for (field, change) in cases {
+        let mut c = cfg.clone();
+        change(&mut c);
+        let msg = Trainer::new(model(), c)
+            .unwrap()
+            .resume(&dir)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.contains(&format!("saved with {field} =")) && !msg.contains('\n'),
+            "{msg}"
+        );
+    }
+    // Another architecture is refused too, with an error rather than a panic.
+    let other = MlpConfig::new(vec![64, 16, 10]).init(&dev, 1);
+    let msg = Trainer::new(other, cfg)
+        .unwrap()
+        .resume(&dir)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("model"), "{msg}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_resume_with_nothing_to_do_says_so() {
+    let dir = tmp_dir("ckpt-nothing");
+    let mut req = TrainRequest {
+        model: "mlp".into(),
+        data: "digits".into(),
+        config: TrainConfig::new(OptimizerSpec::parse("adam").unwrap()),
+        epochs: 1,
+        checkpoint: Some(dir.clone()),
+        resume: None,
+    };
+    run_training(&req).unwrap();
+    req.resume = Some(dir.clone());
+    let msg = run_training(&req).unwrap_err().to_string();
+    assert!(
+        msg.contains("nothing to do") && msg.contains("1 epochs"),
+        "{msg}"
+    );
+    req.epochs = 2;
+    assert_eq!(run_training(&req).unwrap().epochs.len(), 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn outputs_are_checked_before_any_training() {
+    let file = std::env::temp_dir().join(format!("gradlab-not-a-dir-{}", std::process::id()));
+    std::fs::write(&file, "x").unwrap();
+    let mut req = TrainRequest {
+        model: "mlp".into(),
+        data: "digits".into(),
+        config: TrainConfig::new(OptimizerSpec::parse("adam").unwrap()),
+        epochs: 1_000_000, // would take hours if the check came after the work
+        checkpoint: Some(file.clone()),
+        resume: None,
+    };
+    let msg = run_training(&req).unwrap_err().to_string();
+    assert!(msg.contains("not a directory"), "{msg}");
+    req.checkpoint = None;
+    req.config.log = Some(std::env::temp_dir());
+    let msg = run_training(&req).unwrap_err().to_string();
+    assert!(msg.contains("is a directory"), "{msg}");
+    std::fs::remove_file(&file).ok();
+}
+
+#[test]
+fn images_a_model_cannot_take_are_errors_not_panics() {
+    use gradlab_lab::train::{ModelJob, with_model};
+    struct Build;
+    impl ModelJob for Build {
+        type Output = usize;
+        fn run<M: gradlab_nets::Net>(self, m: M) -> gradlab_lab::Result<usize> {
+            Ok(m.input_features())
+        }
+    }
+    let (train, test) = digits_split(0.2, 0).unwrap();
+    // 2×2 images are smaller than the CNN's two poolings allow; 0-row images have no pixels.
+    let tiny = gradlab_data::ImageSet {
+        images: vec![0.5; train.len() * 4],
+        height: 2,
+        width: 2,
+        ..train.clone()
+    };
+    let msg = with_model("cnn", &tiny, 0, Build).unwrap_err().to_string();
+    assert!(msg.contains("2×2") && msg.contains("4×4"), "{msg}");
+    assert_eq!(with_model("resnet", &tiny, 0, Build).unwrap(), 4);
+    let empty = gradlab_data::ImageSet {
+        images: vec![],
+        height: 0,
+        ..train.clone()
+    };
+    assert!(
+        with_model("mlp", &empty, 0, Build)
+            .unwrap_err()
+            .to_string()
+            .contains("no pixels")
+    );
+    // A test set of another size than the training set is refused before training.
+    let dev = autodiff_device();
+    let mut t = Trainer::new(
+        MlpConfig::new(vec![64, 32, 10]).init(&dev, 0),
+        config("adam"),
+    )
+    .unwrap();
+    let msg = t.fit(&train, &tiny, 1).unwrap_err().to_string();
+    assert!(
+        msg.contains("2×2") && msg.contains("64 input values"),
+        "{msg}"
+    );
+    assert!(t.fit(&train, &test, 0).unwrap().is_empty());
+}

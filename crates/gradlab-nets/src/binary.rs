@@ -130,6 +130,10 @@ impl BinaryMlp {
 }
 
 impl Net for BinaryMlp {
+    fn input_features(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.weight.dims()[0])
+    }
+
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let n = self.layers.len();
         let h = self.layers[0].forward(x);
@@ -214,6 +218,10 @@ impl BinaryCnn {
 }
 
 impl Net for BinaryCnn {
+    fn input_features(&self) -> usize {
+        self.shape.iter().product()
+    }
+
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let [c, h, w] = self.shape;
         let b = x.dims()[0];

@@ -60,7 +60,13 @@ pub(crate) fn conv3x3(cin: usize, cout: usize, stride: usize, device: &Device) -
 }
 
 impl SmallCnnConfig {
-    /// Build with weights drawn from `seed`.
+    /// Whether the network can take these images: both 2×2 poolings need at least 4×4 pixels.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::check_image_input("cnn", [self.channels, self.height, self.width], 4)
+    }
+
+    /// Build with weights drawn from `seed` (see [`SmallCnnConfig::validate`] for the sizes it
+    /// takes).
     pub fn init(&self, device: &Device, seed: u64) -> SmallCnn {
         let flat = self.c2 * (self.height / 4) * (self.width / 4);
         seeded(device, seed, || SmallCnn {
@@ -146,6 +152,10 @@ impl SmallCnn {
 }
 
 impl Net for SmallCnn {
+    fn input_features(&self) -> usize {
+        self.shape.iter().product()
+    }
+
     fn first_layer(&self) -> Option<crate::FirstLayer> {
         Some(crate::FirstLayer::Conv {
             weight: self.conv1.weight.id,

@@ -26,6 +26,28 @@ pub trait Net: Module {
     fn first_layer(&self) -> Option<FirstLayer> {
         None
     }
+
+    /// The number of input features the network takes (`c·h·w` for image networks), so that a
+    /// caller can refuse a batch of another shape with an error instead of a panic.
+    fn input_features(&self) -> usize;
+}
+
+/// Why an image network cannot take `c×h×w` inputs: empty images, or images smaller than its
+/// receptive field needs (`min_side` on each side).
+pub fn check_image_input(
+    model: &str,
+    [c, h, w]: [usize; 3],
+    min_side: usize,
+) -> Result<(), String> {
+    if c == 0 || h == 0 || w == 0 {
+        return Err(format!("{model}: images of {c}×{h}×{w} have no pixels"));
+    }
+    if h < min_side || w < min_side {
+        return Err(format!(
+            "{model}: images of {h}×{w} are too small (it needs at least {min_side}×{min_side})"
+        ));
+    }
+    Ok(())
 }
 
 /// A time-conditioned network over flattened data `[batch, d]` and times `[batch]`, returning

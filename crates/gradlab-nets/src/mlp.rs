@@ -126,6 +126,10 @@ impl Net for Mlp {
             .forward(self.features(x))
     }
 
+    fn input_features(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.weight.dims()[0])
+    }
+
     fn first_layer(&self) -> Option<crate::FirstLayer> {
         self.layers.first().map(|l| crate::FirstLayer::Linear {
             weight: l.weight.id,

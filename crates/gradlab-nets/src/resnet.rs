@@ -67,6 +67,12 @@ pub struct SmallResNet {
 }
 
 impl SmallResNetConfig {
+    /// Whether the network can take these images (any non-empty size: the stride-2 convolution is
+    /// padded and the pooling is global).
+    pub fn validate(&self) -> Result<(), String> {
+        crate::check_image_input("resnet", [self.channels, self.height, self.width], 1)
+    }
+
     /// Build with weights drawn from `seed`.
     pub fn init(&self, device: &Device, seed: u64) -> SmallResNet {
         let w = self.width_base;
@@ -82,6 +88,10 @@ impl SmallResNetConfig {
 }
 
 impl Net for SmallResNet {
+    fn input_features(&self) -> usize {
+        self.shape.iter().product()
+    }
+
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let [c, h, w] = self.shape;
         let b = x.dims()[0];

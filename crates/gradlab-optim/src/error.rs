@@ -48,6 +48,16 @@ pub enum OptimError {
         /// The step.
         step: usize,
     },
+    /// A hyperparameter given to an optimizer that does not have it.
+    #[error("{optimizer} has no hyperparameter {name} (it has: lr, {has})")]
+    NotApplicable {
+        /// The hyperparameter.
+        name: &'static str,
+        /// The optimizer.
+        optimizer: &'static str,
+        /// The ones it has.
+        has: String,
+    },
     /// An optimizer or schedule name that does not exist.
     #[error("unknown {what} '{name}'; known: {known}")]
     Unknown {

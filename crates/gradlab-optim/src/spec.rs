@@ -7,6 +7,10 @@
 //! assert_eq!(spec.lr(), 1e-3);
 //! let module_opt = spec.module_optimizer().unwrap();
 //! assert!(OptimizerSpec::parse("adamw").unwrap().with_lr(-1.0).module_optimizer().is_err());
+//! // A hyperparameter the optimizer does not have is refused, not ignored.
+//! let mut sgd = OptimizerSpec::parse("sgd").unwrap();
+//! sgd.beta1 = Some(0.9);
+//! assert!(sgd.module_optimizer().is_err());
 //! ```
 
 use crate::adadelta::AdadeltaConfig;
@@ -149,8 +153,43 @@ impl OptimizerSpec {
         c
     }
 
+    /// The optional hyperparameters this optimizer has (besides the learning rate).
+    pub fn applicable(&self) -> &'static [&'static str] {
+        use OptimizerKind::*;
+        match self.kind {
+            Sgd | SgdMomentum => &["momentum", "weight_decay"],
+            Adam | AdamW | AmsGrad | DiffGrad => &["beta1", "beta2", "eps", "weight_decay"],
+            AdaGrad | AdaDelta => &["eps", "weight_decay"],
+            RmsProp => &["eps", "momentum", "weight_decay"],
+        }
+    }
+
+    /// Refuse hyperparameters that the optimizer does not have (`beta1` for SGD, say): they would
+    /// otherwise be ignored without a word.
+    pub fn check_applicable(&self) -> Result<()> {
+        let set = [
+            ("beta1", self.beta1.is_some()),
+            ("beta2", self.beta2.is_some()),
+            ("eps", self.eps.is_some()),
+            ("momentum", self.momentum.is_some()),
+            ("weight_decay", self.weight_decay.is_some()),
+        ];
+        match set
+            .iter()
+            .find(|(name, given)| *given && !self.applicable().contains(name))
+        {
+            Some((name, _)) => Err(OptimError::NotApplicable {
+                name,
+                optimizer: self.name(),
+                has: self.applicable().join(", "),
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn built(&self) -> Result<Built> {
         check_lr(self.lr())?;
+        self.check_applicable()?;
         let wd = self.weight_decay.unwrap_or(0.0);
         Ok(match self.kind {
             OptimizerKind::Sgd | OptimizerKind::SgdMomentum => {
