@@ -69,7 +69,8 @@ enum Command {
     /// to the data (2D) or as an image grid.
     Sample {
         /// pc, rd (reverse diffusion), em (Euler–Maruyama), ode (PF-ODE, Heun), rk45, ddim, dpm
-        /// (DPM-Solver++(2M)) or rf (rectified flow, Euler).
+        /// (DPM-Solver++(2M)) or rf (rectified flow, Euler). The PF-ODE samplers end with the
+        /// official final denoising step (one more score evaluation, counted in the NFE).
         #[arg(long, default_value = "dpm")]
         method: String,
         /// 8gaussians, moons, spirals, checkerboard, swissroll, pinwheel or circles; or an image

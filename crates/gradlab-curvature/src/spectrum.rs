@@ -254,10 +254,12 @@ pub fn lanczos_eigenvalues(h: &impl HessianVectorProduct, m: usize, seed: u64) -
 /// A spectral density as a sum of weighted nodes (weights sum to 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpectralDensity {
-    /// Quadrature nodes (eigenvalue estimates).
+    /// Quadrature nodes (eigenvalue estimates), probe after probe.
     pub nodes: Vec<f64>,
-    /// Their weights.
+    /// Their weights (each probe's sum to 1/probes).
     pub weights: Vec<f64>,
+    /// How many of the nodes each probe contributed, in order.
+    pub run_lengths: Vec<usize>,
 }
 
 impl SpectralDensity {
@@ -270,7 +272,42 @@ impl SpectralDensity {
             .sum()
     }
 
-    /// The density smoothed by Gaussians of width `sigma`, at the points `grid`.
+    /// The density in PyHessian's convention (`density_plot.py`, `density_generate`), so that the
+    /// two can be compared point by point: `bins` points (PyHessian: 10,000) evenly from
+    /// mean_runs(min node) − 0.01 to mean_runs(max node) + 0.01; each node a Gaussian of
+    /// *variance* σ² = 10⁻⁵·max(1, range) (PyHessian's `sigma`, passed as `sigma_squared`), the
+    /// runs averaged, and the result renormalised to unit mass by its Riemann sum on the grid.
+    /// Returns (grid, density).
+    pub fn pyhessian_density(&self, bins: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+        if bins < 2 || self.run_lengths.contains(&0) || self.run_lengths.is_empty() {
+            return Err(CurvatureError::Invalid(
+                "a density needs at least 2 bins and a node in every run".into(),
+            ));
+        }
+        let (mut lo, mut hi, mut start) = (0.0, 0.0, 0);
+        for &len in &self.run_lengths {
+            let run = &self.nodes[start..start + len];
+            lo += run.iter().cloned().fold(f64::INFINITY, f64::min);
+            hi += run.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            start += len;
+        }
+        let runs = self.run_lengths.len() as f64;
+        let (lo, hi) = (lo / runs - 0.01, hi / runs + 0.01);
+        let step = (hi - lo) / (bins - 1) as f64;
+        let grid: Vec<f64> = (0..bins).map(|i| lo + step * i as f64).collect();
+        let var = 1e-5 * (hi - lo).max(1.0);
+        let dens = self.smoothed(&grid, var.sqrt());
+        let mass = dens.iter().sum::<f64>() * step;
+        if !(mass > 0.0 && mass.is_finite()) {
+            return Err(CurvatureError::NonFinite {
+                what: "density normalisation",
+            });
+        }
+        Ok((grid, dens.into_iter().map(|d| d / mass).collect()))
+    }
+
+    /// The density smoothed by Gaussians of standard deviation `sigma`, at the points `grid`
+    /// (gradlab's convention: not renormalised; see [`SpectralDensity::pyhessian_density`]).
     pub fn smoothed(&self, grid: &[f64], sigma: f64) -> Vec<f64> {
         let c = 1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt());
         grid.iter()
@@ -298,14 +335,19 @@ pub fn slq_density(
         ));
     }
     let mut rng = StdRng::seed_from_u64(seed);
-    let (mut nodes, mut weights) = (vec![], vec![]);
+    let (mut nodes, mut weights, mut run_lengths) = (vec![], vec![], vec![]);
     for _ in 0..probes {
         let v0 = gaussian_unit(h.dim(), &mut rng);
         let (theta, tau) = lanczos(h, m, &v0)?.eigen();
+        run_lengths.push(theta.len());
         nodes.extend(theta);
         weights.extend(tau.into_iter().map(|t| t / probes as f64));
     }
-    Ok(SpectralDensity { nodes, weights })
+    Ok(SpectralDensity {
+        nodes,
+        weights,
+        run_lengths,
+    })
 }
 
 /// Hutchinson's trace estimate tr H ≈ mean of zᵀHz over `samples` Rademacher vectors z, with its

@@ -10,22 +10,26 @@ use gradlab_curvature::spectrum::{
 };
 use gradlab_curvature::{CurvatureError, FiniteDiffHvp, HessianVectorProduct};
 
-/// Q diag(λ) Qᵀ with Q from the Jacobi eigenvectors of a fixed pseudo-random symmetric matrix.
+/// Q diag(λ) Qᵀ with Q = H₁H₂ a product of two Householder reflections Hₖ = I − 2vvᵀ/vᵀv (an
+/// orthogonal matrix in closed form, independent of the eigensolvers under test).
 fn with_spectrum(lambda: &[f64]) -> DenseHessian {
     let n = lambda.len();
-    let mut s = 7u64;
-    let mut r = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let x = (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-            r[i * n + j] = x;
-            r[j * n + i] = x;
+    let reflect = |v: &[f64], m: &mut Vec<f64>| {
+        // m ← H m (columns of m reflected).
+        let vv: f64 = v.iter().map(|x| x * x).sum();
+        for c in 0..n {
+            let d: f64 = (0..n).map(|r| v[r] * m[r * n + c]).sum();
+            for r in 0..n {
+                m[r * n + c] -= 2.0 * v[r] * d / vv;
+            }
         }
-    }
-    let (_, q) = symmetric_eigen(&r, n);
+    };
+    let v1: Vec<f64> = (0..n).map(|i| 1.0 + i as f64).collect();
+    let v2: Vec<f64> = (0..n).map(|i| ((i * 5 + 2) % 7) as f64 - 3.0).collect();
+    let mut q = vec![0.0; n * n];
+    (0..n).for_each(|i| q[i * n + i] = 1.0);
+    reflect(&v2, &mut q);
+    reflect(&v1, &mut q);
     let mut a = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..n {
@@ -38,19 +42,37 @@ fn with_spectrum(lambda: &[f64]) -> DenseHessian {
 }
 
 #[test]
-fn jacobi_eigenpairs_have_small_residuals() {
-    let h = with_spectrum(&[4.0, -2.0, 1.0, 0.5, 0.25, 3.0]);
-    let a = h.dense().unwrap();
-    let n = 6;
-    let (values, vectors) = symmetric_eigen(&a, n);
-    let rounded: Vec<f64> = values.iter().map(|v| (v * 1e9).round() / 1e9).collect();
-    assert_eq!(rounded, vec![4.0, 3.0, 1.0, 0.5, 0.25, -2.0]);
+fn jacobi_eigenpairs_match_a_tridiagonal_toeplitz_matrix_in_closed_form() {
+    // tridiag(b, a, b) of size n has eigenvalues a + 2b·cos(kπ/(n + 1)), k = 1 … n.
+    let (n, a, b) = (7, 1.5, -0.8);
+    let mut t = vec![0.0; n * n];
+    for i in 0..n {
+        t[i * n + i] = a;
+        if i + 1 < n {
+            t[i * n + i + 1] = b;
+            t[(i + 1) * n + i] = b;
+        }
+    }
+    let (values, vectors) = symmetric_eigen(&t, n);
+    let mut want: Vec<f64> = (1..=n)
+        .map(|k| a + 2.0 * b * (k as f64 * std::f64::consts::PI / (n + 1) as f64).cos())
+        .collect();
+    want.sort_by(|x, y| y.total_cmp(x));
+    for (got, want) in values.iter().zip(&want) {
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    }
+    let h = DenseHessian::new(t, n).unwrap();
     for (j, lam) in values.iter().enumerate() {
         let v: Vec<f64> = (0..n).map(|k| vectors[k * n + j]).collect();
         let av = h.hvp(&v).unwrap();
         let res: f64 = av.iter().zip(&v).map(|(x, y)| (x - lam * y).powi(2)).sum();
         assert!(res.sqrt() < 1e-10, "residual {res}");
     }
+    // The same on a dense matrix of chosen spectrum.
+    let h = with_spectrum(&[4.0, -2.0, 1.0, 0.5, 0.25, 3.0]);
+    let (values, _) = symmetric_eigen(&h.dense().unwrap(), 6);
+    let rounded: Vec<f64> = values.iter().map(|v| (v * 1e9).round() / 1e9).collect();
+    assert_eq!(rounded, vec![4.0, 3.0, 1.0, 0.5, 0.25, -2.0]);
 }
 
 #[test]
@@ -218,4 +240,41 @@ fn empirical_fisher_products_match_the_dense_matrix() {
     assert!((ritz[0] - values[0]).abs() < 1e-10 && values[2].abs() < 1e-12);
     assert!(EmpiricalFisher::new(vec![1.0; 4], 3).is_err());
     assert!(EmpiricalFisher::new(vec![f64::NAN; 3], 3).is_err());
+}
+
+#[test]
+fn pyhessian_convention_matches_its_density_generate_point_by_point() {
+    use gradlab_curvature::spectrum::SpectralDensity;
+    // Golden values from PyHessian's own `density_generate` (amirgholami/PyHessian,
+    // density_plot.py at de8cf23, numpy 2, defaults num_bins = 10000, sigma_squared = 1e-5,
+    // overhead = 0.01) on two runs: eigenvalues [[-0.3, 1.2, 4.0], [-0.25, 1.0, 3.6]] with
+    // weights [[0.2, 0.5, 0.3], [0.1, 0.6, 0.3]]. Our weights are divided by the number of runs.
+    let d = SpectralDensity {
+        nodes: vec![-0.3, 1.2, 4.0, -0.25, 1.0, 3.6],
+        weights: vec![0.1, 0.25, 0.15, 0.05, 0.3, 0.15],
+        run_lengths: vec![3, 3],
+    };
+    let (grid, dens) = d.pyhessian_density(10_000).unwrap();
+    let golden = [
+        (0, -0.28500000000000003, 0.5321153052817068),
+        (2, -0.28418091809180923, 0.39097469660819195),
+        (3134, 0.9985013501350134, 24.228857408386947),
+        (3138, 1.000139513951395, 24.896564310697084),
+        (3142, 1.0017776777677767, 23.959913074785725),
+        (3626, 1.1999954995499547, 20.752063090523624),
+        (3630, 1.2016336633663367, 20.086725034025367),
+        (9486, 3.5999054905490544, 12.449883071849642),
+        (9490, 3.601543654365436, 12.094193170862956),
+    ];
+    assert_eq!(grid.len(), 10_000);
+    assert!((grid[9999] - 3.8099999999999996).abs() < 1e-12);
+    for (i, x, want) in golden {
+        assert!((grid[i] - x).abs() < 1e-12, "grid {i}: {} vs {x}", grid[i]);
+        assert!(
+            (dens[i] - want).abs() < 1e-9 * want.max(1.0),
+            "density {i}: {} vs {want}",
+            dens[i]
+        );
+    }
+    assert!(d.pyhessian_density(1).is_err());
 }

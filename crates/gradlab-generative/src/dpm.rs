@@ -6,7 +6,9 @@
 //! - DDIM (Song, Meng & Ermon, ICLR 2021), η = 0: x_i = (σ_i/σ_{i−1}) x_{i−1} + α_i (1 − σ_i α_{i−1}/(σ_{i−1} α_i)) x̂₀,
 //!   which is DPM-Solver++ of order 1: x_i = (σ_i/σ_{i−1}) x_{i−1} − α_i (e^{−h_i} − 1) x̂₀.
 //! - DPM-Solver++(2M) (Lu et al., "DPM-Solver++", 2022, Algorithm 2): the same step with
-//!   D_i = (1 + 1/(2r_i)) x̂₀(x_{i−1}) − 1/(2r_i) x̂₀(x_{i−2}), r_i = h_{i−1}/h_i (first step order 1).
+//!   D_i = (1 + 1/(2r_i)) x̂₀(x_{i−1}) − 1/(2r_i) x̂₀(x_{i−2}), r_i = h_{i−1}/h_i (first step order 1;
+//!   below 10 steps also the last, as the official `lower_order_final`,
+//!   [`DpmScheduler::with_lower_order_final`]).
 //!
 //! Both take the time grid explicitly ([`time_grid_logsnr`], the default of the `*_sample`
 //! functions, [`time_grid_uniform`], or any decreasing list), so the
@@ -132,6 +134,7 @@ pub fn predict_x0(model: &impl ScoreModel, x: &Batch, t: f64, step: usize) -> Re
 pub struct DpmScheduler<L> {
     levels: L,
     order: usize,
+    lower_order_final: bool,
     grid: Vec<f64>,
     index: usize,
     prev: Option<(Batch, f64)>,
@@ -146,10 +149,20 @@ impl<L: NoiseLevels> DpmScheduler<L> {
         Ok(Self {
             levels,
             order,
+            lower_order_final: true,
             grid: vec![],
             index: 0,
             prev: None,
         })
+    }
+
+    /// With `true` (the default, as the official `dpm_solver_pytorch.py`), a second-order run of
+    /// fewer than 10 steps takes its last step at order 1 (`lower_order_final`: the official code
+    /// finds few-step second-order updates unstable near t_ε). `diffusers` uses fewer than 15
+    /// steps, and with its default `final_sigmas_type = "zero"` always a first-order final step.
+    pub fn with_lower_order_final(mut self, on: bool) -> Self {
+        self.lower_order_final = on;
+        self
     }
 
     /// `steps` steps from t = 1 to `t_eps`, equally spaced in logSNR; resets the state.
@@ -191,8 +204,10 @@ impl<L: NoiseLevels> DpmScheduler<L> {
         let (_, s_prev) = self.levels.levels(t_prev)?;
         let (a, s) = self.levels.levels(t)?;
         let h = self.lambda(t)? - self.lambda(t_prev)?;
+        let steps = self.grid.len() - 1;
+        let last_lowered = self.lower_order_final && steps < 10 && self.index + 1 == steps;
         let d = match (&self.prev, self.order) {
-            (Some((d_old, h_old)), 2) => {
+            (Some((d_old, h_old)), 2) if !last_lowered => {
                 let r = h_old / h;
                 let (c1, c2) = (1.0 + 0.5 / r, -0.5 / r);
                 x0_pred
@@ -341,6 +356,49 @@ mod tests {
             let (p1, p2) = (error(&o, 2, 100), error(&o, 2, 200));
             assert!(p1 / p2 > 3.3, "{sde:?} DPM-Solver++ ratio {}", p1 / p2);
             assert!(p1 < d1, "{sde:?}: order 2 {p1} vs order 1 {d1}");
+        }
+    }
+
+    #[test]
+    fn below_ten_steps_the_last_second_order_step_is_first_order() {
+        let o = GaussianOracle::diagonal(Sde::vp(), vec![1.0], vec![0.25]).unwrap();
+        for (steps, lowered) in [(5, true), (10, false)] {
+            let mut sched = DpmScheduler::new(Sde::vp(), 2).unwrap();
+            sched.set_timesteps(steps, 1e-3).unwrap();
+            let grid = sched.grid.clone();
+            let mut x = Batch::new(2, 1, vec![0.3, -1.2]).unwrap();
+            for (i, t) in grid[..steps - 1].iter().enumerate() {
+                let d = predict_x0(&o, &x, *t, i).unwrap();
+                x = sched.step(&d, &x).unwrap();
+            }
+            let d = predict_x0(&o, &x, grid[steps - 1], steps - 1).unwrap();
+            let off = sched
+                .clone()
+                .with_lower_order_final(false)
+                .step(&d, &x)
+                .unwrap();
+            let on = sched.step(&d, &x).unwrap();
+            // The first-order (DDIM) step by hand: x σ/σ_prev − α (e^{−h} − 1) x̂₀.
+            let lam = |t: f64| {
+                let (a, s) = Sde::vp().marginal(t).unwrap();
+                (a / s).ln()
+            };
+            let (t0, t1) = (grid[steps - 1], grid[steps]);
+            let ((_, s0), (a1, s1)) = (
+                Sde::vp().marginal(t0).unwrap(),
+                Sde::vp().marginal(t1).unwrap(),
+            );
+            let h = lam(t1) - lam(t0);
+            for k in 0..2 {
+                let first = x.data[k] * s1 / s0 - a1 * ((-h).exp() - 1.0) * d.data[k];
+                if lowered {
+                    assert!(
+                        (on.data[k] - first).abs() < 1e-12 && (off.data[k] - first).abs() > 1e-6
+                    );
+                } else {
+                    assert_eq!(on.data[k], off.data[k]);
+                }
+            }
         }
     }
 

@@ -22,6 +22,11 @@
 
 use crate::{Result, invalid};
 
+/// The official code's ε for training (t ~ U(ε, 1) in `losses.py`) and for likelihoods (the
+/// PF-ODE is integrated from ε in `likelihood.py`), for every SDE. Sampling stops earlier, at
+/// [`Sde::t_eps`].
+pub const OFFICIAL_EPS: f64 = 1e-5;
+
 /// A linear forward SDE; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sde {
@@ -106,6 +111,7 @@ impl Sde {
     }
 
     /// The smallest time samplers stop at (the official defaults): 1e-5 for VE, 1e-3 otherwise.
+    /// Training and likelihoods use [`OFFICIAL_EPS`].
     pub fn t_eps(&self) -> f64 {
         match self {
             Sde::Ve { .. } => 1e-5,
@@ -201,60 +207,50 @@ impl Sde {
             - z.iter().map(|v| v * v).sum::<f64>() / (2.0 * s2)
     }
 
-    /// The discrete chain of `steps` levels (SMLD for VE, DDPM for VP; Euler–Maruyama for sub-VP)
-    /// at time t: x_{i−1} = x_i + f_i(x_i) + G_i z reversed as the reverse-diffusion predictor
-    /// uses it. Returns (f coefficient, G): the forward step is x_i = x_{i−1} + f·x_{i−1} + G z.
-    pub fn discretize(&self, t: f64, steps: usize) -> Result<(f64, f64)> {
+    /// One step of the discrete chain between grid times `t_next < t` (the reverse-diffusion
+    /// predictor's discretisation): the forward transition x_t = a·x_next + G·z of the SDE itself,
+    ///
+    ///   a = α(t)/α(t_next),   G² = σ(t)² − a²·σ(t_next)²,
+    ///
+    /// with the chain ending on clean data (σ := 0 at `t_next` = 0, also for VE). Returns
+    /// (a − 1, G), i.e. the `f_i = (a − 1)·x` and `G_i` of `sde_lib.py`'s `discretize`, so that the
+    /// predictor's step is x ← (2 − a)·x + G²·s(x, t) + G·z as in the official code.
+    ///
+    /// The official code takes β_i, σ_i from level ⌊t(N − 1)⌋ of a chain of N levels, which is
+    /// this rule at N = 1000 and t_ε = 1/N. At small N its last step (at t_ε) still moves by the
+    /// first level's β = β_min/N (and this crate's earlier rule by β over a width 1/N): with an
+    /// exact score on nearly discrete data the remaining noise is multiplied by 1 − G²/σ²(t_ε),
+    /// about −18 at N = 50 for the official rule. Here the last step goes from t_ε to 0, so
+    /// G² = σ(t_ε)² and x ← x + σ²(t_ε)·s: Tweedie's denoising, which can never overshoot.
+    pub fn discretize(&self, t: f64, t_next: f64) -> Result<(f64, f64)> {
         Self::check_time(t)?;
-        if steps == 0 {
-            return invalid("the number of discretisation steps must be at least 1");
+        Self::check_time(t_next)?;
+        if !(t_next < t) {
+            return invalid(format!(
+                "a chain step goes back in time: t_next = {t_next} must be below t = {t}"
+            ));
         }
-        Ok(match *self {
-            Sde::Ve {
-                sigma_min,
-                sigma_max,
-            } => {
-                let i = ((t * (steps - 1) as f64) as usize).min(steps - 1);
-                let level = |k: usize| {
-                    let frac = if steps == 1 {
-                        0.0
-                    } else {
-                        k as f64 / (steps - 1) as f64
-                    };
-                    (sigma_min.ln() + frac * (sigma_max.ln() - sigma_min.ln())).exp()
-                };
-                let prev = if i == 0 { 0.0 } else { level(i - 1) };
-                (0.0, (level(i).powi(2) - prev * prev).sqrt())
-            }
-            Sde::Vp { beta_min, beta_max } => {
-                let beta = self.step_beta(t.max(1.0 / steps as f64), steps, beta_min, beta_max);
-                ((1.0 - beta).sqrt() - 1.0, beta.sqrt())
-            }
-            Sde::SubVp { .. } => {
-                let dt = 1.0 / steps as f64;
-                let (f, g) = self.coefficients(t)?;
-                (f * dt, g * dt.sqrt())
-            }
-        })
+        let (a_t, s_t) = self.marginal(t)?;
+        let (a_n, s_n) = self.marginal(t_next)?;
+        let s_n = if t_next == 0.0 { 0.0 } else { s_n };
+        let a = a_t / a_n;
+        let g2 = (s_t * s_t - a * a * s_n * s_n).max(0.0);
+        Ok((a - 1.0, g2.sqrt()))
     }
 
-    /// The discrete chain's β at time t for `steps` steps: 1 − exp(−∫β over the step ending at t),
-    /// which is DDPM's β(t)/N to first order (its linear schedule at N = 1000) and stays in (0, 1)
-    /// for any number of steps (β(t)/N itself exceeds 1 below N = β_max).
-    fn step_beta(&self, t: f64, steps: usize, beta_min: f64, beta_max: f64) -> f64 {
-        let big_b = |t: f64| beta_min * t + 0.5 * (beta_max - beta_min) * t * t;
-        let t0 = (t - 1.0 / steps as f64).max(0.0);
-        1.0 - (-(big_b(t) - big_b(t0))).exp()
-    }
-
-    /// The Langevin corrector's α at t for `steps` levels: 1 − β_i for VP, 1 otherwise.
-    pub fn langevin_alpha(&self, t: f64, steps: usize) -> Result<f64> {
-        Self::check_time(t)?;
+    /// The Langevin corrector's α at grid time t (next grid time `t_next`): 1 − β_i = a² of
+    /// [`Sde::discretize`] for VP (`sde.alphas` in the official code), 1 otherwise (the official
+    /// code has no α for sub-VP and fails there).
+    pub fn langevin_alpha(&self, t: f64, t_next: f64) -> Result<f64> {
         Ok(match *self {
-            Sde::Vp { beta_min, beta_max } if steps > 0 => {
-                1.0 - self.step_beta(t.max(1.0 / steps as f64), steps, beta_min, beta_max)
+            Sde::Vp { .. } => {
+                let (f, _) = self.discretize(t, t_next)?;
+                (1.0 + f).powi(2)
             }
-            _ => 1.0,
+            _ => {
+                Self::check_time(t)?;
+                1.0
+            }
         })
     }
 }
@@ -345,25 +341,39 @@ mod tests {
     #[test]
     fn discretisations_match_smld_and_ddpm() {
         let ve = Sde::ve();
-        // The first level has no predecessor: G = σ_min.
-        assert!((ve.discretize(0.0, 1000).unwrap().1 - 0.01).abs() < 1e-12);
-        // VP at N = 1000: DDPM's last β = 0.02 to first order (within 1.5%).
-        let (f, g) = Sde::vp().discretize(1.0, 1000).unwrap();
+        let h = 1.0 / 999.0;
+        // SMLD: G² = σ_i² − σ_{i−1}² between neighbouring levels; the last step ends on clean
+        // data, G = σ(t) (σ_min at t = 0's level, as the official first level).
+        let (f, g) = ve.discretize(0.5, 0.5 - h).unwrap();
+        let (s1, s0) = (ve.marginal(0.5).unwrap().1, ve.marginal(0.5 - h).unwrap().1);
+        assert!(f == 0.0 && (g * g - (s1 * s1 - s0 * s0)).abs() < 1e-12);
+        assert!((ve.discretize(1e-5, 0.0).unwrap().1 - ve.marginal(1e-5).unwrap().1).abs() < 1e-15);
+        // DDPM at N = 1000: the last β = β_max/N = 0.02 to first order (within 1.5%), and the
+        // chain preserves variance: (1 + f)² + G² = 1.
+        let (f, g) = Sde::vp().discretize(1.0, 1.0 - h).unwrap();
         assert!((g * g / 0.02 - 1.0).abs() < 0.015, "{}", g * g);
         assert!(((1.0 + f).powi(2) + g * g - 1.0).abs() < 1e-12);
         // Mid-way DDPM has β = β(0.5)/N = 0.01005.
-        let a = Sde::vp().langevin_alpha(0.5, 1000).unwrap();
+        let a = Sde::vp().langevin_alpha(0.5, 0.5 - h).unwrap();
         assert!(((1.0 - a) / 0.01005 - 1.0).abs() < 0.01, "{a}");
         // Few steps stay a valid chain (β < 1): DDPM's β(t)/N would be 2 at N = 10.
-        let (f, g) = Sde::vp().discretize(1.0, 10).unwrap();
-        assert!(f.is_finite() && g < 1.0 && Sde::vp().langevin_alpha(1.0, 10).unwrap() > 0.0);
+        let (f, g) = Sde::vp().discretize(1.0, 0.9).unwrap();
+        assert!(f.is_finite() && g < 1.0 && Sde::vp().langevin_alpha(1.0, 0.9).unwrap() > 0.0);
+        // The last step of every SDE is Tweedie's: G² = σ(t_ε)² (the noise left at t_ε).
+        for sde in [Sde::vp(), Sde::sub_vp(), Sde::ve()] {
+            let t = sde.t_eps();
+            let (_, g) = sde.discretize(t, 0.0).unwrap();
+            let s = sde.marginal(t).unwrap().1;
+            assert!((g / s - 1.0).abs() < 1e-12, "{sde:?}: {g} vs {s}");
+        }
+        assert!(Sde::vp().discretize(0.5, 0.5).is_err());
     }
 
     #[test]
     fn bad_times_and_parameters_are_errors() {
         assert!(Sde::vp().marginal(1.5).is_err());
         assert!(Sde::ve().coefficients(-0.1).is_err());
-        assert!(Sde::vp().discretize(0.5, 0).is_err());
+        assert!(Sde::vp().discretize(0.5, 0.7).is_err());
         assert!(
             Sde::Ve {
                 sigma_min: 1.0,

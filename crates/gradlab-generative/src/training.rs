@@ -16,7 +16,7 @@
 //! prediction x̂₀ = (x_t − σ_t ε̂)/α_t, so ε errors near t = 1 weigh σ_t/α_t more).
 
 use crate::score::ScoreModel;
-use crate::sde::Sde;
+use crate::sde::{OFFICIAL_EPS, Sde};
 use crate::{Batch, GenError, Result, invalid};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -78,6 +78,9 @@ pub struct DsmLoss {
     /// Rectified Diffusion's pseudo-Huber loss on x̂₀ with this c, instead of the squared error
     /// on the output.
     pub pseudo_huber: Option<f64>,
+    /// Training times are drawn from U(t_min, 1): [`OFFICIAL_EPS`] = 1e-5 by default, as the
+    /// official `losses.py`, so that likelihoods from 1e-5 query the network where it was trained.
+    pub t_min: f64,
 }
 
 impl DsmLoss {
@@ -88,7 +91,13 @@ impl DsmLoss {
             prediction,
             likelihood_weighting: false,
             pseudo_huber: None,
+            t_min: OFFICIAL_EPS,
         }
+    }
+
+    /// The same with training times from U(`t_min`, 1).
+    pub fn with_t_min(self, t_min: f64) -> Self {
+        Self { t_min, ..self }
     }
 
     /// Rectified Diffusion's loss: √((x̂₀ − x₀)² + c²) − c on the implied clean data, summed over
@@ -103,6 +112,9 @@ impl DsmLoss {
     /// Check the combination of options.
     fn validate(&self) -> Result<()> {
         self.sde.validate()?;
+        if !(self.t_min > 0.0 && self.t_min < 1.0) {
+            return invalid(format!("t_min = {} must lie in (0, 1)", self.t_min));
+        }
         if self.likelihood_weighting && self.prediction != Prediction::Score {
             return invalid("likelihood weighting applies to score prediction only");
         }
@@ -129,7 +141,7 @@ impl DsmLoss {
     ) -> Result<Tensor<1>> {
         let [n, d] = x0.dims();
         let dev = x0.device();
-        let eps = self.sde.t_eps();
+        let eps = self.t_min;
         let t: Vec<f64> = (0..n)
             .map(|_| eps + (1.0 - eps) * rng.random::<f64>())
             .collect();

@@ -326,6 +326,20 @@ impl RunContext {
             progress: false,
         }
     }
+    /// A progress bar of `len` units on stderr (hidden without `progress`).
+    pub fn progress_bar(&self, len: u64, message: &str) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(len).with_message(message.to_string());
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    }
+
     /// Make sure the output directory exists and is writable, and remove a previous run's
     /// `result.json`, so that a run stopped part-way never leaves an old result that looks like
     /// this run's.

@@ -17,7 +17,7 @@ use gradlab_generative::dpm::{ddim_sample, dpm_solver_pp_sample};
 use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd, sliced_wasserstein};
 use gradlab_generative::ode::Solver;
 use gradlab_generative::rectified_flow::{train_velocity, transport};
-use gradlab_generative::sampler::{PcConfig, Predictor, ode_sample, pc_sample};
+use gradlab_generative::sampler::{OdeConfig, PcConfig, Predictor, ode_sample_with, pc_sample};
 use gradlab_generative::score::ScoreModel;
 use gradlab_generative::sde::Sde;
 use gradlab_generative::training::{TrainSettings, train_toy_model};
@@ -128,14 +128,21 @@ pub(crate) fn sample_with(
                 .with_corrector_steps(0),
             s,
         )?,
-        "ode" => ode_sample(model, n, Solver::Heun(k), s)?,
-        "rk45" => ode_sample(
+        // The PF-ODE samplers end with the official final denoising step (`noise_removal`).
+        "ode" => ode_sample_with(
             model,
             n,
-            Solver::Rk45 {
+            &OdeConfig::new(Solver::Heun(k)).with_denoise(true),
+            s,
+        )?,
+        "rk45" => ode_sample_with(
+            model,
+            n,
+            &OdeConfig::new(Solver::Rk45 {
                 rtol: 1e-5,
                 atol: 1e-5,
-            },
+            })
+            .with_denoise(true),
             s,
         )?,
         "ddim" => ddim_sample(model, n, k, s)?,

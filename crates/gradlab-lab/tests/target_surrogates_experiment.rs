@@ -1,5 +1,6 @@
-//! The target-surrogates experiment in quick mode: it runs and measures its claim; the optimizer
-//! makes progress from the starting loss ln 2 in both regimes.
+//! The target-surrogates experiment in quick mode: it runs, and each tuned method does what a
+//! working optimizer of the logistic loss must (a broken surrogate, target or line search fails
+//! these whatever the paper's claim does).
 
 use gradlab_lab::experiment::{RunContext, run_experiment};
 use gradlab_lab::registry;
@@ -14,16 +15,25 @@ fn target_surrogates_quick() {
     )
     .unwrap();
     println!("{}", out.render());
-    for key in ["noisy", "separable"] {
+    for key in ["noisy", "separable"]
+        .iter()
+        .flat_map(|r| [25, 125, 625].map(|b| format!("{r}.b{b}")))
+    {
+        let start = out.metrics[&format!("{key}.initial_loss")];
+        let sgd = out.metrics[&format!("{key}.sgd.final_loss")];
+        for m in ["m1", "m10"] {
+            let v = out.metrics[&format!("{key}.{m}.final_loss")];
+            // Each tuned surrogate run at least halves the starting loss, and is within 1.5× of
+            // tuned SGD: with m = 1 the method is a line-searched gradient step in output space.
+            assert!(
+                v < 0.5 * start && v < 1.5 * sgd,
+                "{key} {m}: {v} (start {start}, SGD {sgd})"
+            );
+        }
         assert!(
             out.check(&format!("{key}.loss_ratio_m10_over_m1"))
-                .unwrap()
-                .measured
-                .is_finite()
+                .is_some()
         );
-        for m in ["m1", "m10"] {
-            assert!(out.metrics[&format!("{key}.{m}.final_loss")] < 0.9 * std::f64::consts::LN_2);
-        }
     }
     assert!(dir.join("surrogate_loss.png").exists());
     std::fs::remove_dir_all(&dir).ok();

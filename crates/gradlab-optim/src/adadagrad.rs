@@ -6,12 +6,14 @@
 //! - Augmented inner-product test: b ← max(b, ⌈max(Var_i⟨∇f_i, ḡ⟩ / (θ²‖ḡ‖⁴),
 //!   Σ_j Var_i((∇f_i)^⊥_j) / (ν²‖ḡ‖²))⌉), with ⊥ the component orthogonal to ḡ.
 //!
-//! Variances are unbiased (÷(b−1)) and the new size is capped at `max_batch`, as in the official
-//! `tests.py` (timlautk/AdAdaGrad); the official code sums the inner-product and orthogonal
-//! variances per parameter tensor, here they are taken over all parameters at once, as the paper
-//! writes them. Defaults from the README: η = 0.1, θ = 0.5, ν = 1.
+//! Variances are unbiased (÷(b−1)), as in the official `tests.py` (timlautk/AdAdaGrad). The
+//! official code sums the inner-product and orthogonal variances per parameter tensor
+//! ([`BatchTest::InnerProductPerTensor`]); [`BatchTest::InnerProduct`] takes them over all
+//! parameters at once, as the paper writes them. Constants of the README's example: η = 0.1,
+//! θ = 0.5, ν = 1 (the official argparse defaults are 0.1 for all three).
 //!
-//! AdaGrad-Norm: b_t² = b_0² + Σ_{s≤t} ‖ḡ_s‖², x ← x − α ḡ/b_t (the paper's scalar form).
+//! AdaGrad-Norm: b_t² = b_0² + Σ_{s≤t} ‖ḡ_s‖², x ← x − α ḡ/b_t (the paper's scalar form), or with
+//! the official per-output-row accumulators ([`AdaGradNorm::per_output_row`]).
 //!
 //! ```
 //! use gradlab_optim::adadagrad::{BatchTest, PerExampleGrads};
@@ -22,11 +24,13 @@
 
 use crate::error::{OptimError, Result};
 
-/// Per-example gradients: b rows of d coordinates.
+/// Per-example gradients: b rows of d coordinates, optionally split into parameter tensors
+/// (consecutive blocks of coordinates) for the official per-tensor tests.
 #[derive(Debug, Clone)]
 pub struct PerExampleGrads {
     data: Vec<f64>,
     d: usize,
+    blocks: Vec<usize>,
 }
 
 impl PerExampleGrads {
@@ -37,7 +41,33 @@ impl PerExampleGrads {
                 "per-example gradients need at least two rows of equal length",
             ));
         }
-        Ok(Self { data, d })
+        Ok(Self {
+            data,
+            d,
+            blocks: vec![d],
+        })
+    }
+    /// The same gradients with the coordinates split into parameter tensors of these sizes (in
+    /// order; they must add up to d).
+    pub fn with_tensors(mut self, sizes: Vec<usize>) -> Result<Self> {
+        if sizes.contains(&0) || sizes.iter().sum::<usize>() != self.d {
+            return Err(OptimError::Conflict(
+                "tensor sizes must be positive and add up to the gradient's length",
+            ));
+        }
+        self.blocks = sizes;
+        Ok(self)
+    }
+    /// The coordinate ranges of the parameter tensors.
+    pub fn tensor_ranges(&self) -> Vec<std::ops::Range<usize>> {
+        let mut start = 0;
+        self.blocks
+            .iter()
+            .map(|n| {
+                start += n;
+                start - n..start
+            })
+            .collect()
     }
     /// Number of examples.
     pub fn batch(&self) -> usize {
@@ -80,8 +110,18 @@ pub enum BatchTest {
         /// η > 0.
         eta: f64,
     },
-    /// The augmented inner-product test with θ and ν.
+    /// The augmented inner-product test with θ and ν, over all parameters at once (the paper).
     InnerProduct {
+        /// θ > 0.
+        theta: f64,
+        /// ν > 0.
+        nu: f64,
+    },
+    /// The augmented inner-product test as the official `tests.py` computes it: the variances of
+    /// ⟨g_i^k, ḡ^k⟩ and of the parts orthogonal to ḡ^k taken per parameter tensor k (each against
+    /// its own mean ḡ^k) and summed, over θ²‖ḡ‖⁴ and ν²‖ḡ‖² ([`PerExampleGrads::with_tensors`];
+    /// with one tensor it is [`BatchTest::InnerProduct`]).
+    InnerProductPerTensor {
         /// θ > 0.
         theta: f64,
         /// ν > 0.
@@ -99,16 +139,25 @@ impl BatchTest {
                 value: eta,
                 requirement: "> 0 and finite",
             }),
-            BatchTest::InnerProduct { theta, .. } if !ok(theta) => Err(OptimError::Invalid {
-                name: "theta",
-                value: theta,
-                requirement: "> 0 and finite",
-            }),
-            BatchTest::InnerProduct { nu, .. } if !ok(nu) => Err(OptimError::Invalid {
-                name: "nu",
-                value: nu,
-                requirement: "> 0 and finite",
-            }),
+            BatchTest::InnerProduct { theta, .. }
+            | BatchTest::InnerProductPerTensor { theta, .. }
+                if !ok(theta) =>
+            {
+                Err(OptimError::Invalid {
+                    name: "theta",
+                    value: theta,
+                    requirement: "> 0 and finite",
+                })
+            }
+            BatchTest::InnerProduct { nu, .. } | BatchTest::InnerProductPerTensor { nu, .. }
+                if !ok(nu) =>
+            {
+                Err(OptimError::Invalid {
+                    name: "nu",
+                    value: nu,
+                    requirement: "> 0 and finite",
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -135,6 +184,28 @@ impl BatchTest {
                 let ortho = (sq_norms - ips.iter().map(|v| v * v).sum::<f64>() / gg) / (bf - 1.0);
                 (ip_var / (theta * theta * gg * gg)).max(ortho / (nu * nu * gg))
             }
+            BatchTest::InnerProductPerTensor { theta, nu } => {
+                let (mut ip_var, mut ortho) = (0.0, 0.0);
+                for r in g.tensor_ranges() {
+                    let mk = &mean[r.clone()];
+                    let gk = dot(mk, mk);
+                    let ips: Vec<f64> = (0..b).map(|i| dot(&g.row(i)[r.clone()], mk)).collect();
+                    let ip_mean = ips.iter().sum::<f64>() / bf;
+                    ip_var += ips.iter().map(|v| (v - ip_mean).powi(2)).sum::<f64>() / (bf - 1.0);
+                    let sq: f64 = (0..b)
+                        .map(|i| dot(&g.row(i)[r.clone()], &g.row(i)[r.clone()]))
+                        .sum();
+                    // Σ_j Var_i of g_i^k − ⟨g_i^k, ḡ^k⟩ḡ^k/‖ḡ^k‖² (a tensor with ḡ^k = 0 has no
+                    // direction to remove: its orthogonal part is all of it, mean zero).
+                    let proj = if gk > 0.0 {
+                        ips.iter().map(|v| v * v).sum::<f64>() / gk
+                    } else {
+                        0.0
+                    };
+                    ortho += (sq - proj) / (bf - 1.0);
+                }
+                (ip_var / (theta * theta * gg * gg)).max(ortho / (nu * nu * gg))
+            }
         };
         if need.is_finite() {
             b.max(need.ceil() as usize)
@@ -144,15 +215,41 @@ impl BatchTest {
     }
 }
 
-/// AdaGrad-Norm's scalar step size state.
+/// A linear layer's place in a flat parameter vector: its weight `[inputs, outputs]` row-major
+/// (burn's layout, as `gradlab_nets::params::flatten` lays it out), then its bias
+/// `[outputs]` if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearShape {
+    /// Input features.
+    pub inputs: usize,
+    /// Output features (the "rows" of PyTorch's `[out, in]` weight).
+    pub outputs: usize,
+    /// Whether a bias follows the weight.
+    pub bias: bool,
+}
+
+/// AdaGrad-Norm: accumulators b² += ‖ḡ‖² over groups of coordinates, x ← x − α ḡ/(b + ε).
+///
+/// - [`AdaGradNorm::new`]: the paper's scalar form, one accumulator over all parameters, from b₀²,
+///   ε = 0.
+/// - [`AdaGradNorm::per_output_row`]: the official `adagradnorm.py`: one accumulator per output
+///   row of every weight (the squared norm of that row's gradient), starting at 10⁻² with
+///   ε = 10⁻¹⁰ added after the square root; a bias entry j accumulates its own squared gradient
+///   plus the squared norm of row j of the weight before it (the official "tricky way to find the
+///   learning rate" for biases).
 #[derive(Debug, Clone)]
 pub struct AdaGradNorm {
     lr: f64,
-    b_sq: f64,
+    eps: f64,
+    acc: Vec<f64>,
+    /// The coordinates each accumulator sums the squared gradients of.
+    sources: Vec<Vec<usize>>,
+    /// The accumulator each coordinate's step is divided by.
+    of: Vec<usize>,
 }
 
 impl AdaGradNorm {
-    /// α > 0 and b₀ > 0.
+    /// The scalar form with α > 0 and b₀ > 0 (any number of coordinates).
     pub fn new(lr: f64, b0: f64) -> Result<Self> {
         crate::error::check_lr(lr)?;
         if !(b0 > 0.0 && b0.is_finite()) {
@@ -162,13 +259,84 @@ impl AdaGradNorm {
                 requirement: "> 0 and finite",
             });
         }
-        Ok(Self { lr, b_sq: b0 * b0 })
+        Ok(Self {
+            lr,
+            eps: 0.0,
+            acc: vec![b0 * b0],
+            sources: vec![],
+            of: vec![],
+        })
     }
+
+    /// The official per-output-row form for a flat vector made of `layers` in order.
+    pub fn per_output_row(lr: f64, layers: &[LinearShape]) -> Result<Self> {
+        crate::error::check_lr(lr)?;
+        let (mut sources, mut of) = (vec![], vec![]);
+        let mut start = 0;
+        for l in layers {
+            if l.inputs == 0 || l.outputs == 0 {
+                return Err(OptimError::Conflict(
+                    "a linear layer needs inputs and outputs",
+                ));
+            }
+            let first = sources.len();
+            // Weight [in, out] row-major: output row j is the coordinates start + i·out + j.
+            for j in 0..l.outputs {
+                sources.push(
+                    (0..l.inputs)
+                        .map(|i| start + i * l.outputs + j)
+                        .collect::<Vec<_>>(),
+                );
+            }
+            for _ in 0..l.inputs {
+                of.extend((0..l.outputs).map(|j| first + j));
+            }
+            start += l.inputs * l.outputs;
+            if l.bias {
+                let rows = first;
+                for j in 0..l.outputs {
+                    let mut src = sources[rows + j].clone();
+                    src.push(start + j);
+                    of.push(sources.len());
+                    sources.push(src);
+                }
+                start += l.outputs;
+            }
+        }
+        Ok(Self {
+            lr,
+            eps: 1e-10,
+            acc: vec![1e-2; sources.len()],
+            sources,
+            of,
+        })
+    }
+
+    /// The accumulators (b² per group).
+    pub fn accumulators(&self) -> &[f64] {
+        &self.acc
+    }
+
     /// Update `x` in place with the mean gradient `g`.
-    pub fn step(&mut self, x: &mut [f64], g: &[f64]) {
-        self.b_sq += dot(g, g);
-        let s = self.lr / self.b_sq.sqrt();
-        x.iter_mut().zip(g).for_each(|(x, g)| *x -= s * g);
+    pub fn step(&mut self, x: &mut [f64], g: &[f64]) -> Result<()> {
+        if x.len() != g.len() || (!self.of.is_empty() && self.of.len() != x.len()) {
+            return Err(OptimError::Conflict(
+                "AdaGrad-Norm: the point, the gradient and the layer layout differ in length",
+            ));
+        }
+        if self.of.is_empty() {
+            self.acc[0] += dot(g, g);
+            let s = self.lr / (self.acc[0].sqrt() + self.eps);
+            x.iter_mut().zip(g).for_each(|(x, g)| *x -= s * g);
+            return Ok(());
+        }
+        for (a, src) in self.acc.iter_mut().zip(&self.sources) {
+            *a += src.iter().map(|&c| g[c] * g[c]).sum::<f64>();
+        }
+        for ((x, g), &a) in x.iter_mut().zip(g).zip(&self.of) {
+            *x -= self.lr * g / (self.acc[a].sqrt() + self.eps);
+        }
+        Ok(())
     }
 }
 
@@ -242,9 +410,88 @@ mod tests {
     fn adagrad_norm_accumulates_the_squared_norm() {
         let mut a = AdaGradNorm::new(1.0, 1.0).unwrap();
         let mut x = vec![0.0, 0.0];
-        a.step(&mut x, &[3.0, 4.0]);
+        a.step(&mut x, &[3.0, 4.0]).unwrap();
         // b² = 1 + 25 → step 1/√26 · (3, 4).
         assert!((x[0] + 3.0 / 26f64.sqrt()).abs() < 1e-12);
         assert!(AdaGradNorm::new(1.0, 0.0).is_err());
+        assert!(a.step(&mut x, &[1.0]).is_err());
+    }
+
+    #[test]
+    fn per_output_row_accumulators_follow_adagradnorm_py() {
+        // One layer, 2 inputs → 3 outputs, with bias. Flat: W[in, out] row-major, then b[out].
+        // PyTorch's weight is [out, in]: its row j is W[·, j] here.
+        let shape = LinearShape {
+            inputs: 2,
+            outputs: 3,
+            bias: true,
+        };
+        let mut a = AdaGradNorm::per_output_row(0.5, &[shape]).unwrap();
+        let g = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, -1.0, 2.0];
+        let mut x = vec![0.0; 9];
+        a.step(&mut x, &g).unwrap();
+        // Rows: j = 0 has W[0,0] = 1, W[1,0] = 4 → 17; j = 1: 2, 5 → 29; j = 2: 3, 6 → 45.
+        // Biases: row norm² + own square: 17.25, 30, 49. All from the initial 1e-2.
+        let want = [17.0, 29.0, 45.0, 17.25, 30.0, 49.0].map(|v| v + 1e-2);
+        for (got, want) in a.accumulators().iter().zip(want) {
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        }
+        let row = [0usize, 1, 2, 0, 1, 2, 3, 4, 5];
+        for k in 0..9 {
+            let step = 0.5 * g[k] / (want[row[k]].sqrt() + 1e-10);
+            assert!((x[k] + step).abs() < 1e-12, "coordinate {k}");
+        }
+        assert!(a.step(&mut vec![0.0; 8], &[0.0; 8]).is_err());
+    }
+
+    #[test]
+    fn per_tensor_inner_product_test_sums_the_tensors_variances() {
+        // Two tensors of 2 coordinates; the official test takes each tensor's variance against its
+        // own mean. By hand from the definition, then against the flattened test.
+        let data: Vec<f64> = (0..4 * 4)
+            .map(|i| ((i * 7 % 5) as f64 - 1.5) + (i % 4) as f64)
+            .collect();
+        let g = PerExampleGrads::new(data, 4)
+            .unwrap()
+            .with_tensors(vec![2, 2])
+            .unwrap();
+        let (b, m) = (g.batch(), g.mean());
+        let gg = dot(&m, &m);
+        let (mut ipv, mut ov) = (0.0, 0.0);
+        for r in [0..2, 2..4] {
+            let mk = &m[r.clone()];
+            let gk = dot(mk, mk);
+            let ips: Vec<f64> = (0..b).map(|i| dot(&g.row(i)[r.clone()], mk)).collect();
+            let ipm = ips.iter().sum::<f64>() / b as f64;
+            ipv += ips.iter().map(|v| (v - ipm).powi(2)).sum::<f64>() / (b - 1) as f64;
+            let orth: Vec<Vec<f64>> = (0..b)
+                .map(|i| {
+                    r.clone()
+                        .map(|j| g.row(i)[j] - ips[i] / gk * m[j])
+                        .collect()
+                })
+                .collect();
+            for c in 0..2 {
+                let om = orth.iter().map(|o| o[c]).sum::<f64>() / b as f64;
+                ov += orth.iter().map(|o| (o[c] - om).powi(2)).sum::<f64>() / (b - 1) as f64;
+            }
+        }
+        let want = (ipv / (0.25 * 0.25 * gg * gg)).max(ov / (0.5 * 0.5 * gg));
+        let t = BatchTest::InnerProductPerTensor {
+            theta: 0.25,
+            nu: 0.5,
+        };
+        assert_eq!(t.required(&g), b.max(want.ceil() as usize));
+        // It is not the flattened test here (cross-tensor terms differ) …
+        let flat = BatchTest::InnerProduct {
+            theta: 0.25,
+            nu: 0.5,
+        };
+        let (_, ip_flat, orth_flat) = brute(&g);
+        assert!((ip_flat / 0.0625_f64).max(orth_flat / 0.25) != want);
+        // … and with a single tensor it is.
+        let one = PerExampleGrads::new(g.data.clone(), 4).unwrap();
+        assert_eq!(t.required(&one), flat.required(&one));
+        assert!(g.clone().with_tensors(vec![3, 2]).is_err());
     }
 }

@@ -1,26 +1,37 @@
 //! Target-based surrogate optimization ("Target-based Surrogates for Stochastic Optimization",
 //! Lavington et al., ICML 2023) — called SSO in the paper; named `TargetSurrogate` here so it cannot be
-//! confused with other optimizers of that acronym.
+//! confused with other optimizers of that acronym. The semantics are those of the official
+//! `optimizers/sgd_fmdopt.py` with its inner line search `optimizers/lsopt.py`
+//! (WilderLavington/Target-Based-Surrogates-For-Stochastic-Optimization), read line by line.
 //!
-//! The loss ℓ is expensive, the model f(θ; X) cheap. Each outer step evaluates the loss gradient
-//! once, in *output* space, at the current outputs f_t = f(θ_t), then takes m cheap inner steps on
-//! the surrogate
+//! The loss ℓ is expensive, the model f(θ; X) cheap. Each outer step evaluates the gradient of the
+//! *summed* loss once, in output space, at the current outputs f_t = f(θ_t): g_i = ∇ℓ_i(f_t) for
+//! each example i. Then m cheap inner steps minimise the surrogate, a mean over the n × k outputs,
 //!
-//! S(θ) = ⟨∇_f ℓ(f_t), f(θ)⟩ + 1/(2αn)·‖f(θ) − f_t‖²,
+//! S(θ) = mean( s·g ⊙ f(θ) + (f(θ) − f_t)² ),
 //!
-//! whose minimiser in output space is the target f_t − α·n·∇_f ℓ(f_t) (a gradient step of size α on
-//! each example's loss). Inner steps use an Armijo line search that starts from `init_step` at every
-//! outer step, shrinks by β until S(θ − s∇S) ≤ S(θ) − c·s‖∇S‖², and grows by `expand` after each
-//! accepted step (the official `optimizers/sgd_fmdopt.py` with `lsopt.py`: c = 0.5, β = 0.9,
-//! expand 1.8, initial step 10). The official code writes the surrogate as a mean with a parameter
-//! η; α here is the corresponding target step (for a loss with curvature L in output space,
-//! α = 1/L: 4 for the logistic loss, 1/(1 − 1/K) for softmax cross-entropy over K classes).
+//! whose minimiser in output space is the target f_t − (s/2)·g (no ½ on the regulariser: the
+//! target step is half the "step size" s). The paper's "optimal" s is 1/4 for the squared loss,
+//! 2 for the logistic loss and 1/(1 − 1/K) for K-class cross-entropy; the official minibatch
+//! sweeps tune s on a log grid instead. The outer schedule of s is constant, `stochastic`
+//! (s/√t at outer step t) or `exponential` (s·(1/T)^{t/T}).
+//!
+//! Inner steps are gradient steps on S with an Armijo line search (defaults as the official runs
+//! pass them: c = 0.1, β = 0.9, growth 2 per epoch):
+//! - at every outer step the step size is reset to 10;
+//! - before every inner step it grows by expand^(1/batches per epoch);
+//! - up to 100 trials accept the first step size t with S(θ − t∇S) ≤ S(θ) − c·t‖∇S‖², shrinking
+//!   t by β after each failure and stopping early once t < 10⁻⁶;
+//! - the step is then taken whatever happened: after the last failed trial, with the size shrunk
+//!   once more;
+//! - the step size carries over to the next inner step;
+//! - the inner loop ends early once ‖∇S‖ ≤ 10⁻⁶ (measured before that step, which is still taken).
 //!
 //! ```
 //! use burn::prelude::*;
 //! use gradlab_optim::target_surrogate::TargetSurrogateConfig;
-//! // f(θ) = θ (one output per example), ℓ = mean ½(f − 3)²: the target is f − α(f − 3).
-//! let opt = TargetSurrogateConfig::new().with_target_step(1.0).with_inner_steps(20).init().unwrap();
+//! // f(θ) = θ (one output per example), ℓ = ½(f − 3)²: the target is f − (s/2)(f − 3).
+//! let mut opt = TargetSurrogateConfig::new().with_step_size(2.0).with_inner_steps(50).init().unwrap();
 //! let model = |t: Tensor<1>| t.reshape([1, 1]);
 //! let loss = |f: Tensor<2>| (f.sub_scalar(3.0)).square().mean().mul_scalar(0.5).reshape([1]);
 //! let out = opt.step(&[0.0], &model, &loss).unwrap();
@@ -31,37 +42,74 @@ use crate::error::{OptimError, check_beta};
 use burn::prelude::*;
 use burn::tensor::DType;
 
+/// The outer schedule of the target step size s.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum StepSchedule {
+    /// s at every outer step.
+    Constant,
+    /// s/√t at outer step t = 1, 2, … (the official `stochastic`).
+    InvSqrt,
+    /// s·(1/T)^{t/T} over T outer steps (the official `exponential`).
+    Exponential {
+        /// T, the planned number of outer steps.
+        total: usize,
+    },
+}
+
+impl StepSchedule {
+    /// The factor on s at outer step `t` (from 1).
+    pub fn factor(&self, t: usize) -> f64 {
+        let t = t.max(1) as f64;
+        match *self {
+            StepSchedule::Constant => 1.0,
+            StepSchedule::InvSqrt => 1.0 / t.sqrt(),
+            StepSchedule::Exponential { total } => {
+                let total = total.max(1) as f64;
+                (1.0 / total).powf(t / total)
+            }
+        }
+    }
+}
+
 /// Configuration of the target-based surrogate optimizer.
 #[derive(Config, Debug)]
 pub struct TargetSurrogateConfig {
-    /// Target step α > 0 in output space.
+    /// The step size s > 0 of the surrogate's linear term (the target step is s/2).
     #[config(default = 2.0)]
-    pub target_step: f64,
+    pub step_size: f64,
+    /// The outer schedule of s.
+    #[config(default = "StepSchedule::Constant")]
+    pub schedule: StepSchedule,
     /// Inner steps m ≥ 1 per loss-gradient evaluation.
     #[config(default = 10)]
     pub inner_steps: usize,
-    /// Initial Armijo step at every outer step.
+    /// The line search's step size at the start of every outer step (the official 10).
     #[config(default = 10.0)]
     pub init_step: f64,
-    /// Armijo constant c ∈ (0, 1).
-    #[config(default = 0.5)]
+    /// Armijo constant c ∈ (0, 1) (the official runs' 0.1).
+    #[config(default = 0.1)]
     pub c: f64,
     /// Backtracking factor β ∈ (0, 1).
     #[config(default = 0.9)]
     pub beta: f64,
-    /// Growth of the step after an accepted inner step (≥ 1).
-    #[config(default = 1.8)]
+    /// Growth of the line search's step per epoch (> 1); per inner step it grows by
+    /// expand^(1/batches_per_epoch).
+    #[config(default = 2.0)]
     pub expand: f64,
-    /// Backtracking steps at most per inner step.
-    #[config(default = 200)]
-    pub max_backtracks: usize,
+    /// Minibatches per epoch, n / batch size (1 for full-batch runs).
+    #[config(default = 1.0)]
+    pub batches_per_epoch: f64,
+    /// Line-search trials at most per inner step.
+    #[config(default = 100)]
+    pub max_trials: usize,
 }
 
-/// The optimizer.
+/// The optimizer (it counts its outer steps for the schedule).
 #[derive(Debug, Clone)]
 pub struct TargetSurrogate {
     cfg: TargetSurrogateConfig,
     device: Device,
+    outer: usize,
 }
 
 /// Result of one outer step.
@@ -71,8 +119,13 @@ pub struct OuterStep {
     pub theta: Vec<f64>,
     /// The loss at the start of the step.
     pub loss: f64,
-    /// Backtracking steps taken.
+    /// Failed line-search trials over the inner steps.
     pub backtracks: usize,
+    /// Inner steps whose line search found no step satisfying Armijo's condition (taken anyway,
+    /// as the official code does).
+    pub unsatisfied: usize,
+    /// The line search's step size at the end of the outer step.
+    pub last_step: f64,
 }
 
 impl TargetSurrogateConfig {
@@ -85,8 +138,8 @@ impl TargetSurrogateConfig {
                 requirement,
             })
         };
-        if !(self.target_step > 0.0 && self.target_step.is_finite()) {
-            return bad("target_step", self.target_step, "> 0 and finite");
+        if !(self.step_size > 0.0 && self.step_size.is_finite()) {
+            return bad("step_size", self.step_size, "> 0 and finite");
         }
         if self.inner_steps == 0 {
             return bad("inner_steps", 0.0, ">= 1");
@@ -101,12 +154,26 @@ impl TargetSurrogateConfig {
         if self.beta == 0.0 {
             return bad("beta", 0.0, "in (0, 1)");
         }
-        if !(self.expand >= 1.0 && self.expand.is_finite()) {
-            return bad("expand", self.expand, ">= 1 and finite");
+        if !(self.expand > 1.0 && self.expand.is_finite()) {
+            return bad("expand", self.expand, "> 1 and finite");
+        }
+        if !(self.batches_per_epoch >= 1.0 && self.batches_per_epoch.is_finite()) {
+            return bad(
+                "batches_per_epoch",
+                self.batches_per_epoch,
+                ">= 1 and finite",
+            );
+        }
+        if self.max_trials == 0 {
+            return bad("max_trials", 0.0, ">= 1");
+        }
+        if let StepSchedule::Exponential { total: 0 } = self.schedule {
+            return bad("schedule total", 0.0, ">= 1");
         }
         Ok(TargetSurrogate {
             cfg: self.clone(),
             device: Device::flex().autodiff(),
+            outer: 0,
         })
     }
 }
@@ -126,38 +193,56 @@ impl TargetSurrogate {
         )
     }
 
+    /// Outer steps taken.
+    pub fn outer_steps(&self) -> usize {
+        self.outer
+    }
+
+    /// The step size s of the next outer step (after the schedule).
+    pub fn current_step_size(&self) -> f64 {
+        self.cfg.step_size * self.cfg.schedule.factor(self.outer + 1)
+    }
+
     /// One outer step from `theta` for the model outputs `model(θ)` (`[n, k]`) and the loss of the
-    /// outputs `loss(f)` (a mean over the batch, one element).
+    /// outputs `loss(f)` as a **mean** over the batch (one element; it is scaled by n to the
+    /// official summed loss).
     pub fn step(
-        &self,
+        &mut self,
         theta: &[f64],
         model: &impl Fn(Tensor<1>) -> Tensor<2>,
         loss: &impl Fn(Tensor<2>) -> Tensor<1>,
     ) -> crate::Result<OuterStep> {
-        let c = &self.cfg;
+        let s_outer = self.current_step_size();
+        let c = self.cfg.clone();
         let f_t = model(self.tensor(theta).inner()).detach();
         let [n, _] = f_t.dims();
         let f_var = Tensor::<2>::from_inner(f_t.clone()).require_grad();
         let l = loss(f_var.clone());
         let loss_value = l.clone().into_scalar::<f64>();
         if !loss_value.is_finite() {
-            return Err(OptimError::Conflict(
-                "target surrogate: the loss is not finite",
-            ));
+            return Err(OptimError::NonFinite {
+                what: "target surrogate loss",
+                step: self.outer,
+            });
         }
         let g = f_var.grad(&l.backward()).ok_or(OptimError::Conflict(
             "target surrogate: the loss does not depend on the outputs",
         ))?;
-        let (f_t, g) = (Tensor::<2>::from_inner(f_t), Tensor::<2>::from_inner(g));
-        let inv = 1.0 / (2.0 * c.target_step * n as f64);
+        // The gradient of the summed loss: n times that of the mean.
+        let (f_t, g) = (
+            Tensor::<2>::from_inner(f_t),
+            Tensor::<2>::from_inner(g).mul_scalar(s_outer * n as f64),
+        );
         let surrogate = |th: Tensor<1>| -> Tensor<1> {
             let f = model(th);
-            (g.clone() * f.clone()).sum() + (f - f_t.clone()).square().sum().mul_scalar(inv)
+            (g.clone() * f.clone() + (f - f_t.clone()).square()).mean()
         };
+        let grow = c.expand.powf(1.0 / c.batches_per_epoch);
         let mut theta = theta.to_vec();
-        let mut s = c.init_step;
-        let mut backtracks = 0;
+        let mut t = c.init_step;
+        let (mut backtracks, mut unsatisfied) = (0, 0);
         for _ in 0..c.inner_steps {
+            t *= grow;
             let th = self.tensor(&theta).require_grad();
             let sv = surrogate(th.clone());
             let s0 = sv.clone().into_scalar::<f64>();
@@ -165,30 +250,39 @@ impl TargetSurrogate {
                 "target surrogate: the model does not depend on θ",
             ))?);
             let gg: f64 = grad.iter().map(|v| v * v).sum();
-            if gg <= 1e-24 {
-                break;
+            if !(s0.is_finite() && gg.is_finite()) {
+                return Err(OptimError::NonFinite {
+                    what: "target surrogate or its gradient",
+                    step: self.outer,
+                });
             }
-            let mut accepted = false;
-            for _ in 0..=c.max_backtracks {
-                let cand: Vec<f64> = theta.iter().zip(&grad).map(|(t, g)| t - s * g).collect();
+            let mut found = false;
+            for _ in 0..c.max_trials {
+                let cand: Vec<f64> = theta.iter().zip(&grad).map(|(p, g)| p - t * g).collect();
                 let sc = surrogate(self.tensor(&cand).inner().into()).into_scalar::<f64>();
-                if sc.is_finite() && sc <= s0 - c.c * s * gg {
-                    theta = cand;
-                    accepted = true;
+                if sc <= s0 - c.c * t * gg {
+                    found = true;
                     break;
                 }
-                s *= c.beta;
+                t *= c.beta;
                 backtracks += 1;
+                if t < 1e-6 {
+                    break;
+                }
             }
-            if !accepted {
+            unsatisfied += usize::from(!found);
+            theta.iter_mut().zip(&grad).for_each(|(p, g)| *p -= t * g);
+            if gg.sqrt() <= 1e-6 {
                 break;
             }
-            s *= c.expand;
         }
+        self.outer += 1;
         Ok(OuterStep {
             theta,
             loss: loss_value,
             backtracks,
+            unsatisfied,
+            last_step: t,
         })
     }
 }
@@ -197,43 +291,138 @@ impl TargetSurrogate {
 mod tests {
     use super::*;
 
-    #[test]
-    fn one_inner_step_is_bounded_by_the_target_and_invalid_configs_fail() {
-        // Linear model f = Xθ with X = I (2 examples), loss mean ½(f − y)²: with many inner steps the
-        // outputs reach the target f_t − α·(f_t − y).
-        let opt = TargetSurrogateConfig::new()
-            .with_target_step(0.5)
-            .with_inner_steps(200)
-            .init()
-            .unwrap();
-        let model = |t: Tensor<1>| t.reshape([2, 1]);
-        let y = [1.0, -3.0];
+    /// f(θ) = θ (n examples, one output each) and ℓ = mean ½(f − y)².
+    fn identity_problem(
+        y: Vec<f64>,
+    ) -> (
+        impl Fn(Tensor<1>) -> Tensor<2>,
+        impl Fn(Tensor<2>) -> Tensor<1>,
+    ) {
+        let n = y.len();
+        let model = move |t: Tensor<1>| t.reshape([n, 1]);
         let loss = move |f: Tensor<2>| {
             let yt = Tensor::<2>::from_data(
-                TensorData::new(y.to_vec(), [2, 1]),
+                TensorData::new(y.clone(), [n, 1]),
                 (&f.device(), DType::F64),
             );
             (f - yt).square().mean().mul_scalar(0.5).reshape([1])
         };
+        (model, loss)
+    }
+
+    #[test]
+    fn the_inner_steps_reach_the_official_target_f_minus_half_s_grad() {
+        // Per-example gradients g_i = f_t − y; the target is f_t − (s/2)·g (not f_t − s·g).
+        let (model, loss) = identity_problem(vec![1.0, -3.0]);
+        let mut opt = TargetSurrogateConfig::new()
+            .with_step_size(0.5)
+            .with_inner_steps(200)
+            .init()
+            .unwrap();
         let out = opt.step(&[0.0, 0.0], &model, &loss).unwrap();
         assert!(
-            (out.theta[0] - 0.5).abs() < 1e-4 && (out.theta[1] + 1.5).abs() < 1e-4,
+            (out.theta[0] - 0.25).abs() < 1e-6 && (out.theta[1] + 0.75).abs() < 1e-6,
             "{:?}",
             out.theta
         );
         assert!((out.loss - 0.5 * (1.0 + 9.0) / 2.0).abs() < 1e-12);
-        assert!(
-            TargetSurrogateConfig::new()
-                .with_target_step(0.0)
+    }
+
+    #[test]
+    fn the_line_search_follows_the_official_constants() {
+        // S(θ) = mean(s g θ + (θ − f_t)²) over n = 2 outputs is quadratic with Hessian I, so
+        // S(θ − t∇S) − S(θ) = −t‖∇S‖²(1 − t/2): Armijo holds iff t ≤ 2(1 − c), i.e. 1.8 for the
+        // official c = 0.1 (1.0 for the constructor default 0.5 that the official runs override).
+        let (model, loss) = identity_problem(vec![1.0, -3.0]);
+        let (s, theta0) = (0.5, [0.0f64, 0.0]);
+        let grad0: Vec<f64> = theta0
+            .iter()
+            .zip([1.0, -3.0])
+            .map(|(th, y)| (s * (th - y) + 2.0 * th) / 2.0) // ∇S at θ₀ = f_t
+            .collect();
+        // Batches per epoch 4: growth 2^(1/4) before the first trial, from the reset value 10.
+        let first = 10.0 * 2f64.powf(0.25);
+        let backtrack = |mut t: f64, bound: f64| {
+            while t > bound {
+                t *= 0.9;
+            }
+            t
+        };
+        let accepted = |bound: f64| backtrack(first, bound);
+        for (c, bound) in [(0.1, 1.8), (0.5, 1.0)] {
+            let mut opt = TargetSurrogateConfig::new()
+                .with_step_size(s)
+                .with_inner_steps(1)
+                .with_c(c)
+                .with_batches_per_epoch(4.0)
                 .init()
-                .is_err()
-        );
+                .unwrap();
+            let out = opt.step(&theta0, &model, &loss).unwrap();
+            let t = accepted(bound);
+            assert!(
+                (out.last_step - t).abs() < 1e-12,
+                "c {c}: {} vs {t}",
+                out.last_step
+            );
+            for k in 0..2 {
+                assert!((out.theta[k] - (theta0[k] - t * grad0[k])).abs() < 1e-12);
+            }
+            assert_eq!(out.unsatisfied, 0);
+        }
+        // With 3 trials and none accepted, the step is still taken, at 10·2^(1/4)·0.9³.
+        let mut opt = TargetSurrogateConfig::new()
+            .with_step_size(s)
+            .with_inner_steps(1)
+            .with_max_trials(3)
+            .with_batches_per_epoch(4.0)
+            .init()
+            .unwrap();
+        let out = opt.step(&theta0, &model, &loss).unwrap();
+        let t = first * 0.9f64.powi(3);
+        assert!((out.last_step - t).abs() < 1e-12 && out.unsatisfied == 1);
+        assert!((out.theta[0] - (theta0[0] - t * grad0[0])).abs() < 1e-12);
+        // The step size carries over and grows by 2^(1/4) before the next inner step: the second
+        // step's first trial is 1.785·2^(1/4) = 2.12 > 1.8, so it backtracks from there (not
+        // from 10).
+        let mut opt = TargetSurrogateConfig::new()
+            .with_step_size(s)
+            .with_inner_steps(2)
+            .with_batches_per_epoch(4.0)
+            .init()
+            .unwrap();
+        let out = opt.step(&theta0, &model, &loss).unwrap();
+        let t2 = backtrack(accepted(1.8) * 2f64.powf(0.25), 1.8);
         assert!(
-            TargetSurrogateConfig::new()
-                .with_inner_steps(0)
-                .init()
-                .is_err()
+            (out.last_step - t2).abs() < 1e-12,
+            "{} vs {t2}",
+            out.last_step
         );
-        assert!(TargetSurrogateConfig::new().with_c(1.0).init().is_err());
+    }
+
+    #[test]
+    fn schedules_and_invalid_configs() {
+        assert_eq!(StepSchedule::Constant.factor(9), 1.0);
+        assert!((StepSchedule::InvSqrt.factor(4) - 0.5).abs() < 1e-15);
+        let e = StepSchedule::Exponential { total: 100 };
+        assert!((e.factor(100) - 0.01).abs() < 1e-15 && (e.factor(50) - 0.1).abs() < 1e-12);
+        let (model, loss) = identity_problem(vec![1.0]);
+        let mut opt = TargetSurrogateConfig::new()
+            .with_schedule(StepSchedule::InvSqrt)
+            .with_step_size(1.0)
+            .init()
+            .unwrap();
+        opt.step(&[0.0], &model, &loss).unwrap();
+        assert!((opt.current_step_size() - 1.0 / 2f64.sqrt()).abs() < 1e-15);
+        for bad in [
+            TargetSurrogateConfig::new().with_step_size(0.0),
+            TargetSurrogateConfig::new().with_inner_steps(0),
+            TargetSurrogateConfig::new().with_c(1.0),
+            TargetSurrogateConfig::new().with_expand(1.0),
+            TargetSurrogateConfig::new().with_batches_per_epoch(0.5),
+            TargetSurrogateConfig::new().with_max_trials(0),
+            TargetSurrogateConfig::new().with_schedule(StepSchedule::Exponential { total: 0 }),
+        ] {
+            assert!(bad.init().is_err(), "{bad:?}");
+        }
     }
 }

@@ -284,6 +284,11 @@ impl GradientTransform for ClipValue {
 ///
 /// c = 1 uses the smallest |g| as τ (every coordinate clipped to it); the authors' code uses τ = 0
 /// there, which zeroes the gradient.
+///
+/// Note on the authors' code: `SGDClip` clips only in its `foreach` (multi-tensor) path. Built with
+/// PyTorch's default `foreach=None`, as their `train_utils.py` builds it, it runs the single-tensor
+/// path, which receives `coordinate_clip` but never uses it: their "SGD, clip 0.1" convergence runs
+/// are plain SGD (`normalized_sgd.py` and `adam_clip.py` share the pattern).
 #[derive(Debug, Clone)]
 pub struct ClipTopCoordinates {
     fraction: f64,

@@ -14,7 +14,7 @@ use crate::plot::{Series, line_chart};
 use gradlab_data::ImageSet;
 use gradlab_data::batch::epoch_order;
 use gradlab_data::images::load_split;
-use gradlab_optim::adadagrad::{AdaGradNorm, BatchTest, PerExampleGrads};
+use gradlab_optim::adadagrad::{AdaGradNorm, BatchTest, LinearShape, PerExampleGrads};
 
 /// The experiment.
 pub struct AdAdaGrad;
@@ -78,24 +78,37 @@ pub fn full_loss(set: &ImageSet, theta: &[f64]) -> f64 {
         / set.len() as f64
 }
 
-/// One run: per step (samples seen, batch size, full loss).
+/// One run: per step (samples seen, batch size, full loss). AdaGrad-Norm in the paper's scalar
+/// form (b₀ = 0.1), or with `per_row` the official per-output-row accumulators; the per-example
+/// gradients are split into the weight and bias tensors for the per-tensor test.
 pub fn run(
     set: &ImageSet,
     test: Option<BatchTest>,
+    per_row: bool,
     steps: usize,
     seed: u64,
 ) -> Result<Vec<(usize, usize, f64)>> {
     let dim = (set.feature_dim() + 1) * K;
     let mut theta = vec![0.0; dim];
-    let mut opt = AdaGradNorm::new(1.0, 0.1)?;
+    let mut opt = if per_row {
+        let shape = LinearShape {
+            inputs: set.feature_dim(),
+            outputs: K,
+            bias: true,
+        };
+        AdaGradNorm::per_output_row(1.0, &[shape])?
+    } else {
+        AdaGradNorm::new(1.0, 0.1)?
+    };
     let mut b = B0;
     let mut seen = 0;
     let mut curve = vec![(0, b, full_loss(set, &theta))];
     for s in 0..steps {
         let order = epoch_order(set.len(), seed, s);
         let idx = &order[..b.min(set.len())];
-        let g = PerExampleGrads::new(per_example(set, idx, &theta), dim)?;
-        opt.step(&mut theta, &g.mean());
+        let g = PerExampleGrads::new(per_example(set, idx, &theta), dim)?
+            .with_tensors(vec![dim - K, K])?;
+        opt.step(&mut theta, &g.mean())?;
         seen += idx.len();
         if let Some(t) = test {
             b = t.required(&g).min(set.len());
@@ -131,7 +144,7 @@ pub fn run_mlp(
         let (x, y) = gradlab_data::batch::to_tensors(set, idx, &dev);
         let rows = model.per_example_grads(x, y);
         let g = PerExampleGrads::new(rows.concat(), theta.len())?;
-        opt.step(&mut theta, &g.mean());
+        opt.step(&mut theta, &g.mean())?;
         let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
         model = params::load(model, &flat).map_err(|e| crate::LabError::Invalid(e.to_string()))?;
         seen += idx.len();
@@ -152,14 +165,42 @@ impl Experiment for AdAdaGrad {
         let mut out = Outcome::new(INFO, ctx);
         let (train, _) = load_split("digits", 0)?;
         let steps = if ctx.quick { 150 } else { 1000 };
-        let fixed = run(&train, None, steps, ctx.seed)?;
-        let norm = run(&train, Some(BatchTest::Norm { eta: 0.1 }), steps, ctx.seed)?;
+        let fixed = run(&train, None, false, steps, ctx.seed)?;
+        let norm = run(
+            &train,
+            Some(BatchTest::Norm { eta: 0.1 }),
+            false,
+            steps,
+            ctx.seed,
+        )?;
         let inner = run(
             &train,
             Some(BatchTest::InnerProduct {
                 theta: 0.5,
                 nu: 1.0,
             }),
+            false,
+            steps,
+            ctx.seed,
+        )?;
+        // The official forms, reported beside the paper's (no checks): the inner-product test
+        // per parameter tensor (tests.py) and AdaGrad-Norm's per-output-row accumulators
+        // (adagradnorm.py; its scripts run torch's coordinate-wise Adagrad instead).
+        let inner_tensors = run(
+            &train,
+            Some(BatchTest::InnerProductPerTensor {
+                theta: 0.5,
+                nu: 1.0,
+            }),
+            false,
+            steps,
+            ctx.seed,
+        )?;
+        let fixed_rows = run(&train, None, true, steps, ctx.seed)?;
+        let norm_rows = run(
+            &train,
+            Some(BatchTest::Norm { eta: 0.1 }),
+            true,
             steps,
             ctx.seed,
         )?;
@@ -182,6 +223,15 @@ impl Experiment for AdAdaGrad {
             ("fixed b0", &fixed),
             ("norm test η = 0.1", &norm),
             ("inner-product test θ = 0.5, ν = 1", &inner),
+            (
+                "inner-product test per tensor (official tests.py)",
+                &inner_tensors,
+            ),
+            (
+                "fixed b0, per-row AdaGrad-Norm (official adagradnorm.py)",
+                &fixed_rows,
+            ),
+            ("norm test η = 0.1, per-row AdaGrad-Norm", &norm_rows),
         ] {
             let last = c[c.len() - 1];
             table.row(vec![

@@ -21,7 +21,7 @@ use gradlab_generative::Batch;
 use gradlab_generative::likelihood::{Divergence, log_likelihood};
 use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd, sliced_wasserstein};
 use gradlab_generative::ode::Solver;
-use gradlab_generative::sampler::{PcConfig, Predictor, ode_sample, pc_sample};
+use gradlab_generative::sampler::{OdeConfig, PcConfig, Predictor, ode_sample_with, pc_sample};
 use gradlab_generative::score::{GmmOracle, ScoreModel};
 use gradlab_generative::sde::Sde;
 use gradlab_generative::training::{TrainSettings, train_toy_model};
@@ -57,7 +57,13 @@ fn sample(model: &impl ScoreModel, name: &str, nfe: usize, seed: u64) -> Result<
                 .with_corrector_steps(0),
             seed,
         )?,
-        _ => ode_sample(model, N_SAMPLES, Solver::Heun(nfe / 2), seed)?,
+        // Heun's 2n − 1 evaluations (its last step is Euler's) plus the final denoising step.
+        _ => ode_sample_with(
+            model,
+            N_SAMPLES,
+            &OdeConfig::new(Solver::Heun(nfe / 2)).with_denoise(true),
+            seed,
+        )?,
     };
     Ok(out.0)
 }
@@ -261,6 +267,7 @@ const IMAGE_RUNS: [ImageRun; 2] = [
         bpd_images: 100,
         samplers: &[
             ("em", 100),
+            ("rd", 100),
             ("pc", 50),
             ("ode", 10),
             ("rk45", 0),
@@ -276,6 +283,7 @@ const IMAGE_RUNS: [ImageRun; 2] = [
         bpd_images: 50,
         samplers: &[
             ("em", 100),
+            ("rd", 100),
             ("pc", 50),
             ("ode", 10),
             ("ddim", 20),
