@@ -215,6 +215,10 @@ enum Command {
         /// Where the density plot goes.
         #[arg(long, default_value = "out/hessian_density.png")]
         out: PathBuf,
+        /// Density smoothing: gradlab (1% of the range) or pyhessian (PyHessian's
+        /// density_generate: 10,000 points, variance 1e-5·max(1, range), unit mass).
+        #[arg(long, default_value = "gradlab")]
+        density_style: String,
         /// Training examples in the loss.
         #[arg(long, default_value_t = 1000)]
         examples: usize,
@@ -257,12 +261,14 @@ fn run(cli: Cli) -> Result<()> {
             lanczos_steps,
             density,
             out,
+            density_style,
             examples,
             trace_samples,
             seed,
             json,
         } => {
             let matrix = hessian::CurvatureMatrix::parse(&matrix)?;
+            let density_style = hessian::DensityStyle::parse(&density_style)?;
             if density {
                 check_output_file(&out, IMAGE_EXTENSIONS)?;
             }
@@ -274,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
                 top_k,
                 lanczos_steps,
                 density_plot: density.then(|| out.clone()),
+                density_style,
                 examples,
                 trace_samples,
                 seed,

@@ -235,6 +235,30 @@ impl CurvatureMatrix {
     }
 }
 
+/// How the spectral density is smoothed and plotted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum DensityStyle {
+    /// Gaussians of standard deviation 1% of the nodes' range on 401 points over the range ±5%.
+    #[default]
+    Gradlab,
+    /// PyHessian's `density_generate` ([`SpectralDensity::pyhessian_density`]): 10,000 points,
+    /// variance 10⁻⁵·max(1, range), unit mass, plotted as log10(density + 10⁻⁷).
+    PyHessian,
+}
+
+impl DensityStyle {
+    /// `gradlab` or `pyhessian`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "gradlab" => Ok(Self::Gradlab),
+            "pyhessian" => Ok(Self::PyHessian),
+            other => Err(LabError::Invalid(format!(
+                "unknown density style '{other}'; known: gradlab, pyhessian"
+            ))),
+        }
+    }
+}
+
 /// What to compute.
 #[derive(Debug, Clone)]
 pub struct HessianRequest {
@@ -252,6 +276,8 @@ pub struct HessianRequest {
     pub lanczos_steps: usize,
     /// Also estimate the density (SLQ) and plot it here.
     pub density_plot: Option<PathBuf>,
+    /// How the density is smoothed for the plot.
+    pub density_style: DensityStyle,
     /// Training examples the loss is averaged over (the first ones of the seeded split).
     pub examples: usize,
     /// Rademacher samples for the trace.
@@ -378,7 +404,7 @@ fn spectra(
     let density_moments = match &req.density_plot {
         Some(path) => {
             let d = slq_density(&h, SLQ_STEPS.min(n), SLQ_PROBES, req.seed)?;
-            plot_density(&d, path)?;
+            plot_density(&d, path, req.density_style)?;
             Some((d.moment(1), d.moment(2)))
         }
         None => None,
@@ -400,31 +426,43 @@ fn spectra(
     })
 }
 
-/// The density on a grid over its nodes' range, smoothed by 1% of the range, as a PNG.
-fn plot_density(d: &SpectralDensity, path: &Path) -> Result<()> {
-    let lo = d.nodes.iter().cloned().fold(f64::INFINITY, f64::min);
-    let hi = d.nodes.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let span = (hi - lo).max(1e-12);
-    let grid: Vec<f64> = (0..=400)
-        .map(|i| lo - 0.05 * span + 1.1 * span * i as f64 / 400.0)
-        .collect();
-    let dens = d.smoothed(&grid, 0.01 * span);
+/// The density as a PNG: gradlab's smoothing (1% of the nodes' range) or PyHessian's.
+fn plot_density(d: &SpectralDensity, path: &Path, style: DensityStyle) -> Result<()> {
+    let (grid, dens, title, floor) = match style {
+        DensityStyle::Gradlab => {
+            let lo = d.nodes.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = d.nodes.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let span = (hi - lo).max(1e-12);
+            let grid: Vec<f64> = (0..=400)
+                .map(|i| lo - 0.05 * span + 1.1 * span * i as f64 / 400.0)
+                .collect();
+            let dens = d.smoothed(&grid, 0.01 * span);
+            (
+                grid,
+                dens,
+                "Hessian spectral density (smoothed by 1% of the range)",
+                0.0,
+            )
+        }
+        DensityStyle::PyHessian => {
+            let (grid, dens) = d.pyhessian_density(10_000)?;
+            (
+                grid,
+                dens,
+                "Hessian spectral density (PyHessian's convention)",
+                1e-7,
+            )
+        }
+    };
     let series = Series {
         label: format!("SLQ, {SLQ_PROBES} probes × {} Lanczos steps", SLQ_STEPS),
         points: grid
             .iter()
             .zip(&dens)
-            .map(|(x, y)| (*x, (y.max(1e-12)).log10()))
+            .map(|(x, y)| (*x, ((y + floor).max(1e-12)).log10()))
             .collect(),
     };
-    line_chart(
-        path,
-        "Hessian spectral density (smoothed by 1% of the range)",
-        "eigenvalue",
-        "log10 density",
-        &[series],
-        &[],
-    )
+    line_chart(path, title, "eigenvalue", "log10 density", &[series], &[])
 }
 
 struct Analyze<'a> {

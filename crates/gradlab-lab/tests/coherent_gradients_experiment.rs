@@ -30,12 +30,15 @@ fn coherent_gradients_quick() {
     // comparison the checks make needs memorisation to happen).
     assert!(out.metrics["real.mean.clean_acc"] > 0.9);
     assert!(out.metrics["noisy.mean.corrupted_acc"] > 0.5);
-    assert!(
-        out.check("coherence_real_over_random")
-            .unwrap()
-            .measured
-            .is_finite()
-    );
+    // The robust aggregations still learn the clean labels (a broken median or winsorization
+    // would not; how much they cut memorisation is the claim, measured and reported).
+    for agg in ["m3", "winsorized"] {
+        let acc = out.metrics[&format!("noisy.{agg}.clean_acc")];
+        assert!(acc > 0.5, "{agg}: clean accuracy {acc}");
+    }
+    // m-coherence of real labels exceeds 1 (gradients of examples agree), an absolute property
+    // of a correct coherence estimate on a learnable task early in training.
+    assert!(out.metrics["real.mean.coherence"] > 1.0);
     assert!(dir.join("memorisation.png").exists());
     std::fs::remove_dir_all(&dir).ok();
 }

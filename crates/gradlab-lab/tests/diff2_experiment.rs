@@ -2,7 +2,7 @@
 //! makes progress from the starting point (‖∇f(0)‖²) while staying above non-private GD.
 
 use gradlab_lab::experiment::{RunContext, run_experiment};
-use gradlab_lab::papers::diff2::LogisticRegression;
+use gradlab_lab::papers::diff2::{LogisticRegression, Problem};
 use gradlab_lab::registry;
 
 #[test]
@@ -25,15 +25,21 @@ fn diff2_quick() {
                 "{key} {m}: {v} (start {start}, GD {gd})"
             );
         }
-        for c in ["ratio_diff2_over_dp_gd", "ratio_diff2_over_dp_sgd"] {
-            assert!(
-                out.check(&format!("{key}.{c}"))
-                    .unwrap()
-                    .measured
-                    .is_finite()
-            );
-        }
     }
-    assert!(dir.join("diff2_grad_norm.png").exists());
+    // The paper's setting: both private methods lower the training loss from its start (at this
+    // n, tuned DP-GD only by about a quarter), and neither beats non-private GD by more than 10%
+    // (a run that lost its noise, or a wrong loss, could).
+    let start = out.metrics["paper.eps3.initial_loss"];
+    let gd = out.metrics["paper.eps3.gd.loss"];
+    for m in ["dp_gd", "diff2"] {
+        let v = out.metrics[&format!("paper.eps3.{m}.mean_loss")];
+        assert!(
+            v < start && v > 0.9 * gd,
+            "paper setting {m}: {v} (start {start}, GD {gd})"
+        );
+    }
+    assert!(
+        dir.join("diff2_grad_norm.png").exists() && dir.join("diff2_paper_setting.png").exists()
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

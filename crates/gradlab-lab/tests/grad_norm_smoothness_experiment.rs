@@ -81,14 +81,16 @@ fn grad_norm_smoothness_quick() {
     )
     .unwrap();
     println!("{}", out.render());
-    for key in ["logistic", "softmax", "softmax_approx"] {
-        assert!(
-            out.check(&format!("{key}.linear_rate"))
-                .unwrap()
-                .measured
-                .is_finite()
-        );
-        assert!(out.metrics[&format!("{key}.final_grad_norm")] < 0.1);
+    // With the exact Hessian of these strongly convex (L2) problems the regularized Newton step
+    // must converge far below what first-order methods reach in 25 iterations; with the
+    // approximate Hessian it must at least make progress.
+    for (key, bound) in [
+        ("logistic", 1e-8),
+        ("softmax", 1e-8),
+        ("softmax_approx", 0.1),
+    ] {
+        let g = out.metrics[&format!("{key}.final_grad_norm")];
+        assert!(g < bound, "{key}: final ‖∇f‖ {g}");
     }
     // The MLP run made progress (gradient norm falls from ≈0.4).
     assert!(out.metrics["mlp_gn.final_grad_norm"] < 0.1);

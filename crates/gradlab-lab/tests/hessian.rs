@@ -124,6 +124,7 @@ fn the_report_runs_and_bad_requests_are_errors() {
         top_k: 3,
         lanczos_steps: 20,
         density_plot: Some(plot.clone()),
+        density_style: Default::default(),
         examples: 300,
         trace_samples: 10,
         seed: 0,
@@ -134,6 +135,12 @@ fn the_report_runs_and_bad_requests_are_errors() {
     assert!(r.top_eigenvalues.windows(2).all(|w| w[0] >= w[1]));
     assert!(r.top_eigenvalues[0] > 0.0 && r.trace.0.is_finite());
     assert!(plot.exists());
+    req.density_style = gradlab_lab::hessian::DensityStyle::PyHessian;
+    let py = dir.join("density-pyhessian.png");
+    req.density_plot = Some(py.clone());
+    analyze(&req).unwrap();
+    assert!(py.exists());
+    req.density_plot = Some(plot.clone());
     req.top_k = 0;
     assert!(analyze(&req).unwrap_err().to_string().contains("--top-k 0"));
     req.top_k = 3;

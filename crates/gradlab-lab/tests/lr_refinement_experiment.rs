@@ -24,14 +24,8 @@ fn lr_refinement_quick() {
         let c = out.check(key).unwrap();
         assert!(c.passed, "{key}: {}", c.describe());
     }
-    // Whether refinement improves the final loss is measured and reported either way.
-    for key in [
-        "logreg.refined_over_linear",
-        "mlp.refined_over_linear",
-        "adam_mlp.refined_l1_over_linear",
-    ] {
-        assert!(out.check(key).unwrap().measured.is_finite());
-    }
+    // Whether refinement improves the final loss is measured and reported either way; the
+    // refined schedules must still train (Adam below the starting loss ln 10 with either).
     // Adam trains the MLP well below the starting loss ln 10 with either schedule.
     for key in [
         "adam_mlp.linear.final_loss",

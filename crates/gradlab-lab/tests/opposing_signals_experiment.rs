@@ -12,10 +12,23 @@ fn opposing_signals_quick() {
     )
     .unwrap();
     println!("{}", out.render());
-    // The sharpness was measured along the way and the metrics are in range.
-    assert!(out.metrics["peak_sharpness"] > 0.0);
-    assert!((0.0..=1.0).contains(&out.metrics["precision"]));
-    assert!(out.metrics["spike"] >= 1.0 && out.metrics["control_spike"] >= 1.0);
+    // Properties a broken run or detector violates (not the claim's thresholds): gradient descent
+    // trains both nets; the loss-change detector finds the planted examples well above their base
+    // rate (a random or inverted ranking would not); and the measured sharpness of a run that did
+    // not diverge stays below twice the 2/η that GD can sustain (a mis-scaled HVP would not).
+    for run in ["run", "control"] {
+        let (a, b) = (
+            out.metrics[&format!("{run}.initial_loss")],
+            out.metrics[&format!("{run}.final_loss")],
+        );
+        assert!(b < 0.5 * a, "{run}: loss {a} → {b}");
+    }
+    assert!(out.metrics["precision"] > 2.0 * out.metrics["base_rate"]);
+    let late = out.metrics["late_sharpness"];
+    assert!(
+        late > 0.0 && late < 2.0 * out.metrics["edge"],
+        "late sharpness {late}"
+    );
     assert!(dir.join("group_losses.png").exists() && dir.join("sharpness.png").exists());
     std::fs::remove_dir_all(&dir).ok();
 }

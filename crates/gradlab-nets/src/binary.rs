@@ -211,6 +211,17 @@ impl BinaryCnnConfig {
 }
 
 impl BinaryCnn {
+    /// The 1W/1A convolution: binarised inputs against sign(W) scaled by mean |W| (as the
+    /// official code), plus the bias.
+    fn binary_conv(&self, x: Tensor<4>) -> Tensor<4> {
+        let wt = self.conv2.weight.val();
+        let scale = wt.clone().abs().mean();
+        let wb = binarize(wt, self.estimator) * scale.unsqueeze::<4>();
+        let options = burn::tensor::ops::ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let bias = self.conv2.bias.as_ref().map(|p| p.val());
+        burn::tensor::module::conv2d(binarize(x, self.estimator), wb, bias, options)
+    }
+
     /// The weight of the binary convolution.
     pub fn binary_weight(&self) -> &burn::module::Param<Tensor<4>> {
         &self.conv2.weight
@@ -228,13 +239,7 @@ impl Net for BinaryCnn {
         let x = self
             .pool
             .forward(self.conv1.forward(x.reshape([b, c, h, w])));
-        let wt = self.conv2.weight.val();
-        let scale = wt.clone().abs().mean();
-        let wb = binarize(wt, self.estimator) * scale.unsqueeze::<4>();
-        let options = burn::tensor::ops::ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        let bias = self.conv2.bias.as_ref().map(|p| p.val());
-        let x = burn::tensor::module::conv2d(binarize(x, self.estimator), wb, bias, options);
-        let x = self.pool.forward(x);
+        let x = self.pool.forward(self.binary_conv(x));
         self.head
             .forward(binarize(x, self.estimator).flatten::<2>(1, 3))
     }
@@ -302,30 +307,62 @@ mod tests {
     }
 
     #[test]
-    fn binary_convolution_uses_signs_scaled_by_the_mean_magnitude() {
-        // With every input activation binarised, the binary convolution's output only depends on
-        // sign(W)·mean|W|: scaling W by a positive constant changes the output by that constant.
+    fn binary_layers_use_signs_scaled_by_the_mean_magnitude() {
         let dev = Device::flex();
+        // Linear: y = sign(x)·(mean|W|·sign(W)) + b, by hand on a 2 × 3 weight.
+        let mut layer = burn::nn::LinearConfig::new(2, 3).init(&dev);
+        let w = [0.5f32, -2.0, 0.1, -0.3, 1.0, 0.9]; // [in 2, out 3]
+        layer.weight = burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(w.to_vec(), [2, 3]),
+            &dev,
+        ));
+        let bias = [0.1f32, -0.2, 0.05];
+        layer.bias = Some(burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(bias.to_vec(), [3]),
+            &dev,
+        )));
+        let x = Tensor::<2>::from_data(TensorData::new(vec![0.7f32, -0.2], [1, 2]), &dev);
+        let y: Vec<f32> = binary_linear(&layer, x, Estimator::ClippedSte)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let scale = w.iter().map(|v| v.abs()).sum::<f32>() / 6.0; // 0.8 ≠ 1
+        let xs = [1.0f32, -1.0];
+        for j in 0..3 {
+            let want = scale * (xs[0] * w[j].signum() + xs[1] * w[3 + j].signum()) + bias[j];
+            assert!((y[j] - want).abs() < 1e-6, "{j}: {} vs {want}", y[j]);
+        }
+        // Convolution: mean|W| times the convolution of the signs, plus the bias.
         let cnn = BinaryCnnConfig::new(1, 8, 8, 10)
             .with_width_channels(4)
             .init(&dev, 1, Estimator::ClippedSte);
-        let x = Tensor::<2>::from_data(
+        let x = Tensor::<4>::from_data(
             TensorData::new(
-                (0..128)
+                (0..2 * 4 * 4 * 4)
                     .map(|i| ((i * 13 % 17) as f32 - 8.0) / 8.0)
                     .collect::<Vec<_>>(),
-                [2, 64],
+                [2, 4, 4, 4],
             ),
             &dev,
         );
-        let a = cnn.forward(x.clone());
-        let mut doubled = cnn.clone();
-        doubled.conv2.weight = doubled.conv2.weight.clone().map(|w| w.mul_scalar(2.0));
-        let b = doubled.forward(x);
-        // The head sees sign(·) of the pooled outputs: identical when only the scale changed.
-        assert_eq!(
-            a.into_data().try_to_vec::<f32>().unwrap(),
-            b.into_data().try_to_vec::<f32>().unwrap()
+        let got: Vec<f32> = cnn.binary_conv(x.clone()).into_data().try_to_vec().unwrap();
+        let wt = cnn.conv2.weight.val();
+        let scale = wt.clone().abs().mean().into_scalar::<f32>();
+        assert!(
+            (scale - 1.0).abs() > 0.1,
+            "the test needs mean|W| away from 1: {scale}"
         );
+        let options = burn::tensor::ops::ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let bias = cnn.conv2.bias.as_ref().map(|p| p.val());
+        let plain = burn::tensor::module::conv2d(x.sign(), wt.sign(), None, options);
+        let want = plain.mul_scalar(scale)
+            + bias.map_or_else(
+                || Tensor::zeros([1, 4, 1, 1], &dev),
+                |b| b.reshape([1, 4, 1, 1]),
+            );
+        let want: Vec<f32> = want.into_data().try_to_vec().unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
     }
 }

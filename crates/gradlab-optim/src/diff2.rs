@@ -3,22 +3,29 @@
 //! subroutine. The server keeps a gradient estimate v built from private *gradient differences*:
 //!
 //! - restart rounds (r ≡ 0 mod T): v_r = (1/n)·(Σᵢ clip_{C₁}(∇fᵢ(x_r)) + N(0, σ₁²C₁²I));
-//! - other rounds: v_r = v_{r−1} + (1/n)·(Σᵢ clip_{C₂}(∇fᵢ(x_r) − ∇fᵢ(x_{r−1})) + N(0, σ₂²C₂²I));
-//! - x_{r+1} = x_r − η·v_r.
+//! - other rounds: v_r = v_{r−1} + (1/n)·(Σᵢ clip_{C₂,r}(∇fᵢ(x_r) − ∇fᵢ(x_{r−1})) + N(0, σ₂²C₂,r²I));
+//! - x_{r+1} = x_r − η·v_r,
 //!
-//! A difference is at most Lᵢ‖x_r − x_{r−1}‖ = Lᵢη‖v_{r−1}‖, so C₂ can be far below C₁ and the
-//! per-round noise far smaller; the noise of the full-gradient rounds is paid only every T rounds.
-//! With T = 1 it is DP-GD exactly. Privacy: ⌈R/T⌉ Gaussian mechanisms at σ₁ plus R − ⌈R/T⌉ at σ₂
-//! (full batch, q = 1), composed in RDP; [`Diff2Config::calibrated`] splits the budget between
-//! the two kinds of rounds.
+//! with the difference threshold C₂,r = C₂·‖x_r − x_{r−1}‖ ([`DiffClip::StepScaled`], the paper's
+//! and its reproduction code's: a difference is at most Lᵢ‖x_r − x_{r−1}‖, so C₂ plays the part
+//! of a per-example smoothness bound and both the clipping and the noise shrink with the steps)
+//! or a fixed C₂,r = C₂ ([`DiffClip::Fixed`]). The threshold depends only on earlier released
+//! iterates, so each round is a Gaussian mechanism with multiplier σ₂ either way. The noise of the
+//! full-gradient rounds is paid only every T rounds; with T = 1 it is DP-GD exactly. Privacy:
+//! ⌈R/T⌉ Gaussian mechanisms at σ₁ plus R − ⌈R/T⌉ at σ₂ (full batch, q = 1), composed in RDP;
+//! [`Diff2Config::calibrated`] splits the budget between the two kinds of rounds.
 //!
 //! The distributed form (P nodes, each clipping its own examples, the server averaging) computes
 //! the same v when the nodes' noises add up to the noise above; this single-server form is what
 //! the privacy of one example depends on.
 //!
-//! Provenance: the paper's Algorithm 1 could not be read here (no official code exists and the
-//! paper text was not reachable); this follows the abstract's description and the method card in
-//! PAPERS.md. How the paper sets σ₁, σ₂, C₂ may differ; here they are hyperparameters.
+//! Provenance: the paper's text could not be read here beyond its abstract. The step-scaled C₂,r
+//! follows the authors' reproduction code as published in a later fork
+//! (lawrenceztang/CE-PLSGM, first commit 4b4d60a, "Reproduction code for DIFF2":
+//! `Diff2_Server._compute_global_grad` clips the differences at `c2 * L2_distance(x_r, x_{r−1})`
+//! and adds noise of std `c * sigma2` with that c). That code fixes the split of the budget
+//! between the two kinds of rounds by a closed form (80/20 at its order α); here σ₁, σ₂ are
+//! calibrated exactly with the RDP accountant and the split is a hyperparameter.
 //!
 //! ```
 //! use gradlab_optim::diff2::Diff2Config;
@@ -45,6 +52,15 @@ use crate::privacy::{
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+/// How the gradient differences are clipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DiffClip {
+    /// At C₂·‖x_r − x_{r−1}‖ (the paper's; C₂ is a smoothness bound).
+    StepScaled,
+    /// At C₂ itself.
+    Fixed,
+}
+
 /// DIFF2 hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Diff2Config {
@@ -52,8 +68,11 @@ pub struct Diff2Config {
     pub lr: f64,
     /// Clipping norm C₁ > 0 of the per-example gradients (restart rounds).
     pub clip_grad: f64,
-    /// Clipping norm C₂ > 0 of the per-example gradient differences.
+    /// C₂ > 0: the per-example gradient differences are clipped at C₂·‖x_r − x_{r−1}‖ or at C₂
+    /// ([`Diff2Config::diff_clip`]).
     pub clip_diff: f64,
+    /// How C₂ applies (default: the paper's [`DiffClip::StepScaled`]).
+    pub diff_clip: DiffClip,
     /// Restart period T ≥ 1 (a full private gradient every T rounds).
     pub restart_every: usize,
     /// Number of rounds R.
@@ -79,6 +98,7 @@ impl Diff2Config {
             lr,
             clip_grad,
             clip_diff,
+            diff_clip: DiffClip::StepScaled,
             restart_every,
             rounds,
             noise_grad: 1.0,
@@ -91,6 +111,12 @@ impl Diff2Config {
     pub fn with_noise(mut self, noise_grad: f64, noise_diff: f64) -> Self {
         self.noise_grad = noise_grad;
         self.noise_diff = noise_diff;
+        self
+    }
+
+    /// With the difference clipping `mode`.
+    pub fn with_diff_clip(mut self, mode: DiffClip) -> Self {
+        self.diff_clip = mode;
         self
     }
 
@@ -183,9 +209,26 @@ impl Diff2Config {
         // Per-example gradients at the previous and the current iterate, n × d each.
         let (mut prev, mut cur) = (vec![0.0; n * d], vec![0.0; n * d]);
         let (mut sum, mut g) = (vec![0.0; d], vec![0.0; d]);
+        let mut x_prev = x.clone();
         observe(0, &x);
         for round in 0..self.rounds {
             let restart = round % self.restart_every == 0;
+            let clip = if restart {
+                self.clip_grad
+            } else {
+                match self.diff_clip {
+                    DiffClip::Fixed => self.clip_diff,
+                    DiffClip::StepScaled => {
+                        let step = x
+                            .iter()
+                            .zip(&x_prev)
+                            .map(|(a, b)| (a - b).powi(2))
+                            .sum::<f64>()
+                            .sqrt();
+                        self.clip_diff * step
+                    }
+                }
+            };
             sum.fill(0.0);
             for (i, row) in cur.chunks_exact_mut(d).enumerate() {
                 problem.example_grad(&x, i, row);
@@ -195,26 +238,20 @@ impl Diff2Config {
                         .zip(&prev[i * d..(i + 1) * d])
                         .for_each(|(a, b)| *a -= b);
                 }
-                clip_to_norm(
-                    &mut g,
-                    if restart {
-                        self.clip_grad
-                    } else {
-                        self.clip_diff
-                    },
-                );
+                clip_to_norm(&mut g, clip);
                 sum.iter_mut().zip(&g).for_each(|(s, v)| *s += v);
             }
             check_finite_sum(&sum, round + 1)?;
-            let (sigma, clip) = if restart {
+            let sigma = if restart {
                 v.fill(0.0);
-                (self.noise_grad, self.clip_grad)
+                self.noise_grad
             } else {
-                (self.noise_diff, self.clip_diff)
+                self.noise_diff
             };
             add_gaussian(&mut sum, sigma * clip, &mut rng);
             v.iter_mut().zip(&sum).for_each(|(a, s)| *a += s / n as f64);
             std::mem::swap(&mut prev, &mut cur);
+            x_prev.copy_from_slice(&x);
             x.iter_mut().zip(&v).for_each(|(p, a)| *p -= self.lr * a);
             observe(round + 1, &x);
         }

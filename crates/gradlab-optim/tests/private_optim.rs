@@ -112,6 +112,85 @@ fn diff2_with_period_one_is_dp_gd() {
     assert!((a.epsilon - c.epsilon).abs() < 1e-12 && a.epsilon <= 2.0);
 }
 
+/// Per-example gradients at x, each clipped to norm `c` (by hand, for the references below).
+fn clipped(p: &Logistic, x: &[f64], c: f64) -> Vec<Vec<f64>> {
+    (0..p.len())
+        .map(|i| {
+            let mut g = vec![0.0; p.dim()];
+            p.example_grad(x, i, &mut g);
+            let n = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+            g.iter().map(|v| v * (c / n).min(1.0)).collect()
+        })
+        .collect()
+}
+
+fn mean_rows(rows: &[Vec<f64>]) -> Vec<f64> {
+    let n = rows.len() as f64;
+    (0..rows[0].len())
+        .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n)
+        .collect()
+}
+
+#[test]
+fn noiseless_diff2_matches_clipped_gd_and_step_scaled_difference_clipping_by_hand() {
+    let p = Logistic::new(20, 3);
+    let x0 = vec![0.5, -0.2, 0.1];
+    let (lr, c1) = (0.8, 0.3);
+    // T = 1, no noise: every round is clipped full-batch GD, computed here by hand.
+    let mut x = x0.clone();
+    for _ in 0..6 {
+        let g = mean_rows(&clipped(&p, &x, c1));
+        x.iter_mut().zip(&g).for_each(|(a, b)| *a -= lr * b);
+    }
+    let run = Diff2Config::new(lr, c1, 1.0, 1, 6)
+        .with_noise(0.0, 0.0)
+        .run(&p, &x0, &budget(), |_, _| {})
+        .unwrap();
+    assert!(max_diff(&run.x, &x) < 1e-14, "{:?} vs {x:?}", run.x);
+    // T = 2: round 1 clips each difference at C₂·‖x₁ − x₀‖ (the paper's rule), here small
+    // enough to bind; with a fixed C₂ the same run clips at C₂.
+    let c2 = 0.05;
+    let v0 = mean_rows(&clipped(&p, &x0, c1));
+    let x1: Vec<f64> = x0.iter().zip(&v0).map(|(a, b)| a - lr * b).collect();
+    let dist = x1
+        .iter()
+        .zip(&x0)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    for (mode, bound) in [
+        (gradlab_optim::diff2::DiffClip::StepScaled, c2 * dist),
+        (gradlab_optim::diff2::DiffClip::Fixed, c2),
+    ] {
+        let diffs: Vec<Vec<f64>> = (0..p.len())
+            .map(|i| {
+                let (mut a, mut b) = (vec![0.0; 3], vec![0.0; 3]);
+                p.example_grad(&x1, i, &mut a);
+                p.example_grad(&x0, i, &mut b);
+                let d: Vec<f64> = a.iter().zip(&b).map(|(u, v)| u - v).collect();
+                let n = d.iter().map(|v| v * v).sum::<f64>().sqrt();
+                d.iter().map(|v| v * (bound / n).min(1.0)).collect()
+            })
+            .collect();
+        let v1: Vec<f64> = v0
+            .iter()
+            .zip(mean_rows(&diffs))
+            .map(|(a, b)| a + b)
+            .collect();
+        let x2: Vec<f64> = x1.iter().zip(&v1).map(|(a, b)| a - lr * b).collect();
+        let run = Diff2Config::new(lr, c1, c2, 2, 2)
+            .with_diff_clip(mode)
+            .with_noise(0.0, 0.0)
+            .run(&p, &x0, &budget(), |_, _| {})
+            .unwrap();
+        assert!(
+            max_diff(&run.x, &x2) < 1e-14,
+            "{mode:?}: {:?} vs {x2:?}",
+            run.x
+        );
+    }
+}
+
 #[test]
 fn clipping_bounds_each_example() {
     // One step from x = 0: every per-example gradient is −yᵢaᵢ/2; clipped at C the step is at

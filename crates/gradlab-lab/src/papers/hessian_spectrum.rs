@@ -19,7 +19,9 @@ use crate::plot::{Series, line_chart};
 use crate::train::{LossKind, TrainConfig, Trainer, autodiff_device, evaluate};
 use burn::module::Module;
 use gradlab_curvature::OracleHvp;
-use gradlab_curvature::spectrum::{hutchinson_trace, lanczos_eigenvalues, slq_density};
+use gradlab_curvature::spectrum::{
+    hutchinson_trace, lanczos_eigenvalues, power_iteration, slq_density,
+};
 use gradlab_data::procedural::gaussian_blobs;
 use gradlab_nets::mlp::MlpConfig;
 use gradlab_nets::{Activation, params};
@@ -58,6 +60,9 @@ pub struct Spectrum {
     pub train: (f64, f64),
     /// Top Ritz values, descending.
     pub top: Vec<f64>,
+    /// The eigenvalue of largest magnitude by power iteration (an independent check of
+    /// Lanczos's top value).
+    pub top_power: f64,
     /// Outliers counted by the largest gap.
     pub outliers: usize,
     /// Hutchinson trace and its standard error.
@@ -119,6 +124,7 @@ pub fn measure(s: Setting, n: usize, steps: usize, seed: u64) -> Result<Spectrum
     let window = 3 * s.k + 5;
     let top = lanczos_eigenvalues(&h, (2 * window + 20).min(params), seed)?;
     let outliers = count_outliers(&top, window, 1e-3);
+    let top_power = power_iteration(&h, 1, 300, 1e-7, seed ^ 0x9)?[0].value;
     let trace = hutchinson_trace(&h, 20, seed)?;
     let d = slq_density(&h, 40.min(params), 3, seed)?;
     let hi = top[0] * 1.1;
@@ -131,6 +137,7 @@ pub fn measure(s: Setting, n: usize, steps: usize, seed: u64) -> Result<Spectrum
         params,
         train,
         top,
+        top_power,
         outliers,
         trace,
         density: grid.into_iter().zip(dens).collect(),
@@ -258,6 +265,10 @@ impl Experiment for HessianSpectrum {
             ]);
             out.metrics.insert(format!("{name}.outliers"), m.outliers());
             out.metrics.insert(format!("{name}.top"), m.top());
+            out.metrics.insert(
+                format!("{name}.top_power"),
+                median(m.runs.iter().map(|r| r.top_power).collect()),
+            );
             out.metrics
                 .insert(format!("{name}.bulk_share"), m.bulk_share());
             results.push((name.clone(), *s, m));

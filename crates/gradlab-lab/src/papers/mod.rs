@@ -4,6 +4,7 @@ pub mod adadagrad;
 pub mod adam_vs_sgd;
 pub mod coherent_gradients;
 pub mod diff2;
+mod diff2_net;
 pub mod diffgrad;
 pub mod grad_norm_smoothness;
 pub mod hessian_spectrum;

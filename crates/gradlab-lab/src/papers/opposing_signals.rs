@@ -283,6 +283,17 @@ impl Experiment for OpposingSignals {
         out.metrics.insert("control_spike".into(), base_spike);
         out.metrics.insert("peak_sharpness".into(), peak);
         out.metrics.insert("late_sharpness".into(), late_median);
+        out.metrics.insert("edge".into(), edge);
+        out.metrics
+            .insert("base_rate".into(), planted.len() as f64 / N as f64);
+        for (name, r) in [("run", &run), ("control", &base)] {
+            out.metrics
+                .insert(format!("{name}.initial_loss"), r.loss[0]);
+            out.metrics.insert(
+                format!("{name}.final_loss"),
+                r.loss.last().copied().unwrap_or(f64::NAN),
+            );
+        }
         out.checks.push(Check::new(
             "largest_changes_are_the_outliers",
             format!("the {} examples with the largest total loss change are the planted groups (precision; base rate {:.0}%)", planted.len(), 100.0 * planted.len() as f64 / N as f64),
