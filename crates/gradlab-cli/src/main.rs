@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use gradlab_data::functions::{PROBLEM_NAMES, problem_by_name};
+use gradlab_data::functions::problem_by_name;
 use gradlab_lab::experiment::{RunContext, run_experiment};
 use gradlab_lab::hessian::{self, HessianRequest};
 use gradlab_lab::output::{IMAGE_EXTENSIONS, check_output_dir, check_output_file};
@@ -16,6 +16,23 @@ use gradlab_optim::schedule::Schedule;
 use gradlab_optim::spec::OptimizerSpec;
 use gradlab_optim::transform::ClipSpec;
 use std::path::PathBuf;
+
+/// `println!` that returns an error instead of panicking when stdout cannot be written (a full
+/// disk, a closed pipe).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
+/// `print!` with the same behaviour.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*)?
+    }};
+}
 
 #[derive(Parser)]
 #[command(
@@ -78,7 +95,7 @@ enum Command {
         /// trained.
         #[arg(long, default_value = "8gaussians")]
         data: String,
-        /// Sampler steps.
+        /// Sampler steps (rk45 chooses its own and ignores this).
         #[arg(long, default_value_t = 20)]
         steps: usize,
         /// Samples to draw.
@@ -109,10 +126,10 @@ enum Command {
         #[arg(long, default_value = "adam")]
         optimizer: String,
         /// Learning rate (default: PyTorch's for the optimizer).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         lr: Option<f64>,
         /// Weight decay.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         weight_decay: Option<f64>,
         /// constant, cosine, linear or warmup-linear[:F] (linear warm-up over a fraction F of the
         /// run, 5% by default, then linear decay).
@@ -126,7 +143,7 @@ enum Command {
         #[arg(long)]
         clip: Option<String>,
         /// TrAct on the first layer with this λ (mlp and cnn; the paper's default is 0.1).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         tract: Option<f64>,
         /// Epochs.
         #[arg(long, default_value_t = 10)]
@@ -167,19 +184,19 @@ enum Command {
         )]
         x0: Vec<f64>,
         /// Learning rate.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         lr: f64,
         /// β₁.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         beta1: Option<f64>,
         /// β₂.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         beta2: Option<f64>,
         /// ε.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         eps: Option<f64>,
         /// Momentum.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         momentum: Option<f64>,
         /// Steps.
         #[arg(long, default_value_t = 100)]
@@ -269,6 +286,9 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let matrix = hessian::CurvatureMatrix::parse(&matrix)?;
             let density_style = hessian::DensityStyle::parse(&density_style)?;
+            if !density && density_style != hessian::DensityStyle::Gradlab {
+                eprintln!("warning: --density-style has no effect without --density");
+            }
             if density {
                 check_output_file(&out, IMAGE_EXTENSIONS)?;
             }
@@ -288,9 +308,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             let r = hessian::analyze(&req)?;
             if json {
-                println!("{}", serde_json::to_string(&r)?);
+                outln!("{}", serde_json::to_string(&r)?);
             } else {
-                println!(
+                outln!(
                     "{} of the mean cross-entropy of {model} on {} {data} training examples ({} parameters, {} gradient evaluations)",
                     match matrix {
                         hessian::CurvatureMatrix::Hessian => "Hessian",
@@ -305,17 +325,18 @@ fn run(cli: Cli) -> Result<()> {
                     .iter()
                     .map(|v| format!("{v:.5}"))
                     .collect();
-                println!(
+                outln!(
                     "top {} eigenvalues (Lanczos): {}",
                     top.len(),
                     top.join(", ")
                 );
-                println!(
+                outln!(
                     "trace (Hutchinson, {trace_samples} samples): {:.4} ± {:.4}",
-                    r.trace.0, r.trace.1
+                    r.trace.0,
+                    r.trace.1
                 );
                 if let Some((m1, m2)) = r.density_moments {
-                    println!(
+                    outln!(
                         "density (SLQ): mean eigenvalue {m1:.3e}, mean squared {m2:.3e}; plot: {}",
                         out.display()
                     );
@@ -345,9 +366,9 @@ fn run(cli: Cli) -> Result<()> {
                 progress: !json,
             })?;
             if json {
-                println!("{}", serde_json::to_string(&r)?);
+                outln!("{}", serde_json::to_string(&r)?);
             } else {
-                println!(
+                outln!(
                     "{} on {data}: {} NFE, {:.0} samples/s (training {:.1} s); SWD to fresh data {:.3} (two data samples: {:.3}), MMD² {:.4}; plot: {}",
                     r.method,
                     r.nfe,
@@ -406,17 +427,25 @@ fn run(cli: Cli) -> Result<()> {
                 resume,
             })?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?);
             } else {
-                println!(
+                outln!(
                     "{} parameters, {} training and {} test examples",
-                    report.parameters, report.train_examples, report.test_examples
+                    report.parameters,
+                    report.train_examples,
+                    report.test_examples
                 );
-                println!("epoch  step  lr        train loss  train acc  test loss  test acc");
+                outln!("epoch  step  lr        train loss  train acc  test loss  test acc");
                 for s in &report.epochs {
-                    println!(
+                    outln!(
                         "{:>5}  {:>4}  {:<8.2e}  {:>10.4}  {:>9.4}  {:>9.4}  {:>8.4}",
-                        s.epoch, s.step, s.lr, s.train_loss, s.train_acc, s.test_loss, s.test_acc
+                        s.epoch,
+                        s.step,
+                        s.lr,
+                        s.train_loss,
+                        s.train_acc,
+                        s.test_loss,
+                        s.test_acc
                     );
                 }
             }
@@ -434,10 +463,12 @@ fn run(cli: Cli) -> Result<()> {
             steps,
             json,
         } => {
-            let f = problem_by_name(&problem, x0.len())
-                .with_context(|| format!("problems: {}", PROBLEM_NAMES.join(", ")))?;
+            let f = problem_by_name(&problem, x0.len())?;
             if x0.iter().any(|v| !v.is_finite()) {
                 bail!("x0 must be finite");
+            }
+            if !f.value(&x0).is_finite() {
+                bail!("{problem} is not finite at x0 = {x0:?}; start closer to the origin");
             }
             let mut spec = OptimizerSpec::parse(&optimizer)?.with_lr(lr);
             (spec.beta1, spec.beta2, spec.eps, spec.momentum) = (beta1, beta2, eps, momentum);
@@ -513,15 +544,17 @@ fn list(json: bool) -> Result<()> {
     let done = experiment_ids();
     if json {
         let rows: Vec<_> = SEED_PAPERS.iter().map(|p| serde_json::json!({"title": p.title, "family": p.family, "experiment": p.experiment, "status": if done.contains(&p.experiment) { "done" } else { "planned" }})).collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<28} {:<8} {:<11} title",
-        "experiment", "status", "family"
+        "experiment",
+        "status",
+        "family"
     );
     for p in SEED_PAPERS {
-        println!(
+        outln!(
             "{:<28} {:<8} {:<11} {}",
             p.experiment,
             if done.contains(&p.experiment) {
@@ -549,10 +582,10 @@ fn run_one(id: &str, quick: bool, seed: u64, out: Option<PathBuf>, json: bool) -
     ctx.progress = !json;
     let outcome = run_experiment(exp.as_ref(), &ctx)?;
     if json {
-        println!("{}", serde_json::to_string(&outcome)?);
+        outln!("{}", serde_json::to_string(&outcome)?);
     } else {
-        print!("{}", outcome.render());
-        println!("figures and result.json in {}", dir.display());
+        out!("{}", outcome.render());
+        outln!("figures and result.json in {}", dir.display());
     }
     Ok(())
 }
@@ -571,14 +604,20 @@ fn reproduce(quick: bool, seed: u64, out: PathBuf) -> Result<()> {
         let dir = out.join(id);
         let result = run_experiment(exp.as_ref(), &RunContext::new(quick, seed, &dir))
             .map_err(|e| e.to_string());
-        match &result {
-            Ok(o) => bar.println(format!(
+        let line = match &result {
+            Ok(o) => format!(
                 "{id}: {} ({}/{} checks)",
                 o.verdict.label(),
                 o.checks.iter().filter(|c| c.passed).count(),
                 o.checks.len()
-            )),
-            Err(e) => bar.println(format!("{id}: error: {e}")),
+            ),
+            Err(e) => format!("{id}: error: {e}"),
+        };
+        // Without a terminal the bar is hidden and would swallow its lines.
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
         }
         entries.push(ReportEntry {
             id: id.to_string(),
@@ -591,10 +630,10 @@ fn reproduce(quick: bool, seed: u64, out: PathBuf) -> Result<()> {
     let index = write_index(&out, &entries)?;
     for e in &entries {
         if let Ok(o) = &e.result {
-            print!("{}\n", o.render());
+            outln!("{}", o.render());
         }
     }
-    println!("report: {}", index.display());
+    outln!("report: {}", index.display());
     if entries.iter().any(|e| e.result.is_err()) {
         bail!("some experiments failed to run");
     }

@@ -243,6 +243,17 @@ fn train_writes_a_log_and_a_checkpoint_that_resumes() {
     );
     let (ok, _, stderr) = gradlab(&["hessian", "--top-k", "0"]);
     assert!(!ok && stderr.contains("--top-k 0"), "{stderr}");
+    // The checkpoint's loss is on its own data and split: another set is refused.
+    let (ok, _, stderr) = gradlab(&[
+        "hessian",
+        "--model",
+        "cnn",
+        "--data",
+        "mnist1k",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+    ]);
+    assert!(!ok && stderr.contains("trained on digits"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -477,6 +488,61 @@ fn hostile_arguments_fail_before_the_work_with_one_clear_line() {
             "adam has no hyperparameter momentum",
         ),
         (vec!["hessian", "--top-k", "0"], "--top-k 0"),
+        (
+            vec!["hessian", "--lanczos-steps", "1", "--top-k", "3"],
+            "--lanczos-steps 1",
+        ),
+        (
+            vec!["sample", "--steps", "18446744073709551615"],
+            "above the limit",
+        ),
+        (
+            vec!["sample", "--samples", "10000000000"],
+            "above the limit",
+        ),
+        (
+            vec!["train", "--epochs", "0"],
+            "--epochs must be at least 1",
+        ),
+        (vec!["train", "--tract", "1e308"], "lambda"),
+        (
+            vec![
+                "optimize",
+                "--optimizer",
+                "adam",
+                "--problem",
+                "f1",
+                "--x0",
+                "-1",
+                "--lr",
+                "-0.1",
+            ],
+            "lr = -0.1",
+        ),
+        (
+            vec![
+                "optimize",
+                "--optimizer",
+                "adam",
+                "--problem",
+                "quadratic",
+                "--x0",
+                "1e160",
+                "--lr",
+                "0.1",
+            ],
+            "not finite at x0",
+        ),
+        (
+            vec![
+                "train",
+                "--epochs",
+                "1",
+                "--checkpoint",
+                tmp.to_str().unwrap(),
+            ],
+            "no checkpoint in it",
+        ),
     ];
     for (args, needle) in cases {
         let (ok, _, stderr) = gradlab(&args);
@@ -491,6 +557,20 @@ fn hostile_arguments_fail_before_the_work_with_one_clear_line() {
     }
     let (ok, stdout, _) = gradlab(&["train", "--help"]);
     assert!(ok && stdout.contains("warmup-linear"));
+    // stdout that cannot be written is an error, not a panic.
+    let full = std::fs::File::create("/dev/full");
+    if let Ok(full) = full {
+        let out = Command::new(env!("CARGO_BIN_EXE_gradlab"))
+            .args(["list"])
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(1) && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
     std::fs::remove_dir_all(&tmp).ok();
 }
 

@@ -417,6 +417,7 @@ pub const IMAGE_SET_NAMES: &[&str] = &["digits", "mnist1k", "fashion1k", "mnist"
 /// out by [`FETCH_SCRIPT`] (root defaults to `datasets`, or `$GRADLAB_DATA`).
 pub fn load_split(name: &str, seed: u64) -> Result<(ImageSet, ImageSet)> {
     let root = std::env::var_os("GRADLAB_DATA")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("datasets"));
     match name {

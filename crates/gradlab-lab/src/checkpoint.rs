@@ -62,9 +62,7 @@ fn sum(path: &Path) -> Result<FileSum> {
 /// then the manifest switches to it atomically and older generations are removed. If `write` or
 /// anything after it fails, the checkpoint that was in `dir` before stays the valid one.
 pub fn save_set(dir: &Path, step: usize, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(ckpt_err(dir, "exists and is not a directory"));
-    }
+    let previous = check_destination(dir)?;
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, io_reason(&e)))?;
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -100,21 +98,54 @@ pub fn save_set(dir: &Path, step: usize, write: impl FnOnce(&Path) -> Result<()>
         std::fs::remove_dir_all(&gen_dir).ok();
         return Err(e);
     }
-    remove_other_generations(dir, &generation);
+    // Only the generation the previous manifest named is removed: nothing else in the folder is
+    // ours to delete.
+    if let Some(old) = previous.filter(|g| *g != generation) {
+        std::fs::remove_dir_all(dir.join(old)).ok();
+    }
     Ok(())
 }
 
-/// Remove every `gen-*` folder but `keep` (best effort: a leftover is ignored by loads).
-fn remove_other_generations(dir: &Path, keep: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with("gen-") && name != keep && e.path().is_dir() {
-            std::fs::remove_dir_all(e.path()).ok();
-        }
+/// Where a save may go (check it before the work that ends in the save): a new or empty folder, or an existing checkpoint (whose current
+/// generation is returned). Any other folder is refused, so that a save never mixes its files
+/// with a user's.
+pub fn check_destination(dir: &Path) -> Result<Option<String>> {
+    if !dir.exists() {
+        return Ok(None);
     }
+    if !dir.is_dir() {
+        return Err(ckpt_err(dir, "exists and is not a directory"));
+    }
+    let manifest = dir.join(MANIFEST);
+    if manifest.exists() {
+        let text =
+            std::fs::read_to_string(&manifest).map_err(|e| file_err(&manifest, io_reason(&e)))?;
+        return match serde_json::from_str::<Manifest>(&text) {
+            Ok(m) if valid_generation(&m.generation) => Ok(Some(m.generation)),
+            _ => Err(ckpt_err(
+                dir,
+                format!(
+                    "{MANIFEST} is corrupt; refusing to overwrite it (remove the folder or choose another)"
+                ),
+            )),
+        };
+    }
+    let empty = std::fs::read_dir(dir)
+        .map_err(|e| file_err(dir, io_reason(&e)))?
+        .next()
+        .is_none();
+    if empty {
+        Ok(None)
+    } else {
+        Err(ckpt_err(
+            dir,
+            "is a folder with other files and no checkpoint in it; choose a new or empty folder",
+        ))
+    }
+}
+
+fn valid_generation(g: &str) -> bool {
+    g.starts_with("gen-") && !g.contains(['/', '\\']) && g != "." && g != ".."
 }
 
 /// The verified generation folder of the checkpoint in `dir`: the manifest is read and every file
@@ -151,7 +182,7 @@ pub fn load_set(dir: &Path) -> Result<PathBuf> {
             ),
         ));
     }
-    if m.generation.contains(['/', '\\']) || m.generation.starts_with('.') {
+    if !valid_generation(&m.generation) {
         return Err(ckpt_err(
             dir,
             format!("{MANIFEST} names an invalid generation"),
@@ -228,6 +259,34 @@ mod tests {
             })
             .count();
         assert_eq!(gens, 1);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn a_save_never_deletes_or_mixes_with_a_users_files() {
+        let d = tmp("user");
+        std::fs::create_dir_all(d.join("gen-figures")).unwrap();
+        std::fs::write(d.join("gen-figures").join("fig.png"), "mine").unwrap();
+        // A folder holding other things is not a checkpoint destination …
+        let msg = save_set(&d, 1, |g| write(g, &[("model", "m")]))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("no checkpoint"), "{msg}");
+        assert_eq!(
+            std::fs::read_to_string(d.join("gen-figures/fig.png")).unwrap(),
+            "mine"
+        );
+        // … and inside a checkpoint folder, a save removes only the previous generation.
+        let c = d.join("ck");
+        save_set(&c, 1, |g| write(g, &[("model", "m1")])).unwrap();
+        std::fs::create_dir_all(c.join("gen-user-notes")).unwrap();
+        save_set(&c, 2, |g| write(g, &[("model", "m2")])).unwrap();
+        assert!(c.join("gen-user-notes").exists());
+        let gens = std::fs::read_dir(&c)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count();
+        assert_eq!(gens, 2); // the current generation and the user's folder
         std::fs::remove_dir_all(&d).ok();
     }
 

@@ -341,11 +341,28 @@ impl RunContext {
     }
 
     /// Make sure the output directory exists and is writable, and remove a previous run's
-    /// `result.json`, so that a run stopped part-way never leaves an old result that looks like
-    /// this run's.
+    /// `result.json` and the figures it lists, so that a run stopped part-way never leaves an old
+    /// result that looks like this run's.
     pub fn prepare(&self) -> Result<()> {
         crate::output::check_output_dir(&self.out_dir)?;
         let stale = self.out_dir.join(RESULT_FILE);
+        let figures: Vec<String> = std::fs::read_to_string(&stale)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| {
+                v["figures"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.as_str().map(String::from))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        for f in figures {
+            // Only plain file names inside the folder (never a path out of it).
+            if !f.contains(['/', '\\']) && !f.starts_with('.') {
+                std::fs::remove_file(self.out_dir.join(f)).ok();
+            }
+        }
         match std::fs::remove_file(&stale) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(file_err(&stale, crate::output::io_reason(&e)))
@@ -395,12 +412,22 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("gradlab-stale-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(RESULT_FILE), "{\"verdict\":\"Reproduced\"}").unwrap();
+        std::fs::write(
+            dir.join(RESULT_FILE),
+            r#"{"verdict":"Reproduced","figures":["old.png","../outside.png"]}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("old.png"), "png").unwrap();
+        let outside = dir.parent().unwrap().join("outside.png");
+        std::fs::write(&outside, "keep").unwrap();
         assert!(run_experiment(&Crash, &RunContext::new(true, 0, &dir)).is_err());
         assert!(
             !dir.join(RESULT_FILE).exists(),
             "a stale result.json survived a failed run"
         );
+        assert!(!dir.join("old.png").exists(), "a stale figure survived");
+        assert!(outside.exists(), "a path outside the folder was followed");
+        std::fs::remove_file(&outside).ok();
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -352,7 +352,13 @@ fn analyze_model<M: Net>(model: M, req: &HessianRequest, set: &ImageSet) -> Resu
             req.top_k
         )));
     }
-    let steps = req.lanczos_steps.max(req.top_k).min(n);
+    if req.lanczos_steps < req.top_k || req.lanczos_steps > n {
+        return Err(LabError::Invalid(format!(
+            "--lanczos-steps {} must be between --top-k ({}) and the number of parameters {n}",
+            req.lanczos_steps, req.top_k
+        )));
+    }
+    let steps = req.lanczos_steps;
     let examples = req.examples.min(set.len());
     if examples == 0 {
         return Err(LabError::Invalid(
@@ -484,6 +490,22 @@ pub fn analyze(req: &HessianRequest) -> Result<HessianReport> {
         crate::output::check_output_file(path, crate::output::IMAGE_EXTENSIONS)?;
     }
     let (train, _) = gradlab_data::images::load_split(&req.data, req.seed)?;
+    if let Some(dir) = &req.checkpoint {
+        // The loss must be the one the checkpoint was trained on: same data, same split.
+        let saved = crate::train::checkpoint_config(dir)?;
+        let here = crate::train::data_label(&req.data, &train);
+        if saved.data.as_deref().is_some_and(|d| d != here) || saved.seed != req.seed {
+            return Err(LabError::Checkpoint {
+                path: dir.clone(),
+                reason: format!(
+                    "trained on {} with seed {}; this analysis uses {here} with seed {} (pass the training run's --data and --seed)",
+                    saved.data.as_deref().unwrap_or("unnamed data"),
+                    saved.seed,
+                    req.seed
+                ),
+            });
+        }
+    }
     let job = Analyze { req, set: &train };
     with_model(&req.model, &train, req.seed, job)
 }

@@ -1,6 +1,6 @@
 //! PNG figures with `plotters`, text set in the embedded DejaVu Sans (no system fonts needed).
 
-use crate::error::{LabError, Result};
+use crate::error::{LabError, Result, file_err};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::path::Path;
@@ -37,8 +37,27 @@ impl Series {
     }
 }
 
-fn plot_err(e: impl std::fmt::Display) -> LabError {
-    LabError::Invalid(format!("plotting failed: {e}"))
+fn plot_err(shown: &Path, e: impl std::fmt::Display) -> LabError {
+    file_err(shown, format!("cannot draw the figure: {e}"))
+}
+
+/// Draw with `draw` into a temporary file beside `path` (with the same extension, which picks the
+/// format), then rename it over `path`: a failure part-way never leaves a half-written figure.
+fn write_figure(path: &Path, draw: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("png");
+    let stem = path
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "figure".into());
+    let tmp =
+        crate::output::parent_dir(path).join(format!(".{stem}.tmp-{}.{ext}", std::process::id()));
+    let result = draw(&tmp).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|e| file_err(path, crate::output::io_reason(&e)))
+    });
+    if result.is_err() {
+        std::fs::remove_file(&tmp).ok();
+    }
+    result
 }
 
 const PALETTE: [RGBColor; 8] = [
@@ -53,8 +72,9 @@ const PALETTE: [RGBColor; 8] = [
 ];
 
 /// A line chart of `series` written as a 900×560 PNG; `hlines` are dashed reference levels.
-pub fn line_chart(
+fn draw_line_chart(
     path: &Path,
+    shown: &Path,
     title: &str,
     x_label: &str,
     y_label: &str,
@@ -85,21 +105,21 @@ pub fn line_chart(
     }
     let pad = ((y1 - y0) * 0.05).max(1e-9);
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
+    root.fill(&WHITE).map_err(|e| plot_err(shown, e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(42)
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
-        .map_err(plot_err)?;
+        .map_err(|e| plot_err(shown, e))?;
     chart
         .configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
         .label_style(("sans-serif", 14))
         .draw()
-        .map_err(plot_err)?;
+        .map_err(|e| plot_err(shown, e))?;
     for (i, s) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         chart
@@ -110,7 +130,7 @@ pub fn line_chart(
                     .filter(|p| finite(p.0) && finite(p.1)),
                 color.stroke_width(2),
             ))
-            .map_err(plot_err)?
+            .map_err(|e| plot_err(shown, e))?
             .label(s.label.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
@@ -120,7 +140,7 @@ pub fn line_chart(
         let style = BLACK.mix(0.5).stroke_width(1);
         chart
             .draw_series(DashedLineSeries::new(vec![(x0, *y), (x1, *y)], 6, 4, style))
-            .map_err(plot_err)?
+            .map_err(|e| plot_err(shown, e))?
             .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
     }
@@ -130,14 +150,15 @@ pub fn line_chart(
         .border_style(BLACK.mix(0.3))
         .label_font(("sans-serif", 14))
         .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)
+        .map_err(|e| plot_err(shown, e))?;
+    root.present().map_err(|e| plot_err(shown, e))
 }
 
 /// Side-by-side scatter plots of 2D point sets (one panel each, `columns` per row, shared axes
 /// from `range`), written as a PNG.
-pub fn scatter_panels(
+fn draw_scatter_panels(
     path: &Path,
+    shown: &Path,
     panels: &[(String, Vec<(f64, f64)>)],
     columns: usize,
     range: (f64, f64),
@@ -149,19 +170,19 @@ pub fn scatter_panels(
     let rows = panels.len().div_ceil(columns);
     let root =
         BitMapBackend::new(path, (300 * columns as u32, 300 * rows as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
+    root.fill(&WHITE).map_err(|e| plot_err(shown, e))?;
     for (area, (title, points)) in root.split_evenly((rows, columns)).iter().zip(panels) {
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 15))
             .margin(6)
             .build_cartesian_2d(range.0..range.1, range.0..range.1)
-            .map_err(plot_err)?;
+            .map_err(|e| plot_err(shown, e))?;
         chart
             .configure_mesh()
             .disable_mesh()
             .label_style(("sans-serif", 10))
             .draw()
-            .map_err(plot_err)?;
+            .map_err(|e| plot_err(shown, e))?;
         chart
             .draw_series(
                 points
@@ -169,15 +190,16 @@ pub fn scatter_panels(
                     .filter(|p| p.0.is_finite() && p.1.is_finite())
                     .map(|p| Circle::new(*p, 1, PALETTE[0].mix(0.5).filled())),
             )
-            .map_err(plot_err)?;
+            .map_err(|e| plot_err(shown, e))?;
     }
-    root.present().map_err(plot_err)
+    root.present().map_err(|e| plot_err(shown, e))
 }
 
 /// A grid of grayscale images (pixel values in [0, 1], row-major `h × w` each, `columns` per
 /// row), written as a PNG with `scale` screen pixels per image pixel.
-pub fn image_grid(
+fn draw_image_grid(
     path: &Path,
+    shown: &Path,
     images: &[Vec<f64>],
     h: usize,
     w: usize,
@@ -198,7 +220,7 @@ pub fn image_grid(
     let cell = |n: usize| (n as u32) * scale + 2;
     let root = BitMapBackend::new(path, (columns as u32 * cell(w), rows as u32 * cell(h)))
         .into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
+    root.fill(&WHITE).map_err(|e| plot_err(shown, e))?;
     for (k, img) in images.iter().enumerate() {
         let (r, c) = (k / columns, k % columns);
         let (x0, y0) = (c as i32 * cell(w) as i32 + 1, r as i32 * cell(h) as i32 + 1);
@@ -213,9 +235,51 @@ pub fn image_grid(
                     [(x, y), (x + scale as i32, y + scale as i32)],
                     RGBColor(255 - v, 255 - v, 255 - v).filled(),
                 ))
-                .map_err(plot_err)?;
+                .map_err(|e| plot_err(shown, e))?;
             }
         }
     }
-    root.present().map_err(plot_err)
+    root.present().map_err(|e| plot_err(shown, e))
+}
+
+/// A line chart of `series` written as a 900×560 PNG; `hlines` are dashed reference levels.
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    hlines: &[(String, f64)],
+) -> Result<()> {
+    write_figure(path, |tmp| {
+        draw_line_chart(tmp, path, title, x_label, y_label, series, hlines)
+    })
+}
+
+/// Side-by-side scatter plots of 2D point sets (one panel each, `columns` per row, shared axes
+/// from `range`), written as a PNG.
+pub fn scatter_panels(
+    path: &Path,
+    panels: &[(String, Vec<(f64, f64)>)],
+    columns: usize,
+    range: (f64, f64),
+) -> Result<()> {
+    write_figure(path, |tmp| {
+        draw_scatter_panels(tmp, path, panels, columns, range)
+    })
+}
+
+/// A grid of grayscale images (pixel values in [0, 1], row-major `h × w` each, `columns` per
+/// row), written as a PNG with `scale` screen pixels per image pixel.
+pub fn image_grid(
+    path: &Path,
+    images: &[Vec<f64>],
+    h: usize,
+    w: usize,
+    columns: usize,
+    scale: u32,
+) -> Result<()> {
+    write_figure(path, |tmp| {
+        draw_image_grid(tmp, path, images, h, w, columns, scale)
+    })
 }

@@ -150,6 +150,13 @@ pub(crate) fn sample_with(
     })
 }
 
+/// The most sampler steps `sample` takes.
+pub const MAX_STEPS: usize = 100_000;
+/// The most samples `sample` draws.
+pub const MAX_SAMPLES: usize = 1_000_000;
+/// The most training steps `sample` takes.
+pub const MAX_TRAIN_STEPS: usize = 10_000_000;
+
 /// Image sets `sample` accepts (a U-Net is trained on them).
 /// `mnist` and `fashion` are the full sets, read from `$GRADLAB_DATA` (see `scripts/fetch-datasets.sh`).
 const IMAGE_SETS: &[&str] = &["digits", "mnist1k", "fashion1k", "mnist", "fashion"];
@@ -274,6 +281,18 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
         return Err(LabError::Invalid(
             "--steps, --samples and --train-steps must be at least 1".into(),
         ));
+    }
+    // Bounds that keep memory and time finite on any machine (checked before any training).
+    for (name, value, most) in [
+        ("--steps", req.steps, MAX_STEPS),
+        ("--samples", req.samples, MAX_SAMPLES),
+        ("--train-steps", req.train_steps, MAX_TRAIN_STEPS),
+    ] {
+        if value > most {
+            return Err(LabError::Invalid(format!(
+                "{name} {value} is above the limit {most}"
+            )));
+        }
     }
     if IMAGE_SETS.contains(&req.data.as_str()) {
         return run_image_sample(req);

@@ -157,28 +157,77 @@ struct CheckpointMeta {
     model: String,
 }
 
-/// The configuration fields a checkpoint must agree on to resume, by name.
-fn resume_key(c: &TrainConfig) -> Vec<(&'static str, serde_json::Value)> {
-    let v = |x: serde_json::Result<serde_json::Value>| x.unwrap_or(serde_json::Value::Null);
+/// The configuration fields a checkpoint must agree on to resume, by name, each as a person
+/// would write it.
+fn resume_key(c: &TrainConfig) -> Vec<(&'static str, String)> {
+    let o = &c.optimizer;
+    let mut opt = format!("{} (lr {}", o.name(), o.lr());
+    for (name, v) in [
+        ("β₁", o.beta1),
+        ("β₂", o.beta2),
+        ("ε", o.eps),
+        ("momentum", o.momentum),
+        ("weight decay", o.weight_decay),
+    ] {
+        if let Some(v) = v {
+            opt.push_str(&format!(", {name} {v}"));
+        }
+    }
+    opt.push(')');
+    let clip = match c.clip {
+        None => "none".to_string(),
+        Some(ClipSpec::GlobalNorm(v)) => format!("global-norm:{v}"),
+        Some(ClipSpec::NormPerTensor(v)) => format!("tensor-norm:{v}"),
+        Some(ClipSpec::Value(v)) => format!("value:{v}"),
+        Some(ClipSpec::TopCoordinates(v)) => format!("top:{v}"),
+    };
     vec![
-        ("optimizer", v(serde_json::to_value(&c.optimizer))),
-        ("schedule", v(serde_json::to_value(&c.schedule))),
-        ("loss", v(serde_json::to_value(c.loss))),
-        ("clip", v(serde_json::to_value(c.clip))),
-        ("tract", v(serde_json::to_value(c.tract))),
-        ("data", v(serde_json::to_value(&c.data))),
-        ("batch_size", v(serde_json::to_value(c.batch_size))),
-        ("seed", v(serde_json::to_value(c.seed))),
+        ("optimizer", opt),
+        ("schedule", describe_schedule(&c.schedule)),
+        (
+            "loss",
+            match c.loss {
+                LossKind::CrossEntropy => "cross-entropy".into(),
+                LossKind::MseOneHot => "mse".into(),
+            },
+        ),
+        ("clip", clip),
+        (
+            "tract",
+            c.tract.map_or("none".into(), |l| format!("λ = {l}")),
+        ),
+        ("data", c.data.clone().unwrap_or_else(|| "unnamed".into())),
+        ("batch size", c.batch_size.to_string()),
+        ("seed", c.seed.to_string()),
     ]
+}
+
+fn describe_schedule(s: &Schedule) -> String {
+    match s {
+        Schedule::Constant => "constant".into(),
+        Schedule::Cosine { total, min_factor } => {
+            format!("cosine over {total} steps (to {min_factor})")
+        }
+        Schedule::Linear { total } => format!("linear over {total} steps"),
+        Schedule::WarmupLinear { warmup, total } => {
+            format!("warmup-linear ({warmup} of {total} steps warm-up)")
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 /// One line naming the first field on which the saved and the current configuration differ.
 fn key_mismatch(saved: &TrainConfig, now: &TrainConfig) -> Option<String> {
-    resume_key(saved)
-        .into_iter()
-        .zip(resume_key(now))
-        .find(|(a, b)| a.1 != b.1)
-        .map(|((name, a), (_, b))| format!("saved with {name} = {a}, this run has {name} = {b}"))
+    let (a, b) = (resume_key(saved), resume_key(now));
+    let ((name, was), (_, is)) = a.into_iter().zip(b).find(|(x, y)| x.1 != y.1)?;
+    let hint = if name == "schedule" {
+        " (a decaying schedule is planned for the run's --epochs: resume with the --epochs the checkpoint was started with)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "saved with {name} {was}, this run has {name} {is}{hint}"
+    ))
 }
 
 /// What one optimizer step saw.
@@ -390,6 +439,18 @@ impl<M: Net> Trainer<M> {
         test: &ImageSet,
         epochs: usize,
     ) -> Result<Vec<EpochStats>> {
+        self.fit_with(train, test, epochs, |_, _| Ok(()))
+    }
+
+    /// [`Trainer::fit`], calling `after_epoch(trainer, stats)` at the end of every epoch (to save a
+    /// checkpoint, print a row, …); an error there stops the run.
+    pub fn fit_with(
+        &mut self,
+        train: &ImageSet,
+        test: &ImageSet,
+        epochs: usize,
+        mut after_epoch: impl FnMut(&Self, &EpochStats) -> Result<()>,
+    ) -> Result<Vec<EpochStats>> {
         check_fits(&self.model, train)?;
         check_fits(&self.model, test)?;
         let bpe = self.batches_per_epoch(train.len().max(1));
@@ -438,6 +499,7 @@ impl<M: Net> Trainer<M> {
                     s.epoch, s.train_loss, s.test_acc
                 ));
                 self.log(&s)?;
+                after_epoch(self, &s)?;
                 stats.push(s);
                 (loss_sum, correct, seen, batches) = (0.0, 0, 0, 0);
             }
@@ -583,7 +645,7 @@ fn tract_first_layer(
     mut grads: GradientsParams,
 ) -> Result<GradientsParams> {
     let b = x.dims()[0];
-    let bad = |e: gradlab_optim::OptimError| LabError::Invalid(format!("TrAct: {e}"));
+    let bad = LabError::Optim;
     match layer {
         FirstLayer::Linear { weight } => {
             let Some(g) = grads.remove::<2>(weight) else {
@@ -716,10 +778,12 @@ fn fit_model<M: Net>(
             )));
         }
     }
-    let epochs = trainer.fit(train, test, req.epochs)?;
-    if let Some(dir) = &req.checkpoint {
-        trainer.save_checkpoint(dir)?;
-    }
+    // With --checkpoint, the checkpoint is renewed after every epoch, so that an interrupted
+    // run resumes where it stopped (with the same --epochs, the same run as a straight one).
+    let epochs = trainer.fit_with(train, test, req.epochs, |t, _| match &req.checkpoint {
+        Some(dir) => t.save_checkpoint(dir),
+        None => Ok(()),
+    })?;
     Ok(TrainReport {
         parameters,
         train_examples: train.len(),
@@ -781,7 +845,11 @@ impl ModelJob for Fit<'_> {
 /// Load the data, build the model (seeded with the run's seed) and train it. Every output
 /// location (checkpoint directory, log file) is checked before the training starts.
 pub fn run_training(req: &TrainRequest) -> Result<TrainReport> {
+    if req.epochs == 0 {
+        return Err(LabError::Invalid("--epochs must be at least 1".into()));
+    }
     if let Some(dir) = &req.checkpoint {
+        crate::checkpoint::check_destination(dir)?;
         check_output_dir(dir)?;
     }
     if let Some(log) = &req.config.log {
@@ -789,13 +857,44 @@ pub fn run_training(req: &TrainRequest) -> Result<TrainReport> {
     }
     let (train, test) = gradlab_data::images::load_split(&req.data, req.config.seed)?;
     let mut req = req.clone();
-    req.config.data.get_or_insert_with(|| req.data.clone());
+    if req.config.data.is_none() {
+        req.config.data = Some(data_label(&req.data, &train));
+    }
     let job = Fit {
         req: &req,
         train: &train,
         test: &test,
     };
     with_model(&req.model, &train, req.config.seed, job)
+}
+
+/// The configuration a checkpoint in `dir` was saved with (after verifying its files).
+pub fn checkpoint_config(dir: &Path) -> Result<TrainConfig> {
+    let gdir = load_set(dir)?;
+    let path = gdir.join("trainer.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| file_err(&path, e))?;
+    let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| file_err(&path, e))?;
+    Ok(meta.config)
+}
+
+/// A training set's name, size and a checksum of its pixels and labels: what a checkpoint records
+/// so that resuming on other data (another `$GRADLAB_DATA`, say) is refused.
+pub fn data_label(name: &str, set: &ImageSet) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for v in &set.images {
+        h.update(v.to_le_bytes());
+    }
+    h.update(&set.labels);
+    let digest = format!("{:x}", h.finalize());
+    format!(
+        "{name} ({} images of {}×{}×{}, sha256 {})",
+        set.len(),
+        set.channels,
+        set.height,
+        set.width,
+        &digest[..12]
+    )
 }
 
 /// A log file must be appendable: not a directory, in a writable place.

@@ -320,7 +320,7 @@ impl AdaGradNorm {
     /// Update `x` in place with the mean gradient `g`.
     pub fn step(&mut self, x: &mut [f64], g: &[f64]) -> Result<()> {
         if x.len() != g.len() || (!self.of.is_empty() && self.of.len() != x.len()) {
-            return Err(OptimError::Conflict(
+            return Err(OptimError::Failed(
                 "AdaGrad-Norm: the point, the gradient and the layer layout differ in length",
             ));
         }

@@ -13,6 +13,9 @@ pub enum OptimError {
         /// The valid range in words.
         requirement: &'static str,
     },
+    /// A computation that cannot go on (a singular system, inputs of the wrong shape).
+    #[error("{0}")]
+    Failed(&'static str),
     /// Hyperparameters that are valid alone but not together.
     #[error("invalid hyperparameters: {0}")]
     Conflict(&'static str),

@@ -177,7 +177,7 @@ impl MfacInverse {
             });
         }
         if v.iter().any(|x| !x.is_finite()) {
-            return Err(OptimError::Conflict("M-FAC got a non-finite vector"));
+            return Err(OptimError::Failed("M-FAC got a non-finite vector"));
         }
         Ok(())
     }

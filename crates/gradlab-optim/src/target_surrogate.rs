@@ -225,7 +225,7 @@ impl TargetSurrogate {
                 step: self.outer,
             });
         }
-        let g = f_var.grad(&l.backward()).ok_or(OptimError::Conflict(
+        let g = f_var.grad(&l.backward()).ok_or(OptimError::Failed(
             "target surrogate: the loss does not depend on the outputs",
         ))?;
         // The gradient of the summed loss: n times that of the mean.
@@ -246,7 +246,7 @@ impl TargetSurrogate {
             let th = self.tensor(&theta).require_grad();
             let sv = surrogate(th.clone());
             let s0 = sv.clone().into_scalar::<f64>();
-            let grad = values(th.grad(&sv.backward()).ok_or(OptimError::Conflict(
+            let grad = values(th.grad(&sv.backward()).ok_or(OptimError::Failed(
                 "target surrogate: the model does not depend on θ",
             ))?);
             let gg: f64 = grad.iter().map(|v| v * v).sum();

@@ -33,8 +33,8 @@ fn cholesky_solve(s: &mut [f64], m: usize, b: &mut [f64], k: usize) -> Result<()
             d -= s[j * m + p] * s[j * m + p];
         }
         if !(d > 0.0 && d.is_finite()) {
-            return Err(OptimError::Conflict(
-                "TrAct: the regularised input Gram matrix is not positive definite (non-finite inputs?)",
+            return Err(OptimError::Failed(
+                "TrAct: the regularised input Gram matrix is not positive definite (are the inputs finite?)",
             ));
         }
         let d = d.sqrt();
@@ -69,13 +69,15 @@ fn cholesky_solve(s: &mut [f64], m: usize, b: &mut [f64], k: usize) -> Result<()
 impl TrAct {
     /// λ > 0 (the paper's default is 0.1).
     pub fn new(lambda: f64) -> Result<Self> {
-        if lambda > 0.0 && lambda.is_finite() {
+        // The preconditioner is applied to f32 gradients: outside [1e-8, 1e8] it under- or
+        // overflows them (λ enters as 1/λ and next to input Gram matrices of order 1).
+        if (1e-8..=1e8).contains(&lambda) {
             Ok(Self { lambda })
         } else {
             Err(OptimError::Invalid {
                 name: "lambda",
                 value: lambda,
-                requirement: "> 0 and finite",
+                requirement: "in [1e-8, 1e8] (the paper's default is 0.1)",
             })
         }
     }
@@ -95,7 +97,7 @@ impl TrAct {
         k: usize,
     ) -> Result<Vec<f64>> {
         if a.len() != rows * n || g.len() != n * k || rows == 0 {
-            return Err(OptimError::Conflict(
+            return Err(OptimError::Failed(
                 "TrAct: input and gradient shapes do not match",
             ));
         }

@@ -137,6 +137,9 @@ pub struct Trajectory {
     pub per_example: Vec<Vec<f64>>,
     /// (step, top Hessian eigenvalue).
     pub sharpness: Vec<(usize, f64)>,
+    /// The step at which the loss stopped being finite, if it did (the run ends there: at η on
+    /// the edge of stability a spike can run away on some seeds' data).
+    pub diverged_at: Option<usize>,
 }
 
 /// Full-batch gradient descent at step `lr` for `steps` steps, the sharpness every `every` steps.
@@ -152,6 +155,7 @@ pub fn descend(d: &Data, lr: f64, steps: usize, every: usize, seed: u64) -> Resu
         loss: vec![],
         per_example: vec![],
         sharpness: vec![],
+        diverged_at: None,
     };
     for s in 0..steps {
         let losses: Vec<f64> = per_example(
@@ -165,10 +169,14 @@ pub fn descend(d: &Data, lr: f64, steps: usize, every: usize, seed: u64) -> Resu
         .unwrap_or_default();
         let mean = losses.iter().sum::<f64>() / N as f64;
         if !mean.is_finite() {
-            return Err(LabError::NonFinite {
-                step: s,
-                what: "the training loss".into(),
-            });
+            if s < 2 {
+                return Err(LabError::NonFinite {
+                    step: s,
+                    what: "the training loss".into(),
+                });
+            }
+            out.diverged_at = Some(s);
+            break;
         }
         out.loss.push(mean);
         out.per_example.push(losses);
@@ -213,6 +221,17 @@ impl Experiment for OpposingSignals {
         let control = data(false, ctx.seed);
         let run = descend(&d, lr, steps, every, ctx.seed)?;
         let base = descend(&control, lr, steps, every, ctx.seed)?;
+        for (name, r) in [
+            ("the run with the opposing feature", &run),
+            ("the control run", &base),
+        ] {
+            if let Some(s) = r.diverged_at {
+                out.notes.push(format!(
+                    "{name} diverged at step {s} of {steps} (its loss stopped being finite: full-batch GD at η = {lr} on the edge of stability, with seed {}); its statistics use the {s} steps before",
+                    ctx.seed
+                ));
+            }
+        }
         let planted: Vec<usize> = d.group_a.iter().chain(&d.group_b).copied().collect();
         // 1. The examples whose losses move most are the planted ones.
         let top = most_variable(&run.per_example, planted.len())?;
