@@ -71,7 +71,7 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-/// A line chart of `series` written as a 900×560 PNG; `hlines` are dashed reference levels.
+// Draws into `path`; errors name `shown`, the figure the user asked for.
 fn draw_line_chart(
     path: &Path,
     shown: &Path,
@@ -154,8 +154,7 @@ fn draw_line_chart(
     root.present().map_err(|e| plot_err(shown, e))
 }
 
-/// Side-by-side scatter plots of 2D point sets (one panel each, `columns` per row, shared axes
-/// from `range`), written as a PNG.
+// Draws into `path`; errors name `shown`, the figure the user asked for.
 fn draw_scatter_panels(
     path: &Path,
     shown: &Path,
@@ -195,8 +194,7 @@ fn draw_scatter_panels(
     root.present().map_err(|e| plot_err(shown, e))
 }
 
-/// A grid of grayscale images (pixel values in [0, 1], row-major `h × w` each, `columns` per
-/// row), written as a PNG with `scale` screen pixels per image pixel.
+// Draws into `path`; errors name `shown`, the figure the user asked for.
 fn draw_image_grid(
     path: &Path,
     shown: &Path,

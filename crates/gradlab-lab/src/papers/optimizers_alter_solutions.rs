@@ -208,6 +208,12 @@ fn norm(v: &[f64], p: i32) -> f64 {
     }
 }
 
+/// ‖a − b‖₂ / ‖b‖₂.
+fn relative_distance(a: &[f64], b: &[f64]) -> f64 {
+    let diff: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    norm(&diff, 2) / norm(b, 2)
+}
+
 impl Experiment for OptimizersAlterSolutions {
     fn info(&self) -> PaperInfo {
         INFO
@@ -312,13 +318,7 @@ impl Experiment for OptimizersAlterSolutions {
         // The Adam update's own prediction on a tiny case: on x = (1, 2, −0.5), y = 3 it moves
         // along sign(x) and ends at y·sign(x)/‖x‖₁ (X⁺y = (0.571, 1.143, −0.286) instead).
         let (adam_end, predicted) = adam_on_one_equation(&[1.0, 2.0, -0.5], 3.0, steps, 0.01)?;
-        let tiny_err = adam_end
-            .iter()
-            .zip(&predicted)
-            .map(|(a, b)| (a - b).powi(2))
-            .sum::<f64>()
-            .sqrt()
-            / norm(&predicted, 2);
+        let tiny_err = relative_distance(&adam_end, &predicted);
         out.metrics.insert("adam.tiny_case_error".into(), tiny_err);
         out.checks.push(Check::new(
             "adam.matches_its_fixed_point",
@@ -330,13 +330,7 @@ impl Experiment for OptimizersAlterSolutions {
         // The minimum-ℓ1 interpolant, by linear programming.
         let min_l1 = p.min_l1_solution()?;
         let rp = &solutions[3].1;
-        let rp_to_l1 = rp
-            .iter()
-            .zip(&min_l1)
-            .map(|(a, b)| (a - b).powi(2))
-            .sum::<f64>()
-            .sqrt()
-            / norm(&min_l1, 2);
+        let rp_to_l1 = relative_distance(rp, &min_l1);
         out.metrics.insert("min_l1.l1".into(), norm(&min_l1, 1));
         out.metrics
             .insert("reparam.dist_to_min_l1".into(), rp_to_l1);
