@@ -207,6 +207,25 @@ impl Method {
     fn final_x(&self, p: &impl Problem, budget: &PrivacyBudget, seed: u64) -> Result<Vec<f64>> {
         Ok(self.execute(p, budget, seed, |_, _| {})?.x)
     }
+
+    /// `metric` at the final iterate, +∞ for a run that diverged (its gradients stopped being
+    /// finite): a grid point that diverges loses, as in the paper's tuning, instead of ending
+    /// the experiment. Other errors are errors.
+    fn final_metric(
+        &self,
+        p: &impl Problem,
+        metric: Metric,
+        budget: &PrivacyBudget,
+        seed: u64,
+    ) -> Result<f64> {
+        match self.final_x(p, budget, seed) {
+            Ok(x) => Ok(metric.of(p, &x)),
+            Err(crate::LabError::Optim(gradlab_optim::OptimError::NonFinite { .. })) => {
+                Ok(f64::INFINITY)
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -349,7 +368,7 @@ fn tune(
     let score = |m: &Method| -> Result<f64> {
         let mut total = 0.0;
         for s in TUNE_SEEDS {
-            total += metric.of(p, &m.final_x(p, budget, s)?);
+            total += m.final_metric(p, metric, budget, s)?;
         }
         bar.inc(1);
         Ok(total / TUNE_SEEDS.len() as f64)
@@ -437,9 +456,8 @@ fn study(
         let (method, _) = tune(grid, p, metric, budget, &bar)?;
         let (mut finals, mut norms) = (vec![], vec![]);
         for &s in &eval_seeds {
-            let x = method.final_x(p, budget, s)?;
-            finals.push(metric.of(p, &x));
-            norms.push(Metric::GradSqNorm.of(p, &x));
+            finals.push(method.final_metric(p, metric, budget, s)?);
+            norms.push(method.final_metric(p, Metric::GradSqNorm, budget, s)?);
         }
         let mut sorted = finals.clone();
         sorted.sort_by(f64::total_cmp);
@@ -460,7 +478,10 @@ fn study(
             Method::Diff2(c) => c.rounds,
         };
         let every = (rounds / 200).max(1);
-        let curve = method.run(p, metric, budget, eval_seeds[0], every)?;
+        let curve = match method.run(p, metric, budget, eval_seeds[0], every) {
+            Err(crate::LabError::Optim(gradlab_optim::OptimError::NonFinite { .. })) => vec![],
+            other => other?,
+        };
         let len = curve.len().max(2) as f64 - 1.0;
         series.push(Series {
             label: format!("{label}: {method_name}"),
