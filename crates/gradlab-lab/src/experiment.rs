@@ -93,16 +93,29 @@ impl Check {
             passed,
         }
     }
-    /// "0.0012 ≤ 0.05 ✓" style text.
+    /// "0.0012 ≤ 0.05 ✓" style text; a measurement that differs from its threshold is printed
+    /// with as many digits as it takes to show the difference (never "1.0000 < 1.0000 ✓").
     pub fn describe(&self) -> String {
+        let (m, t) = fmt_pair(self.measured, self.threshold);
         format!(
-            "{} {} {} {}",
-            fmt_num(self.measured),
+            "{m} {} {t} {}",
             self.cmp.symbol(),
-            fmt_num(self.threshold),
             if self.passed { "✓" } else { "✗" }
         )
     }
+}
+
+/// Format two numbers compactly, adding significant digits (up to 12) while they differ but
+/// print alike.
+pub fn fmt_pair(a: f64, b: f64) -> (String, String) {
+    let (fa, fb) = (fmt_num(a), fmt_num(b));
+    if fa != fb || a == b || !a.is_finite() || !b.is_finite() {
+        return (fa, fb);
+    }
+    (5..=12)
+        .map(|digits| (format!("{a:.digits$e}"), format!("{b:.digits$e}")))
+        .find(|(x, y)| x != y)
+        .unwrap_or((fa, fb))
 }
 
 /// Format a number compactly.
@@ -392,6 +405,21 @@ pub fn run_experiment(exp: &dyn Experiment, ctx: &RunContext) -> Result<Outcome>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_never_prints_its_measurement_equal_to_a_threshold_it_differs_from() {
+        let pass = Check::new("k", "c", 0.999991, Cmp::Lt, 1.0).describe();
+        let fail = Check::new("k", "c", 1.00002, Cmp::Lt, 1.0).describe();
+        assert!(pass.ends_with('✓') && fail.ends_with('✗'));
+        for text in [&pass, &fail] {
+            let parts: Vec<&str> = text.split(' ').collect();
+            assert_ne!(parts[0], parts[2], "{text}");
+        }
+        assert_eq!(
+            Check::new("k", "c", 0.5, Cmp::Lt, 1.0).describe(),
+            "0.5000 < 1.0000 ✓"
+        );
+    }
 
     #[test]
     fn a_new_run_removes_the_previous_result_before_it_starts() {

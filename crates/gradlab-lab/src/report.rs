@@ -60,14 +60,15 @@ fn section(e: &ReportEntry) -> String {
         "<table><tr><th></th><th>claim</th><th>measured</th><th></th><th>threshold</th></tr>",
     );
     for c in &o.checks {
+        let (measured, threshold) = crate::experiment::fmt_pair(c.measured, c.threshold);
         s.push_str(&format!(
             "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if c.passed { "ok" } else { "bad" },
             if c.passed { "pass" } else { "fail" },
             esc(&c.claim),
-            crate::experiment::fmt_num(c.measured),
+            measured,
             c.cmp.symbol(),
-            crate::experiment::fmt_num(c.threshold)
+            threshold
         ));
     }
     s.push_str("</table>");
