@@ -500,7 +500,7 @@ fn optimize(
                 "{sep}{}",
                 serde_json::json!({"step": step, "x": x, "f": v})
             )
-        } else if step % stride == 0 || step == steps {
+        } else if step.is_multiple_of(stride) || step == steps {
             writeln!(
                 out,
                 "step {step:>6}  f = {v:<12.6e}  x = {}",

@@ -138,6 +138,7 @@ pub struct EigenPair {
 /// The `k` eigenvalues of largest magnitude (and their vectors) by power iteration with deflation,
 /// each run until the Rayleigh quotient changes by less than `tol` (relative) or `max_iter`
 /// products; ordered as found (largest magnitude first).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub fn power_iteration(
     h: &impl HessianVectorProduct,
     k: usize,
@@ -451,7 +452,7 @@ pub struct EmpiricalFisher {
 impl EmpiricalFisher {
     /// From N ≥ 1 rows of length `dim`.
     pub fn new(per_example: Vec<f64>, dim: usize) -> Result<Self> {
-        if dim == 0 || per_example.is_empty() || per_example.len() % dim != 0 {
+        if dim == 0 || per_example.is_empty() || !per_example.len().is_multiple_of(dim) {
             return Err(CurvatureError::Invalid(format!(
                 "per-example gradients must be whole rows of length {dim}, got {} values",
                 per_example.len()

@@ -307,7 +307,7 @@ pub fn idx_set(name: &str, images: (&str, &[u8]), labels: (&str, &[u8])) -> Resu
 /// Parse CIFAR-10 binary records (1 label byte + 3072 bytes of R, G, B planes of 32×32).
 pub fn parse_cifar(file: &str, bytes: &[u8]) -> Result<ImageSet> {
     const REC: usize = 3073;
-    if bytes.is_empty() || bytes.len() % REC != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(REC) {
         return Err(malformed(
             file,
             bytes.len() - bytes.len() % REC,

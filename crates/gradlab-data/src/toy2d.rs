@@ -53,6 +53,7 @@ impl Gmm2 {
     }
 
     /// Isotropic mixture: equal weights, covariance `std² I`.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
     pub fn isotropic(means: Vec<[f64; 2]>, std: f64) -> Result<Self> {
         if !(std > 0.0) {
             return invalid("GMM standard deviation must be positive");

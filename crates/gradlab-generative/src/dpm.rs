@@ -63,6 +63,7 @@ pub fn time_grid_uniform(steps: usize, t_eps: f64) -> Result<Vec<f64>> {
 
 /// `steps + 1` times from 1 down to `t_eps` equally spaced in λ_t = log(α_t/σ_t) (DPM-Solver's
 /// "logSNR" spacing, its choice for few steps), by bisection on the monotone λ.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub fn time_grid_logsnr(levels: &impl NoiseLevels, steps: usize, t_eps: f64) -> Result<Vec<f64>> {
     time_grid_uniform(steps, t_eps)?;
     let lambda = |t: f64| -> Result<f64> {
@@ -172,6 +173,7 @@ impl<L: NoiseLevels> DpmScheduler<L> {
     }
 
     /// Any decreasing grid of at least two times; resets the state.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
     pub fn set_grid(&mut self, grid: Vec<f64>) -> Result<()> {
         if grid.len() < 2 || grid.windows(2).any(|w| !(w[1] < w[0])) {
             return invalid("the time grid must decrease and hold at least two times");

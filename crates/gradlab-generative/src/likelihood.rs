@@ -180,11 +180,11 @@ pub fn log_likelihood_from(
         let (f, g) = sde.coefficients(t)?;
         let div = divergence(model, &xs, t, how, &probes)?;
         let mut out = Vec::with_capacity(a.data.len());
-        for i in 0..a.n {
+        for (i, div_i) in div.iter().enumerate() {
             for k in 0..d {
                 out.push(f * xs.data[i * d + k] - 0.5 * g * g * s.data[i * d + k]);
             }
-            out.push(d as f64 * f - 0.5 * g * g * div[i]);
+            out.push(d as f64 * f - 0.5 * g * g * div_i);
         }
         out.iter_mut().for_each(|v| *v *= t);
         Ok(Batch { data: out, ..*a })
@@ -246,6 +246,7 @@ impl Quantization {
     }
 
     /// Dequantize integer `levels` with uniform noise drawn from `seed`.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
     pub fn dequantize(&self, levels: &Batch, seed: u64) -> Result<Batch> {
         if self.levels < 2 || !(self.high > self.low) || !self.bin_width().is_finite() {
             return invalid(format!(
@@ -344,14 +345,14 @@ mod tests {
                     .unwrap()
                     .flow(&sde, &x, t0, 1.0)
                     .unwrap();
-                for i in 0..3 {
+                assert_eq!(ll.len(), 3);
+                for (i, got) in ll.iter().enumerate() {
                     let want = o.log_density(x.row(i), t0).unwrap()
                         - o.log_density(x1.row(i), 1.0).unwrap()
                         + sde.prior_log_density(x1.row(i));
                     assert!(
-                        (ll[i] - want).abs() < 1e-4,
-                        "{sde:?} t0 {t0} point {i}: {} vs {want}",
-                        ll[i]
+                        (got - want).abs() < 1e-4,
+                        "{sde:?} t0 {t0} point {i}: {got} vs {want}"
                     );
                 }
             }

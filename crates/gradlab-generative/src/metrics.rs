@@ -84,6 +84,7 @@ fn mean_kernel(x: &Batch, y: &Batch, k: impl Fn(f64) -> f64) -> f64 {
 }
 
 /// MMD² with Gaussian kernels of the given bandwidths (use [`MMD_BANDWIDTHS`] by default).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub fn mmd(x: &Batch, y: &Batch, bandwidths: &[f64]) -> Result<f64> {
     check(x, y)?;
     if bandwidths.is_empty() || bandwidths.iter().any(|b| !(*b > 0.0)) {
@@ -170,6 +171,7 @@ pub fn wasserstein2_exact(x: &Batch, y: &Batch) -> Result<f64> {
 /// Mode coverage of a sample against known mode centres with a common spread `std`: a point
 /// belongs to its nearest centre if within 3·std. Returns (fraction of centres that received at
 /// least `min_share` of their fair share n/k of points, fraction of points near some centre).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub fn mode_coverage(
     x: &Batch,
     centres: &[Vec<f64>],

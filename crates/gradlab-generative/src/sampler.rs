@@ -126,6 +126,7 @@ fn t_eps_of(model: &impl ScoreModel, t_eps: Option<f64>) -> Result<f64> {
 
 /// Sample `n` points with the predictor–corrector sampler; returns them and the number of score
 /// evaluations.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub fn pc_sample(
     model: &impl ScoreModel,
     n: usize,

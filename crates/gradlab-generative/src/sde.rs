@@ -222,6 +222,7 @@ impl Sde {
     /// exact score on nearly discrete data the remaining noise is multiplied by 1 − G²/σ²(t_ε),
     /// about −18 at N = 50 for the official rule. Here the last step goes from t_ε to 0, so
     /// G² = σ(t_ε)² and x ← x + σ²(t_ε)·s: Tweedie's denoising, which can never overshoot.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
     pub fn discretize(&self, t: f64, t_next: f64) -> Result<(f64, f64)> {
         Self::check_time(t)?;
         Self::check_time(t_next)?;

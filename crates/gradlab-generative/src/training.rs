@@ -307,6 +307,7 @@ pub(crate) fn evaluate<N: TimeNet>(net: &N, x: &Batch, t: f64) -> Result<Vec<f64
 /// The loop every objective here shares: Adam with the learning rate decayed linearly to zero (so
 /// the last weights are not a snapshot of Adam's noise) and a finite-loss check, on `net` (built
 /// on the autodiff device). `loss_at(net, step, device)` builds the step's loss.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub(crate) fn fit_net<N: TimeNet>(
     mut net: N,
     settings: &TrainSettings,

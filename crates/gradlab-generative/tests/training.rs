@@ -86,8 +86,10 @@ fn dsm_learns_the_gaussian_score() {
 #[test]
 fn bad_training_settings_are_errors() {
     let loss = DsmLoss::new(Sde::vp(), Prediction::Noise);
-    let mut s = TrainSettings::default();
-    s.steps = 0;
+    let s = TrainSettings {
+        steps: 0,
+        ..TrainSettings::default()
+    };
     assert!(train_score_net(loss, 2, sample, &s).is_err());
     let s = TrainSettings {
         steps: 2,

@@ -465,7 +465,10 @@ mod tests {
         let fail = Check::new("b", "y", 3.0, Cmp::Le, 2.0);
         let nan = Check::new("c", "z", f64::NAN, Cmp::Ge, 0.0);
         assert!(pass.passed && !fail.passed && !nan.passed);
-        assert_eq!(Verdict::from_checks(&[pass.clone()]), Verdict::Reproduced);
+        assert_eq!(
+            Verdict::from_checks(std::slice::from_ref(&pass)),
+            Verdict::Reproduced
+        );
         assert_eq!(
             Verdict::from_checks(&[pass, fail.clone()]),
             Verdict::Partial

@@ -155,6 +155,7 @@ fn draw_line_chart(
 }
 
 // Draws into `path`; errors name `shown`, the figure the user asked for.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 fn draw_scatter_panels(
     path: &Path,
     shown: &Path,

@@ -482,7 +482,7 @@ impl<M: Net> Trainer<M> {
             seen += n;
             batches += 1;
             bar.inc(1);
-            if self.step % bpe == 0 {
+            if self.step.is_multiple_of(bpe) {
                 let (test_loss, test_acc) = self.evaluate(test);
                 let s = EpochStats {
                     epoch: self.step / bpe,

@@ -329,6 +329,7 @@ fn resume_refuses_a_mismatch_in_one_line_that_names_the_field() {
         .unwrap()
         .save_checkpoint(&dir)
         .unwrap();
+    #[allow(clippy::type_complexity)] // a table of named config edits, read once here
     let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
         (
             "clip",

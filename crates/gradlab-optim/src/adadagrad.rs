@@ -36,7 +36,7 @@ pub struct PerExampleGrads {
 impl PerExampleGrads {
     /// Rows of length `d` (at least two rows, for variances).
     pub fn new(data: Vec<f64>, d: usize) -> Result<Self> {
-        if d == 0 || data.len() % d != 0 || data.len() / d < 2 {
+        if d == 0 || !data.len().is_multiple_of(d) || data.len() / d < 2 {
             return Err(OptimError::Conflict(
                 "per-example gradients need at least two rows of equal length",
             ));
@@ -441,7 +441,7 @@ mod tests {
             let step = 0.5 * g[k] / (want[row[k]].sqrt() + 1e-10);
             assert!((x[k] + step).abs() < 1e-12, "coordinate {k}");
         }
-        assert!(a.step(&mut vec![0.0; 8], &[0.0; 8]).is_err());
+        assert!(a.step(&mut [0.0; 8], &[0.0; 8]).is_err());
     }
 
     #[test]

@@ -200,7 +200,8 @@ mod tests {
         let lam = 2f64.sqrt() / (1.0 + 1e-8);
         let (a, b, c, dd) = (3.0 + lam, 1.0, 1.0, 2.0 + lam);
         let det = a * dd - b * c;
-        let x1 = [(dd * 1.0 - b * -1.0) / det, (-c * 1.0 + a * -1.0) / det];
+        // (A + λI)⁻¹ b by the 2 × 2 inverse, b = (1, −1).
+        let x1 = [(dd + b) / det, (-c - a) / det];
         assert!((t1[1].value - q.value(&x1)).abs() < 1e-12);
         assert_eq!(t1[1].gamma, 2.0);
         let (x, t) = GradNormSmooth::default().run(&q, &[0.0, 0.0], 40).unwrap();

@@ -78,7 +78,7 @@ impl MfacInverse {
 
     /// The dense window of the rows of `grads` (each of length `dim`), as for pruning scores.
     pub fn from_gradients(grads: &[f64], dim: usize, damp: f64) -> Result<Self> {
-        if dim == 0 || grads.len() % dim != 0 {
+        if dim == 0 || !grads.len().is_multiple_of(dim) {
             return Err(OptimError::Conflict(
                 "the gradients must be rows of the same length",
             ));
@@ -222,7 +222,7 @@ impl BlockFisherInverse {
                 requirement: ">= 1",
             });
         }
-        if dim == 0 || grads.is_empty() || grads.len() % dim != 0 {
+        if dim == 0 || grads.is_empty() || !grads.len().is_multiple_of(dim) {
             return Err(OptimError::Conflict(
                 "the gradients must be rows of the same length",
             ));

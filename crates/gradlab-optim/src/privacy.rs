@@ -152,6 +152,7 @@ pub fn epsilon(q: f64, sigma: f64, steps: usize, delta: f64, orders: &[f64]) -> 
 
 /// (ε, best order) of a run composed of several mechanisms: their RDP curves add up (as Opacus
 /// sums the `compute_rdp` arrays of its history), then one conversion to (ε, δ).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub fn epsilon_composed(
     mechanisms: &[Mechanism],
     delta: f64,

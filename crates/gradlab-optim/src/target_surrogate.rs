@@ -259,7 +259,7 @@ impl TargetSurrogate {
             let mut found = false;
             for _ in 0..c.max_trials {
                 let cand: Vec<f64> = theta.iter().zip(&grad).map(|(p, g)| p - t * g).collect();
-                let sc = surrogate(self.tensor(&cand).inner().into()).into_scalar::<f64>();
+                let sc = surrogate(self.tensor(&cand).inner()).into_scalar::<f64>();
                 if sc <= s0 - c.c * t * gg {
                     found = true;
                     break;

@@ -93,6 +93,9 @@ fn split_accuracy(model: &Mlp, set: &ImageSet, mask: &[bool]) -> (f64, f64) {
     (acc(0), if count[1] == 0 { f64::NAN } else { acc(1) })
 }
 
+/// (step, m-coherence, loss) along a run.
+type Curve = Vec<(usize, f64, f64)>;
+
 /// One run: (mean m-coherence over the first 20% of steps, curve of (step, clean acc, corrupted acc)).
 pub fn run(
     set: &ImageSet,
@@ -101,7 +104,7 @@ pub fn run(
     batch: usize,
     steps: usize,
     seed: u64,
-) -> Result<(f64, Vec<(usize, f64, f64)>)> {
+) -> Result<(f64, Curve)> {
     let dev = autodiff_device();
     let mut model = MlpConfig::new(vec![set.feature_dim(), 128, set.classes]).init(&dev, seed);
     let mut theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();

@@ -418,6 +418,7 @@ struct Study {
 /// Tune each of `grids` on the tuning seeds by `metric`, then run the tuned method on fresh
 /// evaluation seeds; `title` heads the table, `gd` is (step size, steps) of the non-private
 /// reference.
+#[allow(clippy::too_many_arguments)] // one call per study; a struct would only rename them
 fn study(
     ctx: &RunContext,
     title: String,

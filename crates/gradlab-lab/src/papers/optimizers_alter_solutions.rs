@@ -90,7 +90,7 @@ impl LeastSquares {
     /// A problem with these rows (`n × d`, row-major) and targets.
     pub fn new(x: Vec<f64>, y: Vec<f64>) -> Result<Self> {
         let n = y.len();
-        if n == 0 || x.len() % n != 0 || x.is_empty() {
+        if n == 0 || !x.len().is_multiple_of(n) || x.is_empty() {
             return Err(crate::LabError::Invalid(
                 "least squares needs n rows of equal length".into(),
             ));

@@ -143,6 +143,7 @@ impl Experiment for Painters {
         INFO
     }
 
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
     fn run(&self, ctx: &RunContext) -> Result<Outcome> {
         let mut out = Outcome::new(INFO, ctx);
         let sde = Sde::vp();

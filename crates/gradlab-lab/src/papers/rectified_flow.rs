@@ -24,6 +24,9 @@ use gradlab_generative::training::TrainSettings;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+/// A sampler from noise with a number of steps.
+type SampleFn<'a> = dyn Fn(&Batch, usize) -> gradlab_generative::Result<Batch> + 'a;
+
 /// The experiment.
 pub struct RectifiedFlow;
 
@@ -144,10 +147,7 @@ impl Experiment for RectifiedFlow {
             let (distilled, _) = distill_velocity(2, windows(d0, d1), &distilled_settings)?;
             bar.inc(1);
             let probe = noise(EVAL, ctx.seed ^ 0x9_0BE);
-            let models: [(
-                &str,
-                &dyn Fn(&Batch, usize) -> gradlab_generative::Result<Batch>,
-            ); 3] = [
+            let models: [(&str, &SampleFn<'_>); 3] = [
                 ("1-RF", &|z, k| {
                     Ok(transport(&rf1, z.clone(), Solver::Euler(k))?.0)
                 }),
@@ -183,7 +183,7 @@ impl Experiment for RectifiedFlow {
                     swd.insert((name, k), w);
                     out.metrics.insert(format!("{key}.{name}.swd{k}"), w);
                     curve.push(((k as f64).log2(), w));
-                    if (name == "1-RF" && (k == 1 || k == 100)) || (name != "1-RF" && k == 1) {
+                    if k == 1 || (name == "1-RF" && k == 100) {
                         panels.push((
                             format!("{key}: {name}, {k} step{}", if k == 1 { "" } else { "s" }),
                             points(&x),
