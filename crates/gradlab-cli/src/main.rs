@@ -70,11 +70,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run every experiment and write index.html.
+    /// Run every experiment (or those named by --only) and write index.html.
     Reproduce {
         /// Quick mode: embedded data, seconds per experiment.
         #[arg(long)]
         quick: bool,
+        /// Run only these experiments (ids from `gradlab list`, comma-separated), in the
+        /// registry's order.
+        #[arg(long, value_delimiter = ',', value_name = "IDS")]
+        only: Vec<String>,
         /// Seed of everything random.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -268,7 +272,12 @@ fn run(cli: Cli) -> Result<()> {
             out,
             json,
         } => run_one(&id, quick, seed, out, json),
-        Command::Reproduce { quick, seed, out } => reproduce(quick, seed, out),
+        Command::Reproduce {
+            quick,
+            only,
+            seed,
+            out,
+        } => reproduce(quick, &only, seed, out),
         Command::Hessian {
             model,
             data,
@@ -590,9 +599,19 @@ fn run_one(id: &str, quick: bool, seed: u64, out: Option<PathBuf>, json: bool) -
     Ok(())
 }
 
-fn reproduce(quick: bool, seed: u64, out: PathBuf) -> Result<()> {
+fn reproduce(quick: bool, only: &[String], seed: u64, out: PathBuf) -> Result<()> {
+    let mut exps = experiments();
+    if !only.is_empty() {
+        let known: Vec<&str> = exps.iter().map(|e| e.info().id).collect();
+        if let Some(bad) = only.iter().find(|id| !known.contains(&id.as_str())) {
+            bail!(
+                "--only: no experiment {bad:?} (experiments: {})",
+                known.join(", ")
+            );
+        }
+        exps.retain(|e| only.iter().any(|id| id == e.info().id));
+    }
     check_output_dir(&out)?;
-    let exps = experiments();
     let bar = indicatif::ProgressBar::new(exps.len() as u64);
     bar.set_style(indicatif::ProgressStyle::with_template(
         "{bar:30} {pos}/{len} experiments {msg} [{elapsed_precise}]",

@@ -258,11 +258,29 @@ fn train_writes_a_log_and_a_checkpoint_that_resumes() {
 }
 
 #[test]
+/// The report loop and index, on two fast experiments: every experiment's quick run is already
+/// asserted by its own test, so running all of them again here would only double CI's time.
 fn reproduce_quick_writes_the_report() {
     let dir = std::env::temp_dir().join(format!("gradlab-reproduce-{}", std::process::id()));
-    let (ok, stdout, stderr) = gradlab(&["reproduce", "--quick", "--out", dir.to_str().unwrap()]);
+    let out = dir.to_str().unwrap();
+    let (ok, stdout, stderr) = gradlab(&[
+        "reproduce",
+        "--quick",
+        "--only",
+        "painters,diffgrad",
+        "--out",
+        out,
+    ]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("verdict:") && stdout.contains("index.html"));
+    // Registry order (diffgrad first), each once, and nothing else run.
+    let (d, p) = (
+        stderr.find("diffgrad:").unwrap(),
+        stderr.find("painters:").unwrap(),
+    );
+    assert!(d < p, "{stderr}");
+    assert!(dir.join("diffgrad/result.json").exists() && dir.join("painters/result.json").exists());
+    assert!(!dir.join("tract").exists());
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(
         html.contains("diffgrad")
@@ -270,6 +288,20 @@ fn reproduce_quick_writes_the_report() {
             && html.contains("All seed papers")
     );
     std::fs::remove_dir_all(&dir).ok();
+    // An unknown id is refused before anything runs or is written.
+    let (ok, _, stderr) = gradlab(&[
+        "reproduce",
+        "--quick",
+        "--only",
+        "diffgrad,nope",
+        "--out",
+        out,
+    ]);
+    assert!(
+        !ok && stderr.contains("\"nope\"") && stderr.contains("diffgrad"),
+        "{stderr}"
+    );
+    assert!(!dir.exists());
 }
 
 #[test]
