@@ -118,6 +118,14 @@ pub fn fmt_pair(a: f64, b: f64) -> (String, String) {
         .unwrap_or((fa, fb))
 }
 
+/// The upper median of `v` (its middle value, the upper of the two for an even length; NaN when
+/// empty), as the experiments' tables report it.
+pub fn median(v: &[f64]) -> f64 {
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// Format a number compactly.
 pub fn fmt_num(v: f64) -> String {
     if v == 0.0 || (v.abs() >= 1e-3 && v.abs() < 1e5) {

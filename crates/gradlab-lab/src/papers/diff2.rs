@@ -11,7 +11,7 @@
 //! as in the paper, the tuning itself is not privatized.
 
 use crate::error::Result;
-use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
+use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table, median};
 use crate::plot::{Series, line_chart};
 use gradlab_data::procedural::logistic_data;
 use gradlab_optim::diff2::Diff2Config;
@@ -208,24 +208,32 @@ impl Method {
         Ok(self.execute(p, budget, seed, |_, _| {})?.x)
     }
 
-    /// `metric` at the final iterate, +∞ for a run that diverged (its gradients stopped being
+    /// The final iterate, or `None` for a run that diverged (its gradients stopped being
     /// finite): a grid point that diverges loses, as in the paper's tuning, instead of ending
     /// the experiment. Other errors are errors.
-    fn final_metric(
+    fn final_x_unless_diverged(
         &self,
         p: &impl Problem,
-        metric: Metric,
         budget: &PrivacyBudget,
         seed: u64,
-    ) -> Result<f64> {
-        match self.final_x(p, budget, seed) {
-            Ok(x) => Ok(metric.of(p, &x)),
-            Err(crate::LabError::Optim(gradlab_optim::OptimError::NonFinite { .. })) => {
-                Ok(f64::INFINITY)
-            }
-            Err(e) => Err(e),
-        }
+    ) -> Result<Option<Vec<f64>>> {
+        unless_diverged(self.final_x(p, budget, seed))
     }
+}
+
+/// `Ok(None)` for a run that diverged ([`gradlab_optim::OptimError::NonFinite`]), the result
+/// otherwise.
+fn unless_diverged<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(crate::LabError::Optim(gradlab_optim::OptimError::NonFinite { .. })) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `metric` at `x`, +∞ for a diverged run.
+fn metric_or_inf(p: &impl Problem, metric: Metric, x: &Option<Vec<f64>>) -> f64 {
+    x.as_ref().map_or(f64::INFINITY, |x| metric.of(p, x))
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -368,7 +376,7 @@ fn tune(
     let score = |m: &Method| -> Result<f64> {
         let mut total = 0.0;
         for s in TUNE_SEEDS {
-            total += m.final_metric(p, metric, budget, s)?;
+            total += metric_or_inf(p, metric, &m.final_x_unless_diverged(p, budget, s)?);
         }
         bar.inc(1);
         Ok(total / TUNE_SEEDS.len() as f64)
@@ -457,17 +465,16 @@ fn study(
         let (method, _) = tune(grid, p, metric, budget, &bar)?;
         let (mut finals, mut norms) = (vec![], vec![]);
         for &s in &eval_seeds {
-            finals.push(method.final_metric(p, metric, budget, s)?);
-            norms.push(method.final_metric(p, Metric::GradSqNorm, budget, s)?);
+            let x = method.final_x_unless_diverged(p, budget, s)?;
+            finals.push(metric_or_inf(p, metric, &x));
+            norms.push(metric_or_inf(p, Metric::GradSqNorm, &x));
         }
-        let mut sorted = finals.clone();
-        sorted.sort_by(f64::total_cmp);
         means.push(mean(&finals));
         let mut row = vec![
             method_name.to_string(),
             format!("{:.3e}", mean(&finals)),
             format!("{:.1e}", std_err(&finals)),
-            format!("{:.3e}", sorted[sorted.len() / 2]),
+            format!("{:.3e}", median(&finals)),
         ];
         if with_norm {
             row.push(format!("{:.3e}", mean(&norms)));
@@ -479,10 +486,8 @@ fn study(
             Method::Diff2(c) => c.rounds,
         };
         let every = (rounds / 200).max(1);
-        let curve = match method.run(p, metric, budget, eval_seeds[0], every) {
-            Err(crate::LabError::Optim(gradlab_optim::OptimError::NonFinite { .. })) => vec![],
-            other => other?,
-        };
+        let curve = unless_diverged(method.run(p, metric, budget, eval_seeds[0], every))?
+            .unwrap_or_default();
         let len = curve.len().max(2) as f64 - 1.0;
         series.push(Series {
             label: format!("{label}: {method_name}"),

@@ -149,9 +149,9 @@ struct Measured {
     runs: Vec<Spectrum>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// [`crate::experiment::median`] of an owned vector.
+fn median(v: Vec<f64>) -> f64 {
+    crate::experiment::median(&v)
 }
 
 impl Measured {

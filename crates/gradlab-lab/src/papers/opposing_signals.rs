@@ -412,12 +412,9 @@ impl Experiment for OpposingSignals {
 /// not to diverge (see the experiment's notes).
 const LR: f64 = 1.0;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// [`crate::experiment::median`] of an owned vector.
+fn median(v: Vec<f64>) -> f64 {
+    crate::experiment::median(&v)
 }
 
 /// The fraction of `rising` ∪ `falling` that falls on the matching side when one planted group is

@@ -16,7 +16,7 @@
 //! reflect the gaps between levels rather than the data.
 
 use crate::error::Result;
-use crate::experiment::{Check, Cmp, Outcome, RunContext, Table};
+use crate::experiment::{Check, Cmp, Outcome, RunContext, Table, median};
 use crate::image_metrics::{FeatureNet, frechet_distance, kid};
 use crate::plot::image_grid;
 use gradlab_data::ImageSet;
@@ -183,9 +183,7 @@ fn bits_per_dim_part(
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let per_image = bits_from_log_likelihood(&ll, held.d, q);
     let unet = mean(&per_image);
-    let mut sorted = per_image.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    let median = median(&per_image);
     let (worst_index, worst) = per_image
         .iter()
         .copied()
