@@ -74,7 +74,7 @@ def main():
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     weights = os.path.join(tempfile.mkdtemp(), "weights.bin")
     out = subprocess.run(
-        ["cargo", "run", "--release", "-q", "-p", "gradlab-lab", "--example", "hessian_timing",
+        ["cargo", "run", "--release", "-q", "-p", "gradlab-curvature", "--example", "hessian_timing",
          "--", weights],
         cwd=ROOT, env=env, check=True, capture_output=True, text=True,
     ).stdout

@@ -113,10 +113,13 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         ),
         (
             vec!["train", "--model", "vgg", "--epochs", "1"],
-            "unknown model",
+            "invalid value 'vgg' for '--model",
         ),
         (vec!["run", "nope"], "no experiment"),
-        (vec!["sample", "--method", "xx"], "unknown sampler 'xx'"),
+        (
+            vec!["sample", "--method", "xx"],
+            "invalid value 'xx' for '--method",
+        ),
         (vec!["sample", "--data", "foo"], "unknown 2D data set 'foo'"),
         (vec!["sample", "--steps", "0"], "must be at least 1"),
     ] {
@@ -287,6 +290,24 @@ fn reproduce_quick_writes_the_report() {
             && html.contains("data:image/png;base64,")
             && html.contains("All seed papers")
     );
+    // RESULTS.md has both quick blocks with their checks; `gradlab results` merges the runs'
+    // result.json into another file, and refuses one it did not write.
+    let results = std::fs::read_to_string(dir.join("RESULTS.md")).unwrap();
+    assert!(results.contains("quick-diffgrad") && results.contains("quick-painters"));
+    assert!(results.contains("### tract: not run in quick mode yet"));
+    let merged = dir.join("merged.md");
+    let m = merged.to_str().unwrap();
+    let (ok, _, stderr) = gradlab(&["results", out, "--into", m]);
+    assert!(ok, "{stderr}");
+    let text = std::fs::read_to_string(&merged).unwrap();
+    assert!(
+        text.contains("quick-diffgrad") && text.contains("| ✓ |"),
+        "{text}"
+    );
+    std::fs::write(&merged, "my notes").unwrap();
+    let (ok, _, stderr) = gradlab(&["results", out, "--into", m]);
+    assert!(!ok && stderr.contains("not a results file"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), "my notes");
     std::fs::remove_dir_all(&dir).ok();
     // An unknown id is refused before anything runs or is written.
     let (ok, _, stderr) = gradlab(&[

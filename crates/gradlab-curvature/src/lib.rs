@@ -5,10 +5,13 @@
 //! ([`hvp::FiniteDiffHvp`]), behind the [`hvp::HessianVectorProduct`] trait so that an exact
 //! provider can replace it later. [`spectrum`] turns HVPs into top eigenvalues (power iteration,
 //! Lanczos), spectral densities (SLQ) and traces (Hutchinson); [`opposing_signals`] finds the
-//! groups of examples that pull training in opposite directions.
+//! groups of examples that pull training in opposite directions; [`model`] gives a burn
+//! classifier's loss gradient and outputs at any flat parameter vector, for HVPs and Gauss–Newton
+//! products of real networks.
 
 pub mod gauss_newton;
 pub mod hvp;
+pub mod model;
 pub mod opposing_signals;
 pub mod sharpness;
 pub mod spectrum;

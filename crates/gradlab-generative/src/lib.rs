@@ -13,7 +13,7 @@
 //! - [`sampler`]: Euler–Maruyama and reverse-diffusion predictors, the Langevin corrector, the
 //!   predictor–corrector sampler, and the probability-flow ODE with Euler, Heun and adaptive
 //!   Dormand–Prince RK45 ([`ode`]) counting function evaluations; DDIM and DPM-Solver++(2M) in
-//!   the data-prediction form ([`dpm`]).
+//!   the data-prediction form ([`dpm`]); [`sampling::Sampler`] names them all.
 //! - [`training`]: denoising score matching with score, ε, x₀ or v prediction (optionally
 //!   likelihood-weighted), and a trained time-conditioned MLP as a [`score::ScoreModel`].
 //! - [`painters`]: the closed-form probability flow of Gaussian data.
@@ -22,11 +22,13 @@
 //! - [`likelihood`]: exact log-likelihoods through the probability-flow ODE (exact or Hutchinson
 //!   divergence), bits per dimension with uniform dequantization.
 //! - [`images`]: image sets as batches in [−1, 1] and back, and as integer levels.
-//! - [`metrics`]: sliced Wasserstein distance, multi-bandwidth MMD, energy distance, moments.
+//! - [`metrics`]: sliced Wasserstein distance, multi-bandwidth MMD, energy distance, moments;
+//!   [`image_metrics`]: Fréchet distance and KID of images on a classifier's features.
 //!
 //! Points travel as [`Batch`]es: `n` points of dimension `d`, row-major f64.
 
 pub mod dpm;
+pub mod image_metrics;
 pub mod images;
 pub mod likelihood;
 pub mod metrics;
@@ -35,6 +37,7 @@ pub mod ode;
 pub mod painters;
 pub mod rectified_flow;
 pub mod sampler;
+pub mod sampling;
 pub mod score;
 pub mod sde;
 pub mod training;

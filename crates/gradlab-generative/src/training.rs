@@ -444,6 +444,27 @@ fn train_core<N: TimeNet>(
     Ok((ScoreNet::new(net, loss.sde, loss.prediction, dim), losses))
 }
 
+/// The image model of `gradlab sample` and of `score-sde`'s image runs: a U-Net of width 16 for
+/// `set`'s image shape (seeded, on the autodiff device) and its training settings (batch 64,
+/// Adam 2e-3 decayed linearly, `steps` steps).
+pub fn image_unet(
+    set: &gradlab_data::ImageSet,
+    steps: usize,
+    seed: u64,
+) -> (gradlab_nets::unet::UNet, TrainSettings) {
+    let net = gradlab_nets::unet::UNetConfig::new(set.channels, set.height, set.width)
+        .with_width(16)
+        .init(&gradlab_nets::autodiff_device(), seed);
+    let settings = TrainSettings {
+        steps,
+        batch: 64,
+        lr: 2e-3,
+        seed,
+        ..TrainSettings::default()
+    };
+    (net, settings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,14 +11,9 @@ pub enum LabError {
     /// An optimizer configuration problem.
     #[error(transparent)]
     Optim(#[from] gradlab_optim::OptimError),
-    /// The loss or a gradient stopped being finite.
-    #[error("training diverged at step {step}: {what} is not finite")]
-    NonFinite {
-        /// The step (0-based) at which it happened.
-        step: usize,
-        /// What was not finite ("the loss", "the gradient of layers.0.weight", …).
-        what: String,
-    },
+    /// A training run, checkpoint or output file problem.
+    #[error(transparent)]
+    Train(#[from] gradlab_train::TrainError),
     /// A file could not be read or written.
     #[error("{path}: {reason}")]
     File {
@@ -27,20 +22,9 @@ pub enum LabError {
         /// What went wrong.
         reason: String,
     },
-    /// A checkpoint that does not fit the run.
-    #[error("checkpoint {path}: {reason}")]
-    Checkpoint {
-        /// The checkpoint directory.
-        path: PathBuf,
-        /// What does not fit.
-        reason: String,
-    },
     /// A Hessian or spectrum computation failed.
     #[error(transparent)]
     Curvature(#[from] gradlab_curvature::CurvatureError),
-    /// A gradient that a method needs was not computed.
-    #[error("missing gradient: {0}")]
-    MissingGradient(String),
     /// A generative-model computation failed.
     #[error(transparent)]
     Generative(#[from] gradlab_generative::GenError),

@@ -9,19 +9,38 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Static description of a paper and its experiment.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// Static description of a paper and its experiment. The title is the seed list's
+/// ([`crate::registry::SEED_PAPERS`]), found by the id.
+#[derive(Debug, Clone, Copy)]
 pub struct PaperInfo {
     /// Experiment id (`gradlab run <id>`).
     pub id: &'static str,
-    /// Paper title.
-    pub title: &'static str,
     /// arXiv id, or "" where not recorded.
     pub arxiv: &'static str,
     /// The library module that implements the method.
     pub module: &'static str,
     /// The headline claim, in one sentence.
     pub claim: &'static str,
+}
+
+impl PaperInfo {
+    /// The paper's title, from the seed list.
+    pub fn title(&self) -> &'static str {
+        crate::registry::title(self.id)
+    }
+}
+
+impl Serialize for PaperInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("PaperInfo", 5)?;
+        st.serialize_field("id", self.id)?;
+        st.serialize_field("title", self.title())?;
+        st.serialize_field("arxiv", self.arxiv)?;
+        st.serialize_field("module", self.module)?;
+        st.serialize_field("claim", self.claim)?;
+        st.end()
+    }
 }
 
 /// How a measured value must compare with the threshold.
@@ -282,7 +301,9 @@ impl Outcome {
     pub fn render(&self) -> String {
         let mut s = format!(
             "{} — {}\nclaim: {}\n",
-            self.paper.id, self.paper.title, self.paper.claim
+            self.paper.id,
+            self.paper.title(),
+            self.paper.claim
         );
         for t in &self.tables {
             s.push('\n');
@@ -316,7 +337,7 @@ impl Outcome {
     pub fn write_json(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join(RESULT_FILE);
         let text = serde_json::to_string_pretty(self).map_err(|e| file_err(&path, e))?;
-        crate::output::write_atomic(&path, text.as_bytes())?;
+        gradlab_train::output::write_atomic(&path, text.as_bytes())?;
         Ok(path)
     }
 }
@@ -365,7 +386,7 @@ impl RunContext {
     /// `result.json` and the figures it lists, so that a run stopped part-way never leaves an old
     /// result that looks like this run's.
     pub fn prepare(&self) -> Result<()> {
-        crate::output::check_output_dir(&self.out_dir)?;
+        gradlab_train::output::check_output_dir(&self.out_dir)?;
         let stale = self.out_dir.join(RESULT_FILE);
         let figures: Vec<String> = std::fs::read_to_string(&stale)
             .ok()
@@ -386,11 +407,21 @@ impl RunContext {
         }
         match std::fs::remove_file(&stale) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(file_err(&stale, crate::output::io_reason(&e)))
+                Err(file_err(&stale, gradlab_train::output::io_reason(&e)))
             }
             _ => Ok(()),
         }
     }
+}
+
+/// A spinner with `message` on stderr (hidden unless `show`), for work of unknown length.
+pub fn progress_spinner(show: bool, message: String) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let s = indicatif::ProgressBar::new_spinner().with_message(message);
+    s.enable_steady_tick(std::time::Duration::from_millis(120));
+    s
 }
 
 /// A paper's reproduction.
@@ -399,6 +430,99 @@ pub trait Experiment: Send + Sync {
     fn info(&self) -> PaperInfo;
     /// Run it; figures go to `ctx.out_dir`.
     fn run(&self, ctx: &RunContext) -> Result<Outcome>;
+    /// What a quick run with seed 0 must show: the checks that reproduce at quick scale, the
+    /// figures, and properties that a broken run would violate (whatever the claim's verdict).
+    /// The quick test of every registered experiment (`tests/quick_experiments.rs`) calls it.
+    fn expect_quick(&self, e: &mut Expect<'_>);
+}
+
+/// The expectations of a quick run, collected: every unmet one is recorded (not the first
+/// only), and [`Expect::finish`] reports them together.
+pub struct Expect<'a> {
+    out: &'a Outcome,
+    dir: &'a Path,
+    failures: Vec<String>,
+}
+
+impl<'a> Expect<'a> {
+    /// Expectations of `out`, whose files are in `dir`.
+    pub fn new(out: &'a Outcome, dir: &'a Path) -> Self {
+        Self {
+            out,
+            dir,
+            failures: vec![],
+        }
+    }
+    /// The outcome.
+    pub fn outcome(&self) -> &Outcome {
+        self.out
+    }
+    /// Metric `key` (NaN, and a failure, if it is missing).
+    pub fn metric(&mut self, key: &str) -> f64 {
+        match self.out.metrics.get(key) {
+            Some(v) => *v,
+            None => {
+                self.failures.push(format!("missing metric {key}"));
+                f64::NAN
+            }
+        }
+    }
+    /// `cond` must hold; `what` says what it means.
+    pub fn that(&mut self, cond: bool, what: impl std::fmt::Display) {
+        if !cond {
+            self.failures.push(what.to_string());
+        }
+    }
+    /// Metric `key` must exceed `bound`.
+    pub fn above(&mut self, key: &str, bound: f64) {
+        let v = self.metric(key);
+        self.that(v > bound, format!("{key} = {v}, expected > {bound}"));
+    }
+    /// Metric `key` must be below `bound`.
+    pub fn below(&mut self, key: &str, bound: f64) {
+        let v = self.metric(key);
+        self.that(v < bound, format!("{key} = {v}, expected < {bound}"));
+    }
+    /// Check `key` must exist and pass.
+    pub fn passed(&mut self, key: &str) {
+        match self.out.check(key) {
+            Some(c) => self.that(c.passed, format!("check {key} failed: {}", c.describe())),
+            None => self.failures.push(format!("missing check {key}")),
+        }
+    }
+    /// Check `key` must exist (whichever way it came out).
+    pub fn measured(&mut self, key: &str) {
+        let present = self.out.check(key).is_some();
+        self.that(present, format!("missing check {key}"));
+    }
+    /// Every check must pass.
+    pub fn all_passed(&mut self) {
+        for c in &self.out.checks {
+            self.that(
+                c.passed,
+                format!("check {} failed: {}", c.key, c.describe()),
+            );
+        }
+    }
+    /// These figures must be listed in the outcome and written in its directory.
+    pub fn figures(&mut self, names: &[&str]) {
+        for n in names {
+            let listed = self.out.figures.iter().any(|f| f == n);
+            let written = self.dir.join(n).is_file();
+            self.that(
+                listed && written,
+                format!("figure {n}: listed {listed}, written {written}"),
+            );
+        }
+    }
+    /// `Ok` if every expectation held, else all the failures, one per line.
+    pub fn finish(self) -> std::result::Result<(), String> {
+        if self.failures.is_empty() {
+            Ok(())
+        } else {
+            Err(self.failures.join("\n"))
+        }
+    }
 }
 
 /// Run an experiment: prepare the directory, time it, set the verdict, write `result.json`.
@@ -436,7 +560,6 @@ mod tests {
             fn info(&self) -> PaperInfo {
                 PaperInfo {
                     id: "crash",
-                    title: "",
                     arxiv: "",
                     module: "",
                     claim: "",
@@ -444,6 +567,9 @@ mod tests {
             }
             fn run(&self, _: &RunContext) -> Result<Outcome> {
                 Err(crate::LabError::Invalid("stopped part-way".into()))
+            }
+            fn expect_quick(&self, e: &mut Expect<'_>) {
+                e.that(false, "it crashes");
             }
         }
         let dir = std::env::temp_dir().join(format!("gradlab-stale-{}", std::process::id()));

@@ -8,12 +8,12 @@
 //! f(θ) = mean cross-entropy over fixed examples + λ/2‖θ‖², H ≈ G(θ) + λI.
 
 use crate::error::{LabError, Result};
-use crate::hessian::{ModelGradient, ModelOutputs};
-use crate::train::LossKind;
+use gradlab_curvature::model::{ModelGradient, ModelOutputs};
 use gradlab_curvature::{GaussNewton, HessianVectorProduct, OutputLoss};
 use gradlab_data::ImageSet;
 use gradlab_nets::{Net, params};
 use gradlab_optim::grad_norm_smooth::{GradNormSmooth, Iterate, SecondOrderOracle};
+use gradlab_train::LossKind;
 
 /// The regularised training loss of a model on fixed examples, with its Gauss–Newton matrix.
 pub struct ModelObjective<M: Net> {

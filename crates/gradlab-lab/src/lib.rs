@@ -1,8 +1,8 @@
 //! # gradlab-lab
 //!
-//! One experiment per paper ([`papers`]), each restating the paper's headline claim as
+//! One experiment per paper ([`experiments`], by family), each restating the paper's headline claim as
 //! measurable [`experiment::Check`]s; the [`registry`] of experiments and seed papers; the
-//! supervised training loop ([`train`]); figures ([`plot`]) and the HTML report ([`report`]).
+//! figures ([`plot`]) and the HTML report ([`report`]).
 //!
 //! ```no_run
 //! use gradlab_lab::{experiment::{RunContext, run_experiment}, registry};
@@ -11,19 +11,14 @@
 //! println!("{}", outcome.render());
 //! ```
 
-pub mod checkpoint;
 pub mod error;
 pub mod experiment;
-pub mod hessian;
-pub mod image_metrics;
+pub mod experiments;
 pub mod joint_newton;
-pub mod output;
-pub mod papers;
 pub mod plot;
 pub mod registry;
 pub mod report;
-pub mod sample;
-pub mod train;
+pub mod results;
 
 pub use error::{LabError, Result};
 

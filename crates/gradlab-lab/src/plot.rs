@@ -49,10 +49,11 @@ fn write_figure(path: &Path, draw: impl FnOnce(&Path) -> Result<()>) -> Result<(
         .file_stem()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "figure".into());
-    let tmp =
-        crate::output::parent_dir(path).join(format!(".{stem}.tmp-{}.{ext}", std::process::id()));
+    let tmp = gradlab_train::output::parent_dir(path)
+        .join(format!(".{stem}.tmp-{}.{ext}", std::process::id()));
     let result = draw(&tmp).and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(|e| file_err(path, crate::output::io_reason(&e)))
+        std::fs::rename(&tmp, path)
+            .map_err(|e| file_err(path, gradlab_train::output::io_reason(&e)))
     });
     if result.is_err() {
         std::fs::remove_file(&tmp).ok();

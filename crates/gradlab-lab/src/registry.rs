@@ -57,28 +57,27 @@ pub const SEED_PAPERS: &[SeedPaper] = papers![
     "Flow Straight and Fast: Learning to Generate and Transfer Data with Rectified Flow", "generative", "rectified-flow";
 ];
 
-/// Every implemented experiment.
+/// Every implemented experiment: each family's registered list ([`crate::experiments`]), in the
+/// order optimizers, networks, curvature, generative models.
 pub fn experiments() -> Vec<Box<dyn Experiment>> {
-    vec![
-        Box::new(crate::papers::diffgrad::DiffGradExperiment),
-        Box::new(crate::papers::adam_vs_sgd::AdamVsSgd),
-        Box::new(crate::papers::lr_refinement::LrRefinement),
-        Box::new(crate::papers::tract::TrActExperiment),
-        Box::new(crate::papers::reste::ReSte),
-        Box::new(crate::papers::target_surrogates::TargetSurrogates),
-        Box::new(crate::papers::adadagrad::AdAdaGrad),
-        Box::new(crate::papers::diff2::Diff2),
-        Box::new(crate::papers::grad_norm_smoothness::GradNormSmoothness),
-        Box::new(crate::papers::optimizers_alter_solutions::OptimizersAlterSolutions),
-        Box::new(crate::papers::coherent_gradients::CoherentGradients),
-        Box::new(crate::papers::hessian_spectrum::HessianSpectrum),
-        Box::new(crate::papers::mfac::Mfac),
-        Box::new(crate::papers::opposing_signals::OpposingSignals),
-        Box::new(crate::papers::rectified_flow::RectifiedFlow),
-        Box::new(crate::papers::painters::Painters),
-        Box::new(crate::papers::score_sde::ScoreSde),
-        Box::new(crate::papers::rectified_diffusion::RectifiedDiffusion),
+    use crate::experiments::{curvature, generative, nets, optim};
+    [
+        optim::experiments(),
+        nets::experiments(),
+        curvature::experiments(),
+        generative::experiments(),
     ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The title of the seed paper whose experiment is `id` ("" if none is).
+pub fn title(id: &str) -> &'static str {
+    SEED_PAPERS
+        .iter()
+        .find(|p| p.experiment == id)
+        .map_or("", |p| p.title)
 }
 
 /// Ids of the implemented experiments.
@@ -107,6 +106,32 @@ mod tests {
                 SEED_PAPERS.iter().any(|p| p.experiment == id),
                 "{id} is not a seed paper"
             );
+            assert!(!title(id).is_empty());
         }
+        use crate::experiments::{curvature, generative, nets, optim};
+        for (family, list) in [
+            ("optim", optim::experiments()),
+            ("nets", nets::experiments()),
+            ("curvature", curvature::experiments()),
+            ("generative", generative::experiments()),
+        ] {
+            for e in list {
+                let id = e.info().id;
+                let seed = SEED_PAPERS.iter().find(|p| p.experiment == id);
+                assert_eq!(
+                    seed.map(|p| p.family),
+                    Some(family),
+                    "{id} is filed under {family}"
+                );
+            }
+        }
+        let mut all = experiment_ids();
+        all.sort();
+        all.dedup();
+        assert_eq!(
+            all.len(),
+            experiments().len(),
+            "an experiment is registered twice"
+        );
     }
 }

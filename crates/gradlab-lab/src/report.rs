@@ -48,7 +48,7 @@ fn section(e: &ReportEntry) -> String {
         id = esc(&e.id),
         cls = verdict_class(o.verdict),
         v = o.verdict.label(),
-        t = esc(o.paper.title),
+        t = esc(o.paper.title()),
         ax = if o.paper.arxiv.is_empty() {
             String::new()
         } else {
@@ -158,6 +158,6 @@ td.ok{color:#2a7}td.bad,p.bad{color:#c33}img{max-width:100%}.note,.meta,.title{c
     }
     html.push_str("</table></section></body></html>\n");
     let path = out_dir.join("index.html");
-    crate::output::write_atomic(&path, html.as_bytes())?;
+    gradlab_train::output::write_atomic(&path, html.as_bytes())?;
     Ok(path)
 }

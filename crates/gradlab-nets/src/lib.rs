@@ -9,11 +9,14 @@ pub mod binary;
 pub mod cnn;
 pub mod init;
 pub mod kinks;
+pub mod loss;
 pub mod mlp;
 pub mod params;
 pub mod resnet;
 pub mod time_mlp;
 pub mod unet;
+
+pub use loss::{LossKind, autodiff_device};
 
 use burn::prelude::*;
 

@@ -1,0 +1,340 @@
+//! `gradlab sample`: train a generative model on 2D data and sample it with any sampler, writing a
+//! scatter plot of the samples next to the data and reporting NFE, speed and the distance to fresh
+//! data.
+//!
+//! Methods: `pc`, `rd` (reverse diffusion), `em` (Euler–Maruyama), `ode` (PF-ODE, Heun), `rk45`
+//! (PF-ODE, adaptive), `ddim`, `dpm` (DPM-Solver++(2M)) on a VP ε-prediction network, and `rf`
+//! (rectified flow, Euler). `--steps` is the number of sampler steps (for `rk45`, ignored). On an
+//! image set (`digits`, `mnist1k`, `fashion1k`, or the full `mnist`/`fashion` once fetched) a small U-Net is trained instead (by score
+//! matching, or by flow matching for `rf`) and the samples are written as an image grid; distances
+//! are then in pixel space against the test images.
+
+use anyhow::{Result, bail};
+use gradlab_data::toy2d::Toy2d;
+use gradlab_generative::Batch;
+use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd, sliced_wasserstein};
+use gradlab_generative::ode::Solver;
+use gradlab_generative::rectified_flow::{train_velocity, transport};
+use gradlab_generative::sampling::Sampler;
+use gradlab_generative::sde::Sde;
+use gradlab_generative::training::{TrainSettings, train_toy_model};
+use gradlab_lab::plot::scatter_panels;
+use gradlab_train::output::{IMAGE_EXTENSIONS, check_output_file};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Instant;
+
+/// The arguments of `gradlab sample`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The sampler. The PF-ODE samplers end with the official final denoising step (one more
+    /// score evaluation, counted in the NFE).
+    #[arg(long, value_enum, default_value_t = Sampler::Dpm, ignore_case = true)]
+    pub method: Sampler,
+    /// 8gaussians, moons, spirals, checkerboard, swissroll, pinwheel or circles; or an image
+    /// set (digits, mnist1k, fashion1k; mnist, fashion once fetched), on which a small U-Net is
+    /// trained.
+    #[arg(long, default_value = "8gaussians")]
+    pub data: String,
+    /// Sampler steps (rk45 chooses its own and ignores this).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Samples to draw.
+    #[arg(long, default_value_t = 2000)]
+    pub samples: usize,
+    /// Training steps of the model.
+    #[arg(long, default_value_t = 3000)]
+    pub train_steps: usize,
+    /// The scatter plot or image grid.
+    #[arg(long, default_value = "out/samples.png")]
+    pub out: PathBuf,
+    /// Seed of everything random.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Train, sample, measure, plot; print the report (or JSON).
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        method,
+        data,
+        steps,
+        samples,
+        train_steps,
+        out,
+        seed,
+        json,
+    } = args;
+    check_output_file(&out, IMAGE_EXTENSIONS)?;
+    let r = run_sample(&SampleRequest {
+        method,
+        data: data.clone(),
+        steps,
+        samples,
+        train_steps,
+        out: out.clone(),
+        seed,
+        progress: !json,
+    })?;
+    if json {
+        outln!("{}", serde_json::to_string(&r)?);
+    } else {
+        outln!(
+            "{} on {data}: {} NFE, {:.0} samples/s (training {:.1} s); SWD to fresh data {:.3} (two data samples: {:.3}), MMD² {:.4}; plot: {}",
+            r.method,
+            r.nfe,
+            r.samples_per_second,
+            r.train_seconds,
+            r.swd,
+            r.swd_data_vs_data,
+            r.mmd,
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// What to sample.
+#[derive(Debug, Clone)]
+pub struct SampleRequest {
+    /// The sampler.
+    pub method: Sampler,
+    /// A 2D data set name (`8gaussians`, `moons`, …).
+    pub data: String,
+    /// Sampler steps.
+    pub steps: usize,
+    /// Samples to draw.
+    pub samples: usize,
+    /// Training steps of the model.
+    pub train_steps: usize,
+    /// Where the scatter plot goes.
+    pub out: PathBuf,
+    /// Seed of the data, the model and the sampler.
+    pub seed: u64,
+    /// Show a spinner while training.
+    pub progress: bool,
+}
+
+/// What was measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleReport {
+    /// The sampler.
+    pub method: String,
+    /// Network evaluations of the sampler.
+    pub nfe: usize,
+    /// Samples per second of the sampler (training excluded).
+    pub samples_per_second: f64,
+    /// Sliced Wasserstein distance to fresh data.
+    pub swd: f64,
+    /// MMD² to fresh data.
+    pub mmd: f64,
+    /// The same SWD between two data samples, for scale.
+    pub swd_data_vs_data: f64,
+    /// Training seconds.
+    pub train_seconds: f64,
+}
+
+fn points(b: &Batch) -> Vec<(f64, f64)> {
+    (0..b.n).map(|i| (b.row(i)[0], b.row(i)[1])).collect()
+}
+
+/// A spinner while the model trains (hidden without `progress`).
+fn spinner(req: &SampleRequest, what: &str) -> indicatif::ProgressBar {
+    gradlab_lab::experiment::progress_spinner(
+        req.progress,
+        format!("training {what}{} ({} steps)", req.data, req.train_steps),
+    )
+}
+
+/// The most sampler steps `sample` takes.
+pub const MAX_STEPS: usize = 100_000;
+/// The most samples `sample` draws.
+pub const MAX_SAMPLES: usize = 1_000_000;
+/// The most training steps `sample` takes.
+pub const MAX_TRAIN_STEPS: usize = 10_000_000;
+
+/// Image sets `sample` accepts (a U-Net is trained on them).
+/// `mnist` and `fashion` are the full sets, read from `$GRADLAB_DATA` (see `scripts/fetch-datasets.sh`).
+const IMAGE_SETS: &[&str] = &["digits", "mnist1k", "fashion1k", "mnist", "fashion"];
+
+/// Train a U-Net on an image set (a VP ε-prediction model, or a rectified flow for `rf`), sample,
+/// measure in pixel space and write an image grid.
+fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
+    use gradlab_generative::images::{pixel_batches, to_unit_pixels, unit_pixels};
+    use gradlab_generative::rectified_flow::train_velocity_model;
+    use gradlab_generative::sde::Sde;
+    use gradlab_generative::training::{DsmLoss, Prediction, train_score_model};
+    use gradlab_lab::plot::image_grid;
+    let (train, test) = gradlab_data::images::load_split(&req.data, req.seed)?;
+    let [c, h, w] = [train.channels, train.height, train.width];
+    let d = c * h * w;
+    let what = if req.method == Sampler::Rf {
+        "a rectified-flow U-Net on "
+    } else {
+        "a U-Net on "
+    };
+    let spinner = spinner(req, what);
+    let t0 = Instant::now();
+    let (net, settings) =
+        gradlab_generative::training::image_unet(&train, req.train_steps, req.seed);
+    let mut images = pixel_batches(&train);
+    let (x, nfe, train_seconds, sample_seconds) = if req.method == Sampler::Rf {
+        let pairs = move |n: usize, s: u64| {
+            let noise = Batch::gaussian(n, d, &mut StdRng::seed_from_u64(s ^ 0x2015E));
+            (noise, images(n, s))
+        };
+        let (v, _) = train_velocity_model(net, d, pairs, &settings)?;
+        let train = t0.elapsed().as_secs_f64();
+        spinner.finish_and_clear();
+        let t1 = Instant::now();
+        let z0 = Batch::gaussian(req.samples, d, &mut StdRng::seed_from_u64(req.seed ^ 0x9));
+        let (x, nfe) = transport(&v, z0, Solver::Euler(req.steps))?;
+        (x, nfe, train, t1.elapsed().as_secs_f64())
+    } else {
+        let loss = DsmLoss::new(Sde::vp(), Prediction::Noise);
+        let (model, _) = train_score_model(net, loss, d, images, &settings)?;
+        let train = t0.elapsed().as_secs_f64();
+        spinner.finish_and_clear();
+        let t1 = Instant::now();
+        let (x, nfe) = req
+            .method
+            .sample(&model, req.samples, req.steps, req.seed ^ 0x9)?;
+        (x, nfe, train, t1.elapsed().as_secs_f64())
+    };
+    // Distances in pixel space ([0, 1]) against the test images.
+    let px = to_unit_pixels(&x);
+    let first = |set: &gradlab_data::ImageSet| {
+        let idx: Vec<usize> = (0..req.samples.min(set.len())).collect();
+        Batch {
+            n: idx.len(),
+            d,
+            data: unit_pixels(set, &idx).concat(),
+        }
+    };
+    let samples = Batch {
+        data: px.concat(),
+        ..x
+    };
+    let (reference, other) = (first(&test), first(&train));
+    let timing = (nfe, sample_seconds, train_seconds);
+    let report = measure(req, &samples, &reference, &other, timing)?;
+    if c == 1 {
+        let scale = if h <= 8 { 6 } else { 3 };
+        image_grid(&req.out, &px[..px.len().min(64)], h, w, 16, scale)?;
+    }
+    Ok(report)
+}
+
+/// The report: SWD and MMD² of `samples` to `reference`, the SWD of a second data sample `other`
+/// to it for scale, and `(nfe, sampling seconds, training seconds)`.
+fn measure(
+    req: &SampleRequest,
+    samples: &Batch,
+    reference: &Batch,
+    other: &Batch,
+    (nfe, sample_seconds, train_seconds): (usize, f64, f64),
+) -> Result<SampleReport> {
+    Ok(SampleReport {
+        method: req.method.to_string(),
+        nfe,
+        samples_per_second: req.samples as f64 / sample_seconds.max(1e-9),
+        swd: sliced_wasserstein(samples, reference, 200, 0)?,
+        mmd: mmd(samples, reference, &MMD_BANDWIDTHS)?,
+        swd_data_vs_data: sliced_wasserstein(other, reference, 200, 0)?,
+        train_seconds,
+    })
+}
+
+/// Train, sample, measure and plot.
+pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
+    check_output_file(&req.out, IMAGE_EXTENSIONS)?;
+    if req.steps == 0 || req.samples == 0 || req.train_steps == 0 {
+        bail!("--steps, --samples and --train-steps must be at least 1");
+    }
+    // Bounds that keep memory and time finite on any machine (checked before any training).
+    for (name, value, most) in [
+        ("--steps", req.steps, MAX_STEPS),
+        ("--samples", req.samples, MAX_SAMPLES),
+        ("--train-steps", req.train_steps, MAX_TRAIN_STEPS),
+    ] {
+        if value > most {
+            bail!("{name} {value} is above the limit {most}");
+        }
+    }
+    if IMAGE_SETS.contains(&req.data.as_str()) {
+        return run_image_sample(req);
+    }
+    let toy = Toy2d::from_str(&req.data).map_err(|e| {
+        anyhow::anyhow!(
+            "{}; images: {}",
+            e.to_string().trim_start_matches("invalid argument: "),
+            IMAGE_SETS.join(", ")
+        )
+    })?;
+    let spinner = spinner(req, "");
+    let t0 = Instant::now();
+    let t2 = toy.clone();
+    let seed = req.seed;
+    let (samples, nfe, train_seconds, sample_seconds) = if req.method == Sampler::Rf {
+        let settings = TrainSettings {
+            steps: req.train_steps,
+            lr: 3e-3,
+            seed,
+            ..TrainSettings::default()
+        };
+        let pairs = move |n: usize, s: u64| {
+            (
+                Batch::gaussian(n, 2, &mut StdRng::seed_from_u64(s)),
+                Batch::from_points(&t2.sample(n, s ^ 0xDA7A)),
+            )
+        };
+        let (v, _) = train_velocity(2, pairs, &settings)?;
+        let train = t0.elapsed().as_secs_f64();
+        spinner.finish_and_clear();
+        let t1 = Instant::now();
+        let z0 = Batch::gaussian(req.samples, 2, &mut StdRng::seed_from_u64(seed ^ 0x9));
+        let (x, nfe) = transport(&v, z0, Solver::Euler(req.steps))?;
+        (x, nfe, train, t1.elapsed().as_secs_f64())
+    } else {
+        let settings = TrainSettings {
+            steps: req.train_steps,
+            lr: 3e-3,
+            seed,
+            ..TrainSettings::default()
+        };
+        let net = train_toy_model(&toy, Sde::vp(), &settings)?;
+        let train = t0.elapsed().as_secs_f64();
+        spinner.finish_and_clear();
+        let t1 = Instant::now();
+        let (x, nfe) = req
+            .method
+            .sample(&net, req.samples, req.steps, seed ^ 0x9)?;
+        (x, nfe, train, t1.elapsed().as_secs_f64())
+    };
+    let truth = Batch::from_points(&toy.sample(req.samples.max(500), seed ^ 0x7E57));
+    let other = Batch::from_points(&toy.sample(req.samples.max(500), seed ^ 0xF100));
+    let timing = (nfe, sample_seconds, train_seconds);
+    let report = measure(req, &samples, &truth, &other, timing)?;
+    let lim = samples.data.iter().chain(&truth.data).fold(1.0f64, |m, v| {
+        if v.is_finite() { m.max(v.abs()) } else { m }
+    }) * 1.05;
+    scatter_panels(
+        &req.out,
+        &[
+            (format!("{}: data", req.data), points(&truth)),
+            (
+                format!("{}, {} NFE", req.method, report.nfe),
+                points(&samples),
+            ),
+        ],
+        2,
+        (-lim, lim),
+    )?;
+    Ok(report)
+}

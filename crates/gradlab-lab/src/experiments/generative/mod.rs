@@ -1,0 +1,10 @@
+//! Experiments of the score, flow and diffusion papers.
+
+mod score_sde_images;
+
+register! {
+    rectified_flow::RectifiedFlow,
+    painters::Painters,
+    score_sde::ScoreSde,
+    rectified_diffusion::RectifiedDiffusion,
+}

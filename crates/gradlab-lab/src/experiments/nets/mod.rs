@@ -1,0 +1,5 @@
+//! Experiments of the network and estimator papers.
+
+register! {
+    reste::ReSte,
+}

@@ -1,0 +1,369 @@
+//! AdAdaGrad ("AdAdaGrad: Adaptive Batch Size Schemes for Adaptive Gradient Methods", Lau, Liu,
+//! Kolar, arXiv 2402.11215; [`gradlab_optim::adadagrad`]): with the norm test (η = 0.1) driving
+//! the batch size of AdaGrad-Norm from b₀ = 8, the batch grows geometrically and the run reaches a
+//! given loss in fewer steps than AdaGrad-Norm at the fixed batch b₀.
+//!
+//! Here: multinomial logistic regression on digits (per-example gradients in closed form,
+//! g_i = [x_i; 1] ⊗ (softmax(z_i) − e_{y_i})), AdaGrad-Norm with α = 1, b₀² = 0.01 (the official
+//! accumulator default); batches drawn without replacement from a seeded shuffle at every step.
+//! The same protocol runs on an MLP with per-example gradients from one backward pass.
+
+use crate::error::Result;
+use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
+use crate::plot::{Series, line_chart};
+use gradlab_data::ImageSet;
+use gradlab_data::batch::epoch_order;
+use gradlab_data::images::load_split;
+use gradlab_optim::adadagrad::{AdaGradNorm, BatchTest, LinearShape, PerExampleGrads};
+
+/// The experiment.
+pub struct AdAdaGrad;
+
+const INFO: PaperInfo = PaperInfo {
+    id: "adadagrad",
+    arxiv: "2402.11215",
+    module: "gradlab_optim::adadagrad",
+    claim: "Growing the batch size of AdaGrad-Norm with the norm test makes the batch grow geometrically and reaches a given loss in fewer steps than a fixed small batch.",
+};
+
+const K: usize = 10;
+/// Initial batch size.
+pub const B0: usize = 8;
+
+fn logits(theta: &[f64], x: &[f32]) -> Vec<f64> {
+    let d = x.len();
+    (0..K)
+        .map(|k| {
+            (0..d)
+                .map(|j| f64::from(x[j]) * theta[j * K + k])
+                .sum::<f64>()
+                + theta[d * K + k]
+        })
+        .collect()
+}
+
+fn softmax(z: &[f64]) -> Vec<f64> {
+    let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// Per-example gradients of the cross-entropy at `theta` for the examples `idx`.
+pub fn per_example(set: &ImageSet, idx: &[usize], theta: &[f64]) -> Vec<f64> {
+    let d = set.feature_dim();
+    let mut out = Vec::with_capacity(idx.len() * (d + 1) * K);
+    for &i in idx {
+        let x = set.image(i);
+        let mut e = softmax(&logits(theta, x));
+        e[usize::from(set.labels[i])] -= 1.0;
+        for xj in x {
+            out.extend(e.iter().map(|ek| f64::from(*xj) * ek));
+        }
+        out.extend_from_slice(&e);
+    }
+    out
+}
+
+/// Mean cross-entropy on the whole set.
+pub fn full_loss(set: &ImageSet, theta: &[f64]) -> f64 {
+    (0..set.len())
+        .map(|i| {
+            -softmax(&logits(theta, set.image(i)))[usize::from(set.labels[i])]
+                .max(1e-300)
+                .ln()
+        })
+        .sum::<f64>()
+        / set.len() as f64
+}
+
+/// One run: per step (samples seen, batch size, full loss). AdaGrad-Norm in the paper's scalar
+/// form (b₀ = 0.1), or with `per_row` the official per-output-row accumulators; the per-example
+/// gradients are split into the weight and bias tensors for the per-tensor test.
+pub fn run(
+    set: &ImageSet,
+    test: Option<BatchTest>,
+    per_row: bool,
+    steps: usize,
+    seed: u64,
+) -> Result<Vec<(usize, usize, f64)>> {
+    let dim = (set.feature_dim() + 1) * K;
+    let mut theta = vec![0.0; dim];
+    let mut opt = if per_row {
+        let shape = LinearShape {
+            inputs: set.feature_dim(),
+            outputs: K,
+            bias: true,
+        };
+        AdaGradNorm::per_output_row(1.0, &[shape])?
+    } else {
+        AdaGradNorm::new(1.0, 0.1)?
+    };
+    let mut b = B0;
+    let mut seen = 0;
+    let mut curve = vec![(0, b, full_loss(set, &theta))];
+    for s in 0..steps {
+        let order = epoch_order(set.len(), seed, s);
+        let idx = &order[..b.min(set.len())];
+        let g = PerExampleGrads::new(per_example(set, idx, &theta), dim)?
+            .with_tensors(vec![dim - K, K])?;
+        opt.step(&mut theta, &g.mean())?;
+        seen += idx.len();
+        if let Some(t) = test {
+            b = t.required(&g).min(set.len());
+        }
+        curve.push((seen, b, full_loss(set, &theta)));
+    }
+    Ok(curve)
+}
+
+/// The same protocol on an MLP 64-32-10 (tanh), with per-example gradients from
+/// [`gradlab_nets::mlp::Mlp::per_example_grads`]: per step (samples seen, batch size, full loss).
+pub fn run_mlp(
+    set: &ImageSet,
+    test: Option<BatchTest>,
+    steps: usize,
+    seed: u64,
+) -> Result<Vec<(usize, usize, f64)>> {
+    use gradlab_train::{LossKind, autodiff_device, evaluate};
+    use gradlab_nets::{Activation, mlp::MlpConfig, params};
+    let dev = autodiff_device();
+    let mut model = MlpConfig::new(vec![set.feature_dim(), 32, K])
+        .with_activation(Activation::Tanh)
+        .init(&dev, seed);
+    let mut theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let mut opt = AdaGradNorm::new(1.0, 0.1)?;
+    let mut b = B0;
+    let mut seen = 0;
+    let loss = |m: &gradlab_nets::mlp::Mlp| evaluate(m, set, LossKind::CrossEntropy).0;
+    let mut curve = vec![(0, b, loss(&model))];
+    for s in 0..steps {
+        let order = epoch_order(set.len(), seed, s);
+        let idx = &order[..b.min(set.len())];
+        let (x, y) = gradlab_data::batch::to_tensors(set, idx, &dev);
+        let rows = model.per_example_grads(x, y);
+        let g = PerExampleGrads::new(rows.concat(), theta.len())?;
+        opt.step(&mut theta, &g.mean())?;
+        let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
+        model = params::load(model, &flat).map_err(|e| crate::LabError::Invalid(e.to_string()))?;
+        seen += idx.len();
+        if let Some(t) = test {
+            b = t.required(&g).min(set.len());
+        }
+        curve.push((seen, b, loss(&model)));
+    }
+    Ok(curve)
+}
+
+impl Experiment for AdAdaGrad {
+    fn expect_quick(&self, e: &mut crate::experiment::Expect<'_>) {
+        e.all_passed();
+        e.figures(&["batch_size.png", "loss_vs_samples.png"]);
+    }
+
+    fn info(&self) -> PaperInfo {
+        INFO
+    }
+
+    fn run(&self, ctx: &RunContext) -> Result<Outcome> {
+        let mut out = Outcome::new(INFO, ctx);
+        let (train, _) = load_split("digits", 0)?;
+        let steps = if ctx.quick { 150 } else { 1000 };
+        let fixed = run(&train, None, false, steps, ctx.seed)?;
+        let norm = run(
+            &train,
+            Some(BatchTest::Norm { eta: 0.1 }),
+            false,
+            steps,
+            ctx.seed,
+        )?;
+        let inner = run(
+            &train,
+            Some(BatchTest::InnerProduct {
+                theta: 0.5,
+                nu: 1.0,
+            }),
+            false,
+            steps,
+            ctx.seed,
+        )?;
+        // The official forms, reported beside the paper's (no checks): the inner-product test
+        // per parameter tensor (tests.py) and AdaGrad-Norm's per-output-row accumulators
+        // (adagradnorm.py; its scripts run torch's coordinate-wise Adagrad instead).
+        let inner_tensors = run(
+            &train,
+            Some(BatchTest::InnerProductPerTensor {
+                theta: 0.5,
+                nu: 1.0,
+            }),
+            false,
+            steps,
+            ctx.seed,
+        )?;
+        let fixed_rows = run(&train, None, true, steps, ctx.seed)?;
+        let norm_rows = run(
+            &train,
+            Some(BatchTest::Norm { eta: 0.1 }),
+            true,
+            steps,
+            ctx.seed,
+        )?;
+        let target = fixed.last().map_or(f64::NAN, |c| c.2);
+        let reach =
+            |c: &[(usize, usize, f64)]| c.iter().position(|p| p.2 <= target).unwrap_or(steps + 1);
+        let mut table = Table::new(
+            format!(
+                "Logistic regression on digits, AdaGrad-Norm α = 1, b0 = {B0}, {steps} steps; target loss = the fixed batch's final loss {target:.4}"
+            ),
+            &[
+                "batch rule",
+                "final batch",
+                "samples seen",
+                "final loss",
+                "steps to target",
+            ],
+        );
+        for (name, c) in [
+            ("fixed b0", &fixed),
+            ("norm test η = 0.1", &norm),
+            ("inner-product test θ = 0.5, ν = 1", &inner),
+            (
+                "inner-product test per tensor (official tests.py)",
+                &inner_tensors,
+            ),
+            (
+                "fixed b0, per-row AdaGrad-Norm (official adagradnorm.py)",
+                &fixed_rows,
+            ),
+            ("norm test η = 0.1, per-row AdaGrad-Norm", &norm_rows),
+        ] {
+            let last = c[c.len() - 1];
+            table.row(vec![
+                name.into(),
+                last.1.to_string(),
+                last.0.to_string(),
+                format!("{:.4}", last.2),
+                reach(c).to_string(),
+            ]);
+        }
+        out.tables.push(table);
+        let final_b = norm[norm.len() - 1].1;
+        out.metrics
+            .insert("norm.final_batch".into(), final_b as f64);
+        out.metrics
+            .insert("norm.steps_to_target".into(), reach(&norm) as f64);
+        out.metrics
+            .insert("inner.final_batch".into(), inner[inner.len() - 1].1 as f64);
+        out.checks.push(Check::new(
+            "batch_growth",
+            "The norm test grows the batch (final batch / b0)",
+            final_b as f64 / B0 as f64,
+            Cmp::Ge,
+            4.0,
+        ));
+        out.checks.push(Check::new("steps_ratio", "The adaptive batch reaches the fixed batch's final loss in fewer steps (steps / fixed run's steps)", reach(&norm) as f64 / steps as f64, Cmp::Lt, 1.0));
+        let by_samples = |c: &[(usize, usize, f64)]| {
+            c.iter()
+                .map(|p| ((p.0.max(1) as f64).log10(), p.2))
+                .collect::<Vec<_>>()
+        };
+        let series = vec![
+            Series {
+                label: "fixed b0".into(),
+                points: by_samples(&fixed),
+            },
+            Series {
+                label: "norm test".into(),
+                points: by_samples(&norm),
+            },
+            Series {
+                label: "inner-product test".into(),
+                points: by_samples(&inner),
+            },
+        ];
+        line_chart(
+            &ctx.out_dir.join("loss_vs_samples.png"),
+            "Full training loss against samples seen",
+            "log10 samples seen",
+            "loss",
+            &series,
+            &[],
+        )?;
+        let batches = vec![
+            Series {
+                label: "norm test".into(),
+                points: norm
+                    .iter()
+                    .enumerate()
+                    .map(|(s, p)| (s as f64, (p.1 as f64).log2()))
+                    .collect(),
+            },
+            Series {
+                label: "inner-product test".into(),
+                points: inner
+                    .iter()
+                    .enumerate()
+                    .map(|(s, p)| (s as f64, (p.1 as f64).log2()))
+                    .collect(),
+            },
+        ];
+        line_chart(
+            &ctx.out_dir.join("batch_size.png"),
+            "Batch size over steps",
+            "step",
+            "log2 batch size",
+            &batches,
+            &[],
+        )?;
+        out.figures.extend([
+            "loss_vs_samples.png".to_string(),
+            "batch_size.png".to_string(),
+        ]);
+        out.notes.push(format!("Fewer steps cost more samples: the norm-test run saw {} examples against the fixed batch's {}.", norm[norm.len() - 1].0, fixed[fixed.len() - 1].0));
+        let mlp_steps = if ctx.quick { 60 } else { 400 };
+        let mlp_fixed = run_mlp(&train, None, mlp_steps, ctx.seed)?;
+        let mlp_norm = run_mlp(
+            &train,
+            Some(BatchTest::Norm { eta: 0.1 }),
+            mlp_steps,
+            ctx.seed,
+        )?;
+        let mlp_target = mlp_fixed.last().map_or(f64::NAN, |c| c.2);
+        let mlp_reach = mlp_norm
+            .iter()
+            .position(|p| p.2 <= mlp_target)
+            .unwrap_or(mlp_steps + 1);
+        let mut mlp_table = Table::new(
+            format!(
+                "MLP 64-32-10 on digits, same protocol, {mlp_steps} steps; target = the fixed batch's final loss {mlp_target:.4}"
+            ),
+            &[
+                "batch rule",
+                "final batch",
+                "samples seen",
+                "final loss",
+                "steps to target",
+            ],
+        );
+        for (name, c, r) in [
+            ("fixed b0", &mlp_fixed, mlp_steps),
+            ("norm test η = 0.1", &mlp_norm, mlp_reach),
+        ] {
+            let last = c[c.len() - 1];
+            mlp_table.row(vec![
+                name.into(),
+                last.1.to_string(),
+                last.0.to_string(),
+                format!("{:.4}", last.2),
+                r.to_string(),
+            ]);
+        }
+        out.tables.push(mlp_table);
+        out.metrics.insert(
+            "mlp.norm.final_batch".into(),
+            mlp_norm[mlp_norm.len() - 1].1 as f64,
+        );
+        out.checks.push(Check::new("mlp.steps_ratio", "MLP: the adaptive batch reaches the fixed batch's final loss in fewer steps (steps / fixed run's steps)", mlp_reach as f64 / mlp_steps as f64, Cmp::Lt, 1.0));
+        Ok(out)
+    }
+}

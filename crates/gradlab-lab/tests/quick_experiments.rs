@@ -1,0 +1,38 @@
+//! The quick-mode test of every registered experiment, generated from the registry: one test per
+//! experiment (named by its id; `cargo test --test quick_experiments -- diffgrad` runs one), which
+//! runs it with seed 0 and asserts what its [`Experiment::expect_quick`] says a quick run must
+//! show, and that its `result.json` was written.
+
+use gradlab_lab::experiment::{Expect, Experiment, RESULT_FILE, RunContext, run_experiment};
+use gradlab_lab::registry;
+use libtest_mimic::{Arguments, Failed, Trial};
+use std::sync::Arc;
+
+fn quick(exp: &dyn Experiment) -> Result<(), Failed> {
+    let id = exp.info().id;
+    let dir = std::env::temp_dir().join(format!("gradlab-quick-{id}-{}", std::process::id()));
+    let out = run_experiment(exp, &RunContext::new(true, 0, &dir))
+        .map_err(|e| format!("{id} stopped: {e}"))?;
+    println!("{}", out.render());
+    let mut e = Expect::new(&out, &dir);
+    e.that(
+        dir.join(RESULT_FILE).is_file(),
+        format!("{RESULT_FILE} was not written"),
+    );
+    exp.expect_quick(&mut e);
+    let verdict = e.finish();
+    std::fs::remove_dir_all(&dir).ok();
+    verdict.map_err(|f| format!("{id} (quick, seed 0):\n{f}").into())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let trials = registry::experiments()
+        .into_iter()
+        .map(|exp| {
+            let exp: Arc<dyn Experiment> = Arc::from(exp);
+            Trial::test(exp.info().id, move || quick(exp.as_ref()))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
