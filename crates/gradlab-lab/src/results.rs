@@ -273,6 +273,54 @@ mod tests {
         assert!(text2.contains("T \\| x") && text2.contains("### lr-refinement: not run in quick"));
     }
 
+    /// The README's one-line verdicts (`[quick: partly reproduced (1/2)](RESULTS.md#quick-id)`)
+    /// say what the committed RESULTS.md says, and a mode without a block there says so.
+    #[test]
+    fn the_readme_verdicts_are_the_committed_results() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+        let results = std::fs::read_to_string(format!("{root}/{RESULTS_FILE}")).unwrap();
+        let blocks = Results::parse(&results).blocks;
+        let mut seen = 0;
+        for id in crate::registry::experiment_ids() {
+            for mode in ["quick", "full"] {
+                let link = format!("](RESULTS.md#{mode}-{id})");
+                let block = blocks.get(&(mode.to_string(), id.to_string()));
+                let Some(at) = readme.find(&link) else {
+                    let row = readme.lines().find(|l| l.contains(&format!("| `{id}` |")));
+                    let says = row.is_some_and(|r| r.contains(&format!("{mode}: not run yet")));
+                    assert!(
+                        block.is_none() && says,
+                        "README has no {mode} verdict for {id}"
+                    );
+                    continue;
+                };
+                let open = readme[..at].rfind('[').unwrap();
+                let cell = &readme[open + 1..at];
+                let block = block
+                    .unwrap_or_else(|| panic!("README links {mode}-{id}, RESULTS.md has no block"));
+                let heading = block.lines().find(|l| l.starts_with("### ")).unwrap();
+                let verdict = heading.split_once(": ").unwrap().1;
+                let counts = block.lines().find(|l| l.contains(" checks, ")).unwrap();
+                let (p, rest) = counts
+                    .rsplit_once(" of ")
+                    .map(|(a, b)| (a.rsplit(' ').next().unwrap(), b))
+                    .unwrap();
+                let n = rest.split(' ').next().unwrap();
+                assert_eq!(
+                    cell,
+                    format!("{mode}: {verdict} ({p}/{n})"),
+                    "README verdict of {mode}-{id}"
+                );
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= crate::registry::experiment_ids().len(),
+            "every quick verdict is in the README"
+        );
+    }
+
     #[test]
     fn a_non_finite_measurement_and_a_foreign_file_are_handled() {
         let s = Summary::from_json(
