@@ -3,10 +3,14 @@
 //! The two conversions every gradlab crate needs, written once and returning errors instead of
 //! empty or NaN vectors: tensors to and from host vectors ([`bridge`]), and a module's float
 //! parameters, or their gradients, as one flat vector on the device ([`flat`], the visitor/mapper
-//! pair of burn's own L-BFGS).
+//! pair of burn's own L-BFGS); and the one shape of an optimisation problem over flat vectors
+//! ([`problem`]: a capability per trait, in argmin's manner) with the one loop that runs an
+//! iterative method on it and reports every iteration to an observer ([`solve`]).
 
 pub mod bridge;
 pub mod flat;
+pub mod problem;
+pub mod solve;
 
 /// Why a conversion failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -27,6 +31,18 @@ pub enum CoreError {
     /// A parameter has no gradient (it is not on the loss's path, or the gradients are stale).
     #[error("parameter {0} has no gradient")]
     MissingGradient(String),
+    /// A problem's value, gradient or curvature is not finite.
+    #[error("non-finite {what} at iteration {iteration}")]
+    NonFinite {
+        /// What was not finite.
+        what: String,
+        /// The iteration (0: the starting point).
+        iteration: usize,
+    },
+    /// A problem or method could not do what was asked (a failed factorisation, a model that
+    /// could not be evaluated), with the reason.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Result alias of this crate.

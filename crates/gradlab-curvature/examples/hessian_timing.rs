@@ -9,21 +9,22 @@
 use gradlab_curvature::OracleHvp;
 use gradlab_curvature::model::ModelGradient;
 use gradlab_curvature::spectrum::{lanczos_eigenvalues, slq_density};
+use gradlab_nets::mlp::MlpConfig;
 use gradlab_nets::{LossKind, autodiff_device};
-use gradlab_nets::{mlp::MlpConfig, params};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let set = gradlab_data::images::digits();
     let idx: Vec<usize> = (0..1000.min(set.len())).collect();
     let model = MlpConfig::new(vec![64, 256, 256, 128, 10]).init(&autodiff_device(), 0);
-    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let theta = gradlab_core::flat::flatten_host(&model)?;
     let n = theta.len();
     if let Some(path) = std::env::args().nth(1) {
-        let bytes: Vec<u8> = params::flatten(&model)
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let bytes: Vec<u8> =
+            gradlab_core::bridge::to_host_f32(gradlab_core::flat::flatten(&model)?)?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
         std::fs::write(path, bytes)?;
     }
     let h = OracleHvp::new(

@@ -37,6 +37,9 @@ pub enum CurvatureError {
     /// An argument outside its range.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A tensor could not be read back, a vector does not fit a model, or a gradient is missing.
+    #[error(transparent)]
+    Core(#[from] gradlab_core::CoreError),
 }
 
 /// Something that multiplies its Hessian with vectors.
@@ -125,11 +128,7 @@ impl<F: Fn(Tensor<1>) -> Tensor<1>> FiniteDiffHvp<F> {
         let g = t.grad(&grads).ok_or(CurvatureError::NonFinite {
             what: "gradient (loss does not depend on θ)",
         })?;
-        let g: Vec<f64> = g
-            .into_data()
-            .convert::<f64>()
-            .try_to_vec::<f64>()
-            .unwrap_or_default();
+        let g = gradlab_core::bridge::to_host(g)?;
         if g.iter().all(|v| v.is_finite()) {
             Ok(g)
         } else {

@@ -1,5 +1,5 @@
 //! Curvature oracles of a burn classifier's training loss at any flat parameter vector (in the
-//! order of [`gradlab_nets::params::flatten`]): the gradient of the mean loss over fixed examples
+//! order of [`gradlab_core::flat::flatten`]): the gradient of the mean loss over fixed examples
 //! ([`ModelGradient`], for central-difference HVPs through [`crate::OracleHvp`]) and the logits
 //! with their vector–Jacobian products ([`ModelOutputs`], for [`crate::GaussNewton`]).
 //!
@@ -9,16 +9,16 @@
 //! the differences converge to the Hessian that double-backward autodiff (PyHessian) computes.
 
 use crate::{CurvatureError, GradientOracle, OutputOracle};
-use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use gradlab_core::flat;
 use gradlab_data::ImageSet;
 use gradlab_data::batch::to_tensors;
 use gradlab_nets::kinks::{self, Kinks};
-use gradlab_nets::{LossKind, Net, autodiff_device, params};
+use gradlab_nets::{LossKind, Net, autodiff_device};
 
 /// The gradient of a model's mean loss over a fixed set of examples, at any parameter vector (in
-/// the order of [`gradlab_nets::params::flatten`]).
+/// the order of [`gradlab_core::flat::flatten`]).
 ///
 /// For Hessian-vector products of a ReLU or max-pool network, freeze its kinks at the point of
 /// interest ([`ModelGradient::frozen_at`]): differences of the plain gradient do not converge
@@ -78,11 +78,14 @@ fn record_kinks<M: Net>(
 }
 
 fn load_flat<M: Net>(model: &M, theta: &[f64]) -> std::result::Result<M, CurvatureError> {
-    let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
-    params::load(model.clone(), &flat).map_err(|e| CurvatureError::Shape {
-        expected: e.expected,
-        got: e.got,
-    })
+    let expected = model.num_params();
+    if theta.len() != expected {
+        return Err(CurvatureError::Shape {
+            expected,
+            got: theta.len(),
+        });
+    }
+    Ok(flat::load_host(model.clone(), theta)?)
 }
 
 /// `f` under the replayed kinks, if any.
@@ -93,40 +96,15 @@ fn with_kinks<R>(k: &Option<Kinks>, f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Flattens a module's gradients in parameter order (zeros where a parameter has none).
-struct FlatGrads<'a> {
-    grads: &'a GradientsParams,
-    out: Vec<f64>,
-}
-
-impl ModuleVisitor for FlatGrads<'_> {
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        let n = p.val().shape().num_elements();
-        match self.grads.get::<D>(p.id) {
-            Some(g) => self.out.extend(
-                g.into_data()
-                    .convert::<f64>()
-                    .try_to_vec::<f64>()
-                    .unwrap_or_else(|_| vec![f64::NAN; n]),
-            ),
-            None => self.out.extend(std::iter::repeat_n(0.0, n)),
-        }
-    }
-}
-
 impl<M: Net> GradientOracle for ModelGradient<M> {
     fn gradient(&self, theta: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
         let model = load_flat(&self.model, theta)?;
         let logits = with_kinks(&self.kinks, || model.forward(self.x.clone()));
         let loss = self.loss.forward(logits, self.y.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let mut f = FlatGrads {
-            grads: &grads,
-            out: Vec::with_capacity(theta.len()),
-        };
-        model.visit(&mut f);
-        if f.out.iter().all(|v| v.is_finite()) {
-            Ok(f.out)
+        let g = flat::flat_grads_host(&model, &grads)?;
+        if g.iter().all(|v| v.is_finite()) {
+            Ok(g)
         } else {
             Err(CurvatureError::NonFinite { what: "gradient" })
         }
@@ -171,29 +149,15 @@ impl<M: Net> ModelOutputs<M> {
 impl<M: Net> OutputOracle for ModelOutputs<M> {
     fn outputs(&self, theta: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
         let (_, logits) = self.logits(theta)?;
-        Ok(logits
-            .into_data()
-            .convert::<f64>()
-            .try_to_vec::<f64>()
-            .unwrap_or_default())
+        Ok(gradlab_core::bridge::to_host(logits)?)
     }
 
     fn vjp(&self, theta: &[f64], u: &[f64]) -> std::result::Result<Vec<f64>, CurvatureError> {
         let (model, logits) = self.logits(theta)?;
-        let weights = Tensor::<2>::from_data(
-            TensorData::new(
-                u.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
-                logits.dims(),
-            ),
-            &logits.device(),
-        );
+        let u: Vec<f32> = u.iter().map(|v| *v as f32).collect();
+        let weights = gradlab_core::bridge::from_host_f32(&u, logits.dims(), &logits.device())?;
         let grads = GradientsParams::from_grads((logits * weights).sum().backward(), &model);
-        let mut f = FlatGrads {
-            grads: &grads,
-            out: Vec::with_capacity(theta.len()),
-        };
-        model.visit(&mut f);
-        Ok(f.out)
+        Ok(flat::flat_grads_host(&model, &grads)?)
     }
 
     fn classes(&self) -> usize {

@@ -6,15 +6,15 @@ use gradlab_curvature::model::{ModelGradient, ModelOutputs};
 use gradlab_curvature::spectrum::lanczos_eigenvalues;
 use gradlab_curvature::spectrum::power_iteration;
 use gradlab_curvature::{GaussNewton, HessianVectorProduct, OracleHvp, OutputLoss};
+use gradlab_nets::mlp::MlpConfig;
 use gradlab_nets::{LossKind, autodiff_device};
-use gradlab_nets::{mlp::MlpConfig, params};
 
 #[test]
 fn model_hvps_match_the_softmax_regression_hessian() {
     let (train, _) = gradlab_data::images::load_split("digits", 0).unwrap();
     let (d, k, n) = (64, 10, 200);
     let model = MlpConfig::new(vec![d, k]).init(&autodiff_device(), 3);
-    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let theta = gradlab_core::flat::flatten_host(&model).unwrap();
     assert_eq!(theta.len(), d * k + k);
     let idx: Vec<usize> = (0..n).collect();
     let oracle = ModelGradient::new(model.clone(), &train, &idx, LossKind::CrossEntropy);
@@ -96,7 +96,7 @@ fn model_hvps_match_the_softmax_regression_hessian() {
 fn gauss_newton_of_an_mlp_is_psd() {
     let (train, _) = gradlab_data::images::load_split("digits", 0).unwrap();
     let model = MlpConfig::new(vec![64, 16, 10]).init(&autodiff_device(), 5);
-    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let theta = gradlab_core::flat::flatten_host(&model).unwrap();
     let idx: Vec<usize> = (0..100).collect();
     let outputs = ModelOutputs::new(model, &train, &idx)
         .frozen_at(&theta)
@@ -125,7 +125,7 @@ fn relu_mlp_top_eigenvalues_match_pyhessian() {
     let set = gradlab_data::images::digits();
     let idx: Vec<usize> = (0..1000).collect();
     let model = MlpConfig::new(vec![64, 256, 256, 128, 10]).init(&autodiff_device(), 0);
-    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let theta = gradlab_core::flat::flatten_host(&model).unwrap();
     let oracle = ModelGradient::new(model, &set, &idx, LossKind::CrossEntropy)
         .frozen_at(&theta)
         .unwrap();
@@ -143,7 +143,7 @@ fn relu_mlp_top_eigenvalues_match_pyhessian() {
 fn frozen_kinks_make_relu_hvps_step_independent() {
     let (train, _) = gradlab_data::images::load_split("digits", 0).unwrap();
     let model = MlpConfig::new(vec![64, 32, 10]).init(&autodiff_device(), 2);
-    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let theta = gradlab_core::flat::flatten_host(&model).unwrap();
     let idx: Vec<usize> = (0..200).collect();
     let top = |eps: f64| {
         let oracle = ModelGradient::new(model.clone(), &train, &idx, LossKind::CrossEntropy)

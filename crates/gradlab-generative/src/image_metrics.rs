@@ -53,13 +53,7 @@ impl FeatureNet {
         use gradlab_nets::Net;
         let logits = self.model.valid().forward(x);
         let k = logits.dims()[1];
-        let pred: Vec<i64> = logits
-            .argmax(1)
-            .reshape([pixels.len()])
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .map_err(|_| GenError::Invalid("predictions could not be read".into()))?;
+        let pred = gradlab_core::bridge::ints_to_host(logits.argmax(1).reshape([pixels.len()]))?;
         let mut counts = vec![0usize; k];
         pred.iter().for_each(|&p| counts[p as usize] += 1);
         Ok(counts)
@@ -69,11 +63,7 @@ impl FeatureNet {
     pub fn features(&self, pixels: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
         let f = self.model.valid().features(input(pixels)?);
         let k = f.dims()[1];
-        let v: Vec<f64> = f
-            .into_data()
-            .convert::<f64>()
-            .try_to_vec::<f64>()
-            .map_err(|_| GenError::Invalid("features could not be read".into()))?;
+        let v = gradlab_core::bridge::to_host(f)?;
         Ok(v.chunks(k).map(|c| c.to_vec()).collect())
     }
 }

@@ -25,8 +25,14 @@
 //! - [`metrics`]: sliced Wasserstein distance, multi-bandwidth MMD, energy distance, moments;
 //!   [`image_metrics`]: Fréchet distance and KID of images on a classifier's features.
 //!
-//! Points travel as [`Batch`]es: `n` points of dimension `d`, row-major f64.
+//! - [`diffusion`]: the same models and samplers on burn tensors end to end (any batch shape,
+//!   differentiable through samples and x̂₀), with the one schedule/SDE trait
+//!   [`diffusion::Process`].
+//!
+//! Points travel as [`Batch`]es: `n` points of dimension `d`, row-major f64 (the host path; the
+//! tensor path of [`diffusion`] will replace it).
 
+pub mod diffusion;
 pub mod dpm;
 pub mod image_metrics;
 pub mod images;
@@ -48,6 +54,9 @@ pub enum GenError {
     /// An argument outside its range.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A tensor could not be read back, or a vector does not fit.
+    #[error(transparent)]
+    Core(#[from] gradlab_core::CoreError),
     /// A model returned non-finite values.
     #[error("non-finite {what} at step {step} (t = {t})")]
     NonFinite {

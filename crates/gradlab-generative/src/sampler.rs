@@ -85,7 +85,8 @@ impl PcConfig {
     }
 }
 
-fn time_grid(steps: usize, t_eps: f64) -> Vec<f64> {
+/// The predictor–corrector grid: `steps` times from 1 down to t_ε, equally spaced (one time: 1).
+pub fn time_grid(steps: usize, t_eps: f64) -> Vec<f64> {
     if steps == 1 {
         return vec![1.0];
     }

@@ -296,12 +296,8 @@ pub(crate) fn evaluate<N: TimeNet>(net: &N, x: &Batch, t: f64) -> Result<Vec<f64
     let dev = Device::flex();
     let out = net
         .valid()
-        .forward_time(to_tensor(x, &dev), Tensor::<1>::full([x.n], t as f32, &dev))
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|_| GenError::Invalid("the network output could not be read".into()))?;
-    Ok(out.into_iter().map(f64::from).collect())
+        .forward_time(to_tensor(x, &dev), Tensor::<1>::full([x.n], t as f32, &dev));
+    Ok(gradlab_core::bridge::to_host(out)?)
 }
 
 /// The loop every objective here shares: Adam with the learning rate decayed linearly to zero (so

@@ -28,6 +28,9 @@ pub enum LabError {
     /// A generative-model computation failed.
     #[error(transparent)]
     Generative(#[from] gradlab_generative::GenError),
+    /// A tensor could not be read back, or a vector does not fit.
+    #[error(transparent)]
+    Core(#[from] gradlab_core::CoreError),
     /// An argument outside its range.
     #[error("invalid argument: {0}")]
     Invalid(String),

@@ -8,11 +8,13 @@
 //! f(θ) = mean cross-entropy over fixed examples + λ/2‖θ‖², H ≈ G(θ) + λI.
 
 use crate::error::{LabError, Result};
+use gradlab_core::CoreError;
+use gradlab_core::problem::{Cost, Gradient, Hessian, Problem};
 use gradlab_curvature::model::{ModelGradient, ModelOutputs};
 use gradlab_curvature::{GaussNewton, HessianVectorProduct, OutputLoss};
 use gradlab_data::ImageSet;
-use gradlab_nets::{Net, params};
-use gradlab_optim::grad_norm_smooth::{GradNormSmooth, Iterate, SecondOrderOracle};
+use gradlab_nets::Net;
+use gradlab_optim::grad_norm_smooth::{GradNormSmooth, Iterate};
 use gradlab_train::LossKind;
 
 /// The regularised training loss of a model on fixed examples, with its Gauss–Newton matrix.
@@ -48,50 +50,53 @@ impl<M: Net> ModelObjective<M> {
     }
 }
 
-fn nan(n: usize) -> Vec<f64> {
-    vec![f64::NAN; n]
+fn failed(e: gradlab_curvature::CurvatureError) -> CoreError {
+    match e {
+        gradlab_curvature::CurvatureError::Core(c) => c,
+        other => CoreError::Failed(other.to_string()),
+    }
 }
 
-impl<M: Net> SecondOrderOracle for ModelObjective<M> {
+impl<M: Net> Problem for ModelObjective<M> {
     fn dim(&self) -> usize {
         self.model.num_params()
     }
+}
 
-    fn value(&self, x: &[f64]) -> f64 {
+impl<M: Net> Cost for ModelObjective<M> {
+    fn cost(&self, x: &[f64]) -> gradlab_core::Result<f64> {
         let reg = 0.5 * self.l2 * x.iter().map(|v| v * v).sum::<f64>();
-        self.grad.value(x).map_or(f64::NAN, |v| v + reg)
+        Ok(self.grad.value(x).map_err(failed)? + reg)
     }
+}
 
-    fn gradient(&self, x: &[f64]) -> Vec<f64> {
+impl<M: Net> Gradient for ModelObjective<M> {
+    fn gradient(&self, x: &[f64]) -> gradlab_core::Result<Vec<f64>> {
         use gradlab_curvature::GradientOracle;
-        match self.grad.gradient(x) {
-            Ok(g) => g.iter().zip(x).map(|(g, x)| g + self.l2 * x).collect(),
-            Err(_) => nan(x.len()),
-        }
+        let g = self.grad.gradient(x).map_err(failed)?;
+        Ok(g.iter().zip(x).map(|(g, x)| g + self.l2 * x).collect())
     }
+}
 
+impl<M: Net> Hessian for ModelObjective<M> {
     /// G(θ) + λI, row-major (d Gauss–Newton products, kinks frozen at θ).
-    fn hessian(&self, x: &[f64]) -> Vec<f64> {
+    fn hessian(&self, x: &[f64]) -> gradlab_core::Result<Vec<f64>> {
         let d = x.len();
-        let dense = ModelOutputs::new(self.model.clone(), &self.set, &self.idx)
+        let mut h = ModelOutputs::new(self.model.clone(), &self.set, &self.idx)
             .frozen_at(x)
             .and_then(|o| GaussNewton::new(o, x.to_vec(), OutputLoss::SoftmaxCrossEntropy, 1e-3))
-            .and_then(|g| g.dense());
-        match dense {
-            Ok(mut h) => {
-                // Symmetrise (the products carry O(h²) and rounding asymmetry) and add λI.
-                for i in 0..d {
-                    for j in 0..i {
-                        let m = 0.5 * (h[i * d + j] + h[j * d + i]);
-                        h[i * d + j] = m;
-                        h[j * d + i] = m;
-                    }
-                    h[i * d + i] += self.l2;
-                }
-                h
+            .and_then(|g| g.dense())
+            .map_err(failed)?;
+        // Symmetrise (the products carry O(h²) and rounding asymmetry) and add λI.
+        for i in 0..d {
+            for j in 0..i {
+                let m = 0.5 * (h[i * d + j] + h[j * d + i]);
+                h[i * d + j] = m;
+                h[j * d + i] = m;
             }
-            Err(_) => nan(d * d),
+            h[i * d + i] += self.l2;
         }
+        Ok(h)
     }
 }
 
@@ -105,10 +110,9 @@ pub fn fit<M: Net>(
     method: &GradNormSmooth,
     iters: usize,
 ) -> Result<(M, Vec<Iterate>)> {
-    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let theta: Vec<f64> = gradlab_core::flat::flatten_host(&model)?;
     let objective = ModelObjective::new(model.clone(), set, idx, l2)?;
     let (x, trace) = method.run(&objective, &theta, iters)?;
-    let flat: Vec<f32> = x.iter().map(|v| *v as f32).collect();
-    let model = params::load(model, &flat).map_err(|e| LabError::Invalid(e.to_string()))?;
+    let model = gradlab_core::flat::load_host(model, &x).map_err(crate::LabError::from)?;
     Ok((model, trace))
 }

@@ -82,13 +82,17 @@ impl SmallCnnConfig {
 
 impl SmallCnn {
     /// Per-example gradients of each example's cross-entropy, one row per example in the order of
-    /// [`crate::params::flatten`] (conv1, conv2, fc1, fc2; each weight then bias).
+    /// [`gradlab_core::flat::flatten`] (conv1, conv2, fc1, fc2; each weight then bias).
     ///
     /// One forward and one backward pass: zero probes on every pre-activation give the per-example
     /// δ; a convolution's per-example weight gradient is δ_i (`[out, L]`) times the example's
     /// unfolded input patches (`[L, c·3·3]`), a linear layer's the outer product of its input and δ_i.
     /// `x` must live on an autodiff device.
-    pub fn per_example_grads(&self, x: Tensor<2>, y: Tensor<1, Int>) -> Vec<Vec<f64>> {
+    pub fn per_example_grads(
+        &self,
+        x: Tensor<2>,
+        y: Tensor<1, Int>,
+    ) -> gradlab_core::Result<Vec<Vec<f64>>> {
         use burn::tensor::module::unfold4d;
         use burn::tensor::ops::UnfoldOptions;
         let [c, h, w] = self.shape;
@@ -110,15 +114,12 @@ impl SmallCnn {
         let p4 = probe2(z4.dims());
         let logp = burn::tensor::activation::log_softmax(z4 + p4.clone(), 1);
         let grads = logp.gather(1, y.reshape([b, 1])).sum().neg().backward();
-        let host = |t: Tensor<3>| {
-            t.into_data()
-                .convert::<f64>()
-                .try_to_vec::<f64>()
-                .unwrap_or_default()
-        };
+        let host = gradlab_core::bridge::to_host::<3>;
+        let missing =
+            |what: &str| gradlab_core::CoreError::MissingGradient(format!("the probe of {what}"));
         let mut rows = vec![Vec::with_capacity(self.num_params()); b];
         for (input, probe) in [(x0, p1), (x1, p2)] {
-            let d = probe.grad(&grads).expect("the probe is on the loss path");
+            let d = probe.grad(&grads).ok_or_else(|| missing("a convolution"))?;
             let [_, out, ph, pw] = d.dims();
             let patches = unfold4d(
                 input.inner(),
@@ -127,19 +128,19 @@ impl SmallCnn {
             );
             let n = patches.dims()[1];
             let delta = d.reshape([b, out, ph * pw]);
-            let gw = host(delta.clone().matmul(patches.swap_dims(1, 2)));
-            let gb = host(delta.sum_dim(2));
+            let gw = host(delta.clone().matmul(patches.swap_dims(1, 2)))?;
+            let gb = host(delta.sum_dim(2))?;
             for (i, row) in rows.iter_mut().enumerate() {
                 row.extend_from_slice(&gw[i * out * n..(i + 1) * out * n]);
                 row.extend_from_slice(&gb[i * out..(i + 1) * out]);
             }
         }
         for (input, probe) in [(x2, p3), (x3, p4)] {
-            let d = probe.grad(&grads).expect("the probe is on the loss path");
+            let d = probe.grad(&grads).ok_or_else(|| missing("a dense layer"))?;
             let [_, out] = d.dims();
             let din = input.dims()[1];
-            let a = host(input.inner().reshape([b, din, 1]));
-            let dv = host(d.reshape([b, 1, out]));
+            let a = host(input.inner().reshape([b, din, 1]))?;
+            let dv = host(d.reshape([b, 1, out]))?;
             for (i, row) in rows.iter_mut().enumerate() {
                 for p in 0..din {
                     row.extend((0..out).map(|q| a[i * din + p] * dv[i * out + q]));
@@ -147,7 +148,7 @@ impl SmallCnn {
                 row.extend_from_slice(&dv[i * out..(i + 1) * out]);
             }
         }
-        rows
+        Ok(rows)
     }
 }
 

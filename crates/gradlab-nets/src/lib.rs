@@ -11,7 +11,6 @@ pub mod init;
 pub mod kinks;
 pub mod loss;
 pub mod mlp;
-pub mod params;
 pub mod resnet;
 pub mod time_mlp;
 pub mod unet;
@@ -129,9 +128,11 @@ mod tests {
     #[test]
     fn seeds_fix_the_weights() {
         let dev = Device::flex();
-        let a = params::flatten(&SmallCnnConfig::new(1, 8, 8, 10).init(&dev, 1));
-        let b = params::flatten(&SmallCnnConfig::new(1, 8, 8, 10).init(&dev, 1));
-        let c = params::flatten(&SmallCnnConfig::new(1, 8, 8, 10).init(&dev, 2));
+        let flat = |seed| {
+            gradlab_core::flat::flatten_host(&SmallCnnConfig::new(1, 8, 8, 10).init(&dev, seed))
+                .unwrap()
+        };
+        let (a, b, c) = (flat(1), flat(1), flat(2));
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -140,14 +141,14 @@ mod tests {
     fn linear_init_matches_pytorch_bound() {
         // PyTorch's nn.Linear draws weights and biases from U(−1/√fan_in, 1/√fan_in).
         let net = MlpConfig::new(vec![100, 50]).init(&Device::flex(), 0);
-        let w = params::flatten(&net);
-        let bound = 0.1f32;
+        let w = gradlab_core::flat::flatten_host(&net).unwrap();
+        let bound = 0.1;
         assert!(w.iter().all(|v| v.abs() <= bound));
         assert!(w.iter().any(|v| v.abs() > 0.9 * bound));
     }
 
     /// The gradient of each example's cross-entropy alone, by ordinary autodiff, in the
-    /// visiting order of `params::flatten`: the independent reference for `per_example_grads`.
+    /// visiting order of `gradlab_core::flat::flatten`: the independent reference for `per_example_grads`.
     fn one_at_a_time<M: Net>(net: &M, xs: &[f32], ys: &[i64], dim: usize) -> Vec<Vec<f64>> {
         use burn::module::{ModuleVisitor, Param};
         use burn::optim::GradientsParams;
@@ -204,7 +205,7 @@ mod tests {
         let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [3, 5]), &dev);
         let y = Tensor::<1, Int>::from_data(TensorData::new(ys.to_vec(), [3]), &dev);
         assert_rows_close(
-            &net.per_example_grads(x, y),
+            &net.per_example_grads(x, y).unwrap(),
             &one_at_a_time(&net, &xs, &ys, 5),
         );
     }
@@ -224,21 +225,22 @@ mod tests {
         let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [2, 64]), &dev);
         let y = Tensor::<1, Int>::from_data(TensorData::new(ys.to_vec(), [2]), &dev);
         assert_rows_close(
-            &net.per_example_grads(x, y),
+            &net.per_example_grads(x, y).unwrap(),
             &one_at_a_time(&net, &xs, &ys, 64),
         );
     }
 
     #[test]
     fn flatten_and_load_round_trip() {
-        let dev = Device::flex();
-        let net = SmallResNetConfig::new(1, 8, 8, 10).init(&dev, 0);
-        let flat = params::flatten(&net);
+        use gradlab_core::flat::{flatten_host, load_host};
+        let net = SmallResNetConfig::new(1, 8, 8, 10).init(&Device::flex(), 0);
+        let flat = flatten_host(&net).unwrap();
         assert_eq!(flat.len(), net.num_params());
-        let shifted: Vec<f32> = flat.iter().map(|v| v + 1.0).collect();
-        let net2 = params::load(net.clone(), &shifted).unwrap();
-        assert_eq!(params::flatten(&net2), shifted);
-        assert!(params::load(net, &shifted[1..]).is_err());
+        // Values representable in f32 come back exactly from the f32 parameters.
+        let shifted: Vec<f64> = flat.iter().map(|v| f64::from(*v as f32 + 1.0)).collect();
+        let net2 = load_host(net.clone(), &shifted).unwrap();
+        assert_eq!(flatten_host(&net2).unwrap(), shifted);
+        assert!(load_host(net, &shifted[1..]).is_err());
     }
 }
 

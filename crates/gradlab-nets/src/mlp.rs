@@ -63,13 +63,17 @@ impl Mlp {
 
 impl Mlp {
     /// Per-example gradients of the cross-entropy of each example, one row per example in the order
-    /// of [`crate::params::flatten`] (each layer's weight `[in, out]` row-major, then its bias).
+    /// of [`gradlab_core::flat::flatten`] (each layer's weight `[in, out]` row-major, then its bias).
     ///
     /// Efficient: one forward and one backward pass. Each layer's pre-activation gets an additive
     /// zero probe whose gradient is the per-example δ_l = ∂ℓ_i/∂z_l; the weight gradient of example i
     /// is then the outer product a_l,iᵀ δ_l,i of the layer's input and δ (Goodfellow, 2015).
     /// `x` must live on an autodiff device.
-    pub fn per_example_grads(&self, x: Tensor<2>, y: Tensor<1, Int>) -> Vec<Vec<f64>> {
+    pub fn per_example_grads(
+        &self,
+        x: Tensor<2>,
+        y: Tensor<1, Int>,
+    ) -> gradlab_core::Result<Vec<Vec<f64>>> {
         let [b, _] = x.dims();
         let device = x.device();
         let n = self.layers.len();
@@ -91,20 +95,15 @@ impl Mlp {
         let logp = burn::tensor::activation::log_softmax(a, 1);
         let loss = logp.gather(1, y.reshape([b, 1])).sum().neg();
         let grads = loss.backward();
-        let host = |t: Tensor<2>| {
-            t.into_data()
-                .convert::<f64>()
-                .try_to_vec::<f64>()
-                .unwrap_or_default()
-        };
+        let host = gradlab_core::bridge::to_host::<2>;
         let mut rows = vec![Vec::with_capacity(self.num_params()); b];
         for (l, layer) in self.layers.iter().enumerate() {
             let [din, dout] = layer.weight.val().dims();
-            let av = host(inputs[l].clone().inner());
-            let dv = probes[l]
-                .grad(&grads)
-                .map(host)
-                .unwrap_or_else(|| vec![0.0; b * dout]);
+            let av = host(inputs[l].clone().inner())?;
+            let probe = probes[l].grad(&grads).ok_or_else(|| {
+                gradlab_core::CoreError::MissingGradient(format!("the probe of layer {l}"))
+            })?;
+            let dv = host(probe)?;
             for (i, row) in rows.iter_mut().enumerate() {
                 for p in 0..din {
                     row.extend((0..dout).map(|q| av[i * din + p] * dv[i * dout + q]));
@@ -114,7 +113,7 @@ impl Mlp {
                 }
             }
         }
-        rows
+        Ok(rows)
     }
 }
 

@@ -154,8 +154,13 @@ mod tests {
             let out = net.forward(Tensor::zeros([2, h * w], &dev), Tensor::zeros([2], &dev));
             assert_eq!(out.dims(), [2, h * w]);
         }
-        let a = crate::params::flatten(&UNetConfig::new(1, 8, 8).with_width(8).init(&dev, 4));
-        let b = crate::params::flatten(&UNetConfig::new(1, 8, 8).with_width(8).init(&dev, 4));
+        let flat = |seed| {
+            gradlab_core::flat::flatten_host(
+                &UNetConfig::new(1, 8, 8).with_width(8).init(&dev, seed),
+            )
+            .unwrap()
+        };
+        let (a, b) = (flat(4), flat(4));
         assert_eq!(a, b);
     }
 

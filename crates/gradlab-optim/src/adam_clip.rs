@@ -65,9 +65,9 @@ pub struct MeasureThreshold {
 }
 
 impl GradientTransform for MeasureThreshold {
-    fn update(&mut self, grads: GradSet) -> GradSet {
-        self.cell.set(self.clip.threshold(&grads));
-        grads
+    fn update(&mut self, grads: GradSet) -> crate::Result<GradSet> {
+        self.cell.set(self.clip.threshold(&grads)?);
+        Ok(grads)
     }
 }
 

@@ -104,8 +104,8 @@ pub struct RunningMedian3 {
 }
 
 impl GradientTransform for RunningMedian3 {
-    fn update(&mut self, grads: GradSet) -> GradSet {
-        let g = grads.to_values();
+    fn update(&mut self, grads: GradSet) -> crate::Result<GradSet> {
+        let g = grads.to_values()?;
         if self.history.first().is_some_and(|h| h.len() != g.len()) {
             self.history.clear();
         }
@@ -120,7 +120,7 @@ impl GradientTransform for RunningMedian3 {
                 median(&mut v)
             })
             .collect();
-        grads.with_values(&out)
+        Ok(grads.with_values(&out))
     }
 }
 
@@ -169,7 +169,11 @@ mod tests {
         let mut t = RunningMedian3::default();
         let mut last = vec![];
         for g in [[1.0, 0.0], [1.2, 0.1], [50.0, -9.0], [0.9, 0.2]] {
-            last = t.update(GradSet::from_values(&g, &dev)).to_values();
+            last = t
+                .update(GradSet::from_values(&g, &dev))
+                .unwrap()
+                .to_values()
+                .unwrap();
             assert!(last[0] < 2.0, "{last:?}");
         }
         // Median of (1.2, 50, 0.9) and (0.1, −9, 0.2).

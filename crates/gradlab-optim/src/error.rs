@@ -13,6 +13,9 @@ pub enum OptimError {
         /// The valid range in words.
         requirement: &'static str,
     },
+    /// A tensor could not be read back, or a vector does not fit.
+    #[error(transparent)]
+    Core(#[from] gradlab_core::CoreError),
     /// A computation that cannot go on (a singular system, inputs of the wrong shape).
     #[error("{0}")]
     Failed(&'static str),

@@ -10,15 +10,25 @@
 //! last step is taken anyway, as in the authors' code). Claim: a global linear rate for
 //! logistic and softmax regression, also with approximate Hessians.
 //!
+//! It is a [`Solver`] of the one problem shape ([`gradlab_core::problem`]: cost, gradient and
+//! Hessian, each returning `Result`), run by [`gradlab_core::solve::solve`] with any observer;
+//! [`GradNormSmooth::run`] runs it and records every iterate.
+//!
 //! ```
-//! use gradlab_optim::grad_norm_smooth::{GradNormSmooth, SecondOrderOracle};
+//! use gradlab_core::Result;
+//! use gradlab_core::problem::{Cost, Gradient, Hessian, Problem};
+//! use gradlab_optim::grad_norm_smooth::GradNormSmooth;
 //! /// f(x) = ½‖x − 1‖²: H = I.
 //! struct Bowl;
-//! impl SecondOrderOracle for Bowl {
-//!     fn dim(&self) -> usize { 2 }
-//!     fn value(&self, x: &[f64]) -> f64 { x.iter().map(|v| 0.5 * (v - 1.0).powi(2)).sum() }
-//!     fn gradient(&self, x: &[f64]) -> Vec<f64> { x.iter().map(|v| v - 1.0).collect() }
-//!     fn hessian(&self, _: &[f64]) -> Vec<f64> { vec![1.0, 0.0, 0.0, 1.0] }
+//! impl Problem for Bowl { fn dim(&self) -> usize { 2 } }
+//! impl Cost for Bowl {
+//!     fn cost(&self, x: &[f64]) -> Result<f64> { Ok(x.iter().map(|v| 0.5 * (v - 1.0).powi(2)).sum()) }
+//! }
+//! impl Gradient for Bowl {
+//!     fn gradient(&self, x: &[f64]) -> Result<Vec<f64>> { Ok(x.iter().map(|v| v - 1.0).collect()) }
+//! }
+//! impl Hessian for Bowl {
+//!     fn hessian(&self, _: &[f64]) -> Result<Vec<f64>> { Ok(vec![1.0, 0.0, 0.0, 1.0]) }
 //! }
 //! let (x, trace) = GradNormSmooth::default().run(&Bowl, &[5.0, -3.0], 30).unwrap();
 //! assert!((x[0] - 1.0).abs() < 1e-9 && trace.last().unwrap().grad_norm < 1e-9);
@@ -26,18 +36,9 @@
 
 use crate::error::{OptimError, Result, check_positive};
 use crate::linalg;
-
-/// A twice-differentiable objective with a (possibly approximate) dense Hessian.
-pub trait SecondOrderOracle {
-    /// Dimension d.
-    fn dim(&self) -> usize;
-    /// f(x).
-    fn value(&self, x: &[f64]) -> f64;
-    /// ∇f(x).
-    fn gradient(&self, x: &[f64]) -> Vec<f64>;
-    /// The Hessian or its approximation at x, row-major d × d, positive semi-definite.
-    fn hessian(&self, x: &[f64]) -> Vec<f64>;
-}
+use gradlab_core::CoreError;
+use gradlab_core::problem::{Cost, Gradient, Hessian, check_point, norm};
+use gradlab_core::solve::{Iteration, Observer, Solver, solve};
 
 /// Hyperparameters (the authors' defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,86 +77,146 @@ pub struct Iterate {
     pub solves: usize,
 }
 
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+/// The state of a run: the iterate, its value and gradient, γ and the linear solves so far.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// x_k.
+    pub x: Vec<f64>,
+    /// f(x_k).
+    pub value: f64,
+    /// ∇f(x_k).
+    pub gradient: Vec<f64>,
+    /// γ_k.
+    pub gamma: f64,
+    /// Linear systems solved so far.
+    pub solves: usize,
+    /// k.
+    pub k: usize,
+    /// The record of every iterate so far (x₀ first).
+    pub history: Vec<Iterate>,
+}
+
+impl State {
+    fn record(&mut self) {
+        self.history.push(Iterate {
+            value: self.value,
+            grad_norm: norm(&self.gradient),
+            gamma: self.gamma,
+            solves: self.solves,
+        });
+    }
+}
+
+impl<P: Cost + Gradient + Hessian + ?Sized> Solver<P> for GradNormSmooth {
+    type State = State;
+    type Error = OptimError;
+
+    fn init(&mut self, f: &P, x0: &[f64]) -> Result<State> {
+        check_positive("gamma0", self.gamma0)?;
+        check_positive("gamma_min", self.gamma_min)?;
+        check_point(f, x0)?;
+        let mut s = State {
+            x: x0.to_vec(),
+            value: f.cost(x0)?,
+            gradient: f.gradient(x0)?,
+            gamma: self.gamma0,
+            solves: 0,
+            k: 0,
+            history: vec![],
+        };
+        s.record();
+        Ok(s)
+    }
+
+    /// ‖∇f‖ ≤ `grad_tol`, or exactly 0.
+    fn converged(&self, s: &State) -> bool {
+        let gn = norm(&s.gradient);
+        gn <= self.grad_tol || gn == 0.0
+    }
+
+    fn step(&mut self, f: &P, s: &mut State) -> Result<()> {
+        let d = s.x.len();
+        let gn = norm(&s.gradient);
+        if !(s.value.is_finite() && gn.is_finite()) {
+            return Err(OptimError::NonFinite {
+                what: "objective or gradient",
+                step: s.k,
+            });
+        }
+        s.k += 1;
+        let h = f.hessian(&s.x)?;
+        if h.len() != d * d || h.iter().any(|v| !v.is_finite()) {
+            return Err(CoreError::NonFinite {
+                what: format!("Hessian ({} entries for d = {d})", h.len()),
+                iteration: s.k,
+            }
+            .into());
+        }
+        let mut accepted = None;
+        for _ in 0..self.max_search.max(1) {
+            let lambda = gn / (s.gamma + 1e-8);
+            let mut a = h.clone();
+            (0..d).for_each(|i| a[i * d + i] += lambda);
+            let l = linalg::cholesky(&a, d).ok_or(OptimError::NotPositiveDefinite {
+                system: "H + λI",
+                damping: lambda,
+                step: s.k,
+                hint: "the Hessian approximation must be positive semi-definite",
+            })?;
+            let step = linalg::cholesky_solve(&l, d, &s.gradient);
+            s.solves += 1;
+            let x_new: Vec<f64> = s.x.iter().zip(&step).map(|(a, b)| a - b).collect();
+            let (f_new, g_new) = (f.cost(&x_new)?, f.gradient(&x_new)?);
+            let ok = s.value - f_new >= g_new.iter().map(|v| v * v).sum::<f64>() / (8.0 * lambda);
+            accepted = Some((x_new, f_new, g_new));
+            if ok {
+                s.gamma = (2.0 * s.gamma).max(self.gamma_min);
+                break;
+            }
+            s.gamma *= 0.5;
+        }
+        if let Some((x, value, gradient)) = accepted {
+            (s.x, s.value, s.gradient) = (x, value, gradient);
+        }
+        s.record();
+        Ok(())
+    }
+
+    fn iteration<'a>(&self, s: &'a State) -> Iteration<'a> {
+        Iteration {
+            iteration: s.k,
+            x: &s.x,
+            cost: Some(s.value),
+            grad_norm: Some(norm(&s.gradient)),
+            work: s.solves,
+        }
+    }
 }
 
 impl GradNormSmooth {
-    /// `iters` iterations from `x0`: the final point and the record of every iterate (x₀ first).
-    /// Stops early when ‖∇f‖ ≤ `grad_tol`.
-    pub fn run(
+    /// `iters` iterations from `x0` by [`solve`], showing `observer` every iterate; the final
+    /// state holds the record of every iterate (x₀ first). Stops early when ‖∇f‖ ≤ `grad_tol`.
+    pub fn run_observed<P: Cost + Gradient + Hessian + ?Sized>(
         &self,
-        f: &impl SecondOrderOracle,
+        f: &P,
+        x0: &[f64],
+        iters: usize,
+        observer: &mut impl Observer,
+    ) -> Result<State> {
+        let mut method = *self;
+        Ok(solve(&mut method, f, x0, iters, observer)?.0)
+    }
+
+    /// [`GradNormSmooth::run_observed`] without an observer: the final point and the record of
+    /// every iterate (x₀ first).
+    pub fn run<P: Cost + Gradient + Hessian + ?Sized>(
+        &self,
+        f: &P,
         x0: &[f64],
         iters: usize,
     ) -> Result<(Vec<f64>, Vec<Iterate>)> {
-        check_positive("gamma0", self.gamma0)?;
-        check_positive("gamma_min", self.gamma_min)?;
-        let d = f.dim();
-        if x0.len() != d {
-            return Err(OptimError::Invalid {
-                name: "x0.len()",
-                value: x0.len() as f64,
-                requirement: "equal to the problem's dimension",
-            });
-        }
-        let mut x = x0.to_vec();
-        let (mut fx, mut g) = (f.value(&x), f.gradient(&x));
-        let mut gamma = self.gamma0;
-        let mut solves = 0;
-        let mut trace = vec![Iterate {
-            value: fx,
-            grad_norm: norm(&g),
-            gamma,
-            solves,
-        }];
-        for k in 1..=iters {
-            let gn = norm(&g);
-            if !(fx.is_finite() && gn.is_finite()) {
-                return Err(OptimError::NonFinite {
-                    what: "objective or gradient",
-                    step: k - 1,
-                });
-            }
-            if gn <= self.grad_tol || gn == 0.0 {
-                break;
-            }
-            let h = f.hessian(&x);
-            let mut accepted = None;
-            for _ in 0..self.max_search.max(1) {
-                let lambda = gn / (gamma + 1e-8);
-                let mut a = h.clone();
-                (0..d).for_each(|i| a[i * d + i] += lambda);
-                let l = linalg::cholesky(&a, d).ok_or(OptimError::NotPositiveDefinite {
-                    system: "H + λI",
-                    damping: lambda,
-                    step: k,
-                    hint: "the Hessian approximation must be positive semi-definite",
-                })?;
-                let step = linalg::cholesky_solve(&l, d, &g);
-                solves += 1;
-                let x_new: Vec<f64> = x.iter().zip(&step).map(|(a, s)| a - s).collect();
-                let (f_new, g_new) = (f.value(&x_new), f.gradient(&x_new));
-                let ok = fx - f_new >= g_new.iter().map(|v| v * v).sum::<f64>() / (8.0 * lambda);
-                accepted = Some((x_new, f_new, g_new));
-                if ok {
-                    gamma = (2.0 * gamma).max(self.gamma_min);
-                    break;
-                }
-                gamma *= 0.5;
-            }
-            let (x_new, f_new, g_new) = accepted.expect("at least one try");
-            x = x_new;
-            fx = f_new;
-            g = g_new;
-            trace.push(Iterate {
-                value: fx,
-                grad_norm: norm(&g),
-                gamma,
-                solves,
-            });
-        }
-        Ok((x, trace))
+        let state = self.run_observed(f, x0, iters, &mut gradlab_core::solve::Silent)?;
+        Ok((state.x, state.history))
     }
 }
 
@@ -169,23 +230,37 @@ mod tests {
         b: Vec<f64>,
     }
 
-    impl SecondOrderOracle for Quadratic {
+    impl gradlab_core::problem::Problem for Quadratic {
         fn dim(&self) -> usize {
             self.b.len()
         }
+    }
+    impl Quadratic {
         fn value(&self, x: &[f64]) -> f64 {
-            let ax = self.gradient(x);
+            let ax = self.grad(x);
             0.5 * x.iter().zip(&ax).map(|(p, q)| p * q).sum::<f64>()
                 + 0.5 * x.iter().zip(&self.b).map(|(p, q)| -p * q).sum::<f64>()
         }
-        fn gradient(&self, x: &[f64]) -> Vec<f64> {
-            let n = self.dim();
+        fn grad(&self, x: &[f64]) -> Vec<f64> {
+            let n = self.b.len();
             (0..n)
                 .map(|i| (0..n).map(|j| self.a[i * n + j] * x[j]).sum::<f64>() - self.b[i])
                 .collect()
         }
-        fn hessian(&self, _: &[f64]) -> Vec<f64> {
-            self.a.clone()
+    }
+    impl Cost for Quadratic {
+        fn cost(&self, x: &[f64]) -> gradlab_core::Result<f64> {
+            Ok(self.value(x))
+        }
+    }
+    impl Gradient for Quadratic {
+        fn gradient(&self, x: &[f64]) -> gradlab_core::Result<Vec<f64>> {
+            Ok(self.grad(x))
+        }
+    }
+    impl Hessian for Quadratic {
+        fn hessian(&self, _: &[f64]) -> gradlab_core::Result<Vec<f64>> {
+            Ok(self.a.clone())
         }
     }
 

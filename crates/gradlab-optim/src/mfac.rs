@@ -344,20 +344,18 @@ impl MfacPrecondition {
 }
 
 impl GradientTransform for MfacPrecondition {
-    fn update(&mut self, grads: GradSet) -> GradSet {
-        let g = grads.to_values();
+    /// F̂⁻¹g after pushing g into the window; a non-finite gradient or a failed update is an
+    /// error (the gradient is never passed on unpreconditioned).
+    fn update(&mut self, grads: GradSet) -> Result<GradSet> {
+        let g = grads.to_values()?;
         let n = g.len();
-        if self.inv.as_ref().is_none_or(|inv| inv.dim() != n) {
-            self.inv = MfacInverse::new(n, self.window, self.damp).ok();
-        }
-        let Some(inv) = self.inv.as_mut() else {
-            return grads;
+        let inv = match &mut self.inv {
+            Some(inv) if inv.dim() == n => inv,
+            slot => slot.insert(MfacInverse::new(n, self.window, self.damp)?),
         };
-        // A non-finite gradient is passed through unchanged: the training loop reports it.
-        match inv.push(&g).and_then(|_| inv.mul(&g)) {
-            Ok(p) => grads.with_values(&p),
-            Err(_) => grads,
-        }
+        inv.push(&g)?;
+        let p = inv.mul(&g)?;
+        Ok(grads.with_values(&p))
     }
 }
 
@@ -494,8 +492,12 @@ mod tests {
         let mut t = MfacPrecondition::new(3, damp).unwrap();
         let g1 = pseudo(d, 1);
         let g2 = pseudo(d, 2);
-        t.update(GradSet::from_values(&g1, &dev));
-        let out = t.update(GradSet::from_values(&g2, &dev)).to_values();
+        t.update(GradSet::from_values(&g1, &dev)).unwrap();
+        let out = t
+            .update(GradSet::from_values(&g2, &dev))
+            .unwrap()
+            .to_values()
+            .unwrap();
         let h = explicit(&[g1, g2.clone()], 3, damp);
         for (i, row) in h.chunks(d).enumerate() {
             assert!((out[i] - dot(row, &g2)).abs() < 1e-9);

@@ -5,7 +5,7 @@
 //! ```
 //! use gradlab_optim::{point::{PointOptimizer, PointStep}, sgd::SgdConfig};
 //! let mut opt = PointOptimizer::new(SgdConfig::new().build().unwrap(), &[1.0, 2.0]);
-//! let x = opt.step(0.5, &[2.0, 4.0]);
+//! let x = opt.step(0.5, &[2.0, 4.0]).unwrap();
 //! assert_eq!(x, vec![0.0, 0.0]);
 //! ```
 
@@ -24,10 +24,11 @@ pub struct PointOptimizer<O: Optimizer> {
 
 /// Object-safe view of a [`PointOptimizer`].
 pub trait PointStep {
-    /// Apply one update with gradient `grad` at the current point; return the new point.
-    fn step(&mut self, lr: f64, grad: &[f64]) -> Vec<f64>;
+    /// Apply one update with gradient `grad` at the current point; return the new point. A
+    /// gradient of the wrong length, or a transformation that fails, is an error.
+    fn step(&mut self, lr: f64, grad: &[f64]) -> crate::Result<Vec<f64>>;
     /// The current point.
-    fn point(&self) -> Vec<f64>;
+    fn point(&self) -> crate::Result<Vec<f64>>;
 }
 
 /// A rank-1 f64 tensor on `device`.
@@ -36,14 +37,6 @@ pub fn f64_tensor(values: &[f64], device: &Device) -> Tensor<1> {
         TensorData::new(values.to_vec(), [values.len()]),
         (device, DType::F64),
     )
-}
-
-/// The values of a tensor as f64.
-pub fn to_f64(t: Tensor<1>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .unwrap_or_default()
 }
 
 impl<O: Optimizer> PointOptimizer<O> {
@@ -69,11 +62,20 @@ impl<O: Optimizer> PointOptimizer<O> {
 }
 
 impl<O: Optimizer> PointStep for PointOptimizer<O> {
-    fn step(&mut self, lr: f64, grad: &[f64]) -> Vec<f64> {
+    fn step(&mut self, lr: f64, grad: &[f64]) -> crate::Result<Vec<f64>> {
+        let n = self.x.dims()[0];
+        if grad.len() != n {
+            return Err(gradlab_core::CoreError::Length {
+                what: "a gradient",
+                expected: n,
+                got: grad.len(),
+            }
+            .into());
+        }
         let g = match &mut self.transform {
             Some(t) => f64_tensor(
-                &t.update(crate::transform::GradSet::from_values(grad, &self.device))
-                    .to_values(),
+                &t.update(crate::transform::GradSet::from_values(grad, &self.device))?
+                    .to_values()?,
                 &self.device,
             ),
             None => f64_tensor(grad, &self.device),
@@ -83,7 +85,7 @@ impl<O: Optimizer> PointStep for PointOptimizer<O> {
         self.state = state;
         self.point()
     }
-    fn point(&self) -> Vec<f64> {
-        to_f64(self.x.clone())
+    fn point(&self) -> crate::Result<Vec<f64>> {
+        Ok(gradlab_core::bridge::to_host(self.x.clone())?)
     }
 }

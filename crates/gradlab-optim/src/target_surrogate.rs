@@ -178,13 +178,6 @@ impl TargetSurrogateConfig {
     }
 }
 
-fn values(t: Tensor<1>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .unwrap_or_default()
-}
-
 impl TargetSurrogate {
     fn tensor(&self, v: &[f64]) -> Tensor<1> {
         Tensor::<1>::from_data(
@@ -246,9 +239,9 @@ impl TargetSurrogate {
             let th = self.tensor(&theta).require_grad();
             let sv = surrogate(th.clone());
             let s0 = sv.clone().into_scalar::<f64>();
-            let grad = values(th.grad(&sv.backward()).ok_or(OptimError::Failed(
-                "target surrogate: the model does not depend on θ",
-            ))?);
+            let grad = gradlab_core::bridge::to_host(th.grad(&sv.backward()).ok_or(
+                OptimError::Failed("target surrogate: the model does not depend on θ"),
+            )?)?;
             let gg: f64 = grad.iter().map(|v| v * v).sum();
             if !(s0.is_finite() && gg.is_finite()) {
                 return Err(OptimError::NonFinite {

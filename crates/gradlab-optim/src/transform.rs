@@ -6,7 +6,7 @@
 //! use burn::prelude::*;
 //! let mut t = ClipTopCoordinates::new(0.25).unwrap().then(ClipGlobalNorm::new(1.0).unwrap());
 //! let g = GradSet::from_values(&[4.0, -3.0, 0.5, 0.1], &Device::flex());
-//! let out = t.update(g).to_values();
+//! let out = t.update(g).unwrap().to_values().unwrap();
 //! // Top 25% clipped at the 2nd largest |g| (3), then the global norm scaled to 1.
 //! let n = (9.0f64 + 9.0 + 0.25 + 0.01).sqrt();
 //! assert!((out[0] - 3.0 / n).abs() < 1e-6 && (out[2] - 0.5 / n).abs() < 1e-6);
@@ -120,18 +120,12 @@ impl GradSet {
     }
 
     /// All coordinates, concatenated, as f64.
-    pub fn to_values(&self) -> Vec<f64> {
-        self.items
-            .iter()
-            .flat_map(|i| {
-                i.grad
-                    .clone()
-                    .into_data()
-                    .convert::<f64>()
-                    .try_to_vec::<f64>()
-                    .unwrap_or_default()
-            })
-            .collect()
+    pub fn to_values(&self) -> crate::Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(self.numel());
+        for i in &self.items {
+            out.extend(gradlab_core::bridge::to_host(i.grad.clone())?);
+        }
+        Ok(out)
     }
 
     /// The same parameters with new coordinates (`values` concatenated in item order, as
@@ -177,8 +171,9 @@ impl GradSet {
 
 /// A transformation of the gradients of all parameters.
 pub trait GradientTransform: Send {
-    /// Transform one step's gradients.
-    fn update(&mut self, grads: GradSet) -> GradSet;
+    /// Transform one step's gradients; a transformation that cannot do its work (a failed
+    /// factorisation, gradients that cannot be read) returns an error, never its input unchanged.
+    fn update(&mut self, grads: GradSet) -> crate::Result<GradSet>;
 
     /// Apply `self`, then `next`.
     fn then<T: GradientTransform + 'static>(self, next: T) -> Chain
@@ -193,8 +188,8 @@ pub trait GradientTransform: Send {
 pub struct Chain(pub Vec<Box<dyn GradientTransform>>);
 
 impl GradientTransform for Chain {
-    fn update(&mut self, grads: GradSet) -> GradSet {
-        self.0.iter_mut().fold(grads, |g, t| t.update(g))
+    fn update(&mut self, grads: GradSet) -> crate::Result<GradSet> {
+        self.0.iter_mut().try_fold(grads, |g, t| t.update(g))
     }
     fn then<T: GradientTransform + 'static>(mut self, next: T) -> Chain {
         self.0.push(Box::new(next));
@@ -223,13 +218,13 @@ impl ClipGlobalNorm {
 }
 
 impl GradientTransform for ClipGlobalNorm {
-    fn update(&mut self, grads: GradSet) -> GradSet {
+    fn update(&mut self, grads: GradSet) -> crate::Result<GradSet> {
         let coef = norm_clip_coef(self.max_norm, grads.sq_norm());
-        if coef < 1.0 {
+        Ok(if coef < 1.0 {
             grads.map(|g| g.mul_scalar(coef))
         } else {
             grads
-        }
+        })
     }
 }
 
@@ -248,11 +243,11 @@ impl ClipNormPerTensor {
 }
 
 impl GradientTransform for ClipNormPerTensor {
-    fn update(&mut self, grads: GradSet) -> GradSet {
-        grads.map(|g| {
+    fn update(&mut self, grads: GradSet) -> crate::Result<GradSet> {
+        Ok(grads.map(|g| {
             let coef = norm_clip_coef(self.max_norm, g.clone().square().sum().into_scalar::<f64>());
             if coef < 1.0 { g.mul_scalar(coef) } else { g }
-        })
+        }))
     }
 }
 
@@ -271,8 +266,8 @@ impl ClipValue {
 }
 
 impl GradientTransform for ClipValue {
-    fn update(&mut self, grads: GradSet) -> GradSet {
-        grads.map(|g| g.clamp(-self.bound, self.bound))
+    fn update(&mut self, grads: GradSet) -> crate::Result<GradSet> {
+        Ok(grads.map(|g| g.clamp(-self.bound, self.bound)))
     }
 }
 
@@ -309,21 +304,21 @@ impl ClipTopCoordinates {
     }
 
     /// The threshold τ for `grads`.
-    pub fn threshold(&self, grads: &GradSet) -> f64 {
-        let mut mags: Vec<f64> = grads.to_values().into_iter().map(f64::abs).collect();
+    pub fn threshold(&self, grads: &GradSet) -> crate::Result<f64> {
+        let mut mags: Vec<f64> = grads.to_values()?.into_iter().map(f64::abs).collect();
         if mags.is_empty() {
-            return f64::INFINITY;
+            return Ok(f64::INFINITY);
         }
         let k = ((mags.len() as f64 * self.fraction).floor() as usize).min(mags.len() - 1);
         let (_, kth, _) = mags.select_nth_unstable_by(k, |a, b| b.total_cmp(a));
-        *kth
+        Ok(*kth)
     }
 }
 
 impl GradientTransform for ClipTopCoordinates {
-    fn update(&mut self, grads: GradSet) -> GradSet {
-        let tau = self.threshold(&grads);
-        grads.map(|g| g.clamp(-tau, tau))
+    fn update(&mut self, grads: GradSet) -> crate::Result<GradSet> {
+        let tau = self.threshold(&grads)?;
+        Ok(grads.map(|g| g.clamp(-tau, tau)))
     }
 }
 
@@ -348,18 +343,18 @@ impl GaussianNoise {
 }
 
 impl GradientTransform for GaussianNoise {
-    fn update(&mut self, grads: GradSet) -> GradSet {
+    fn update(&mut self, grads: GradSet) -> crate::Result<GradSet> {
         if self.std == 0.0 {
-            return grads;
+            return Ok(grads);
         }
-        grads.map(|g| {
+        Ok(grads.map(|g| {
             let n = g.dims()[0];
             let noise: Vec<f64> = (0..n)
                 .map(|_| self.std * self.rng.sample::<f64, _>(StandardNormal))
                 .collect();
             let t = Tensor::<1>::from_data(TensorData::new(noise, [n]), (&g.device(), g.dtype()));
             g + t
-        })
+        }))
     }
 }
 
@@ -423,16 +418,17 @@ impl TransformedOptimizer {
         }
     }
 
-    /// One step: transform the gradients of `module`, then let the optimizer update it.
+    /// One step: transform the gradients of `module`, then let the optimizer update it (a
+    /// transformation that fails is the step's error; the module is then not updated).
     pub fn step<M: Module>(
         &mut self,
         lr: LearningRate,
         module: M,
         mut grads: GradientsParams,
-    ) -> M {
-        let set = self.transform.update(GradSet::take(&module, &mut grads));
+    ) -> Result<M> {
+        let set = self.transform.update(GradSet::take(&module, &mut grads))?;
         let grads = set.into_grads(&module);
-        self.optim.step(lr, module, grads)
+        Ok(self.optim.step(lr, module, grads))
     }
 
     /// The wrapped optimizer (for saving its state).
@@ -455,9 +451,14 @@ mod tests {
         let g = set(&[1.0, -9.0, 0.5, 7.0, -3.0, 2.0, 0.1, -5.0]);
         for (c, tau) in [(0.1, 9.0), (0.25, 5.0), (0.5, 2.0), (0.9, 0.1), (1.0, 0.1)] {
             let t = ClipTopCoordinates::new(c).unwrap();
-            assert_eq!(t.threshold(&g), tau, "c = {c}");
+            assert_eq!(t.threshold(&g).unwrap(), tau, "c = {c}");
         }
-        let out = ClipTopCoordinates::new(0.25).unwrap().update(g).to_values();
+        let out = ClipTopCoordinates::new(0.25)
+            .unwrap()
+            .update(g)
+            .unwrap()
+            .to_values()
+            .unwrap();
         assert_eq!(out, vec![1.0, -5.0, 0.5, 5.0, -3.0, 2.0, 0.1, -5.0]);
         assert!(ClipTopCoordinates::new(0.0).is_err() && ClipTopCoordinates::new(1.5).is_err());
     }
@@ -468,17 +469,26 @@ mod tests {
         let out = ClipGlobalNorm::new(1.0)
             .unwrap()
             .update(g.clone())
-            .to_values();
+            .unwrap()
+            .to_values()
+            .unwrap();
         assert!((out[0] - 0.6 / (1.0 + 1e-6 / 5.0)).abs() < 1e-9);
         assert_eq!(
             ClipGlobalNorm::new(10.0)
                 .unwrap()
                 .update(g.clone())
-                .to_values(),
+                .unwrap()
+                .to_values()
+                .unwrap(),
             vec![3.0, 4.0]
         );
         assert_eq!(
-            ClipValue::new(3.5).unwrap().update(g).to_values(),
+            ClipValue::new(3.5)
+                .unwrap()
+                .update(g)
+                .unwrap()
+                .to_values()
+                .unwrap(),
             vec![3.0, 3.5]
         );
         assert!(ClipGlobalNorm::new(-1.0).is_err() && ClipValue::new(f64::NAN).is_err());
@@ -495,9 +505,15 @@ mod tests {
         let mut g = grads(&model);
         let raw = GradSet::take(&model, &mut g);
         assert_eq!(raw.items.len(), 2);
-        let global = ClipGlobalNorm::new(1.0).unwrap().update(raw.clone());
+        let global = ClipGlobalNorm::new(1.0)
+            .unwrap()
+            .update(raw.clone())
+            .unwrap();
         assert!((global.sq_norm().sqrt() - 1.0).abs() < 1e-4);
-        let per = ClipNormPerTensor::new(1.0).unwrap().update(raw.clone());
+        let per = ClipNormPerTensor::new(1.0)
+            .unwrap()
+            .update(raw.clone())
+            .unwrap();
         assert!((per.sq_norm().sqrt() - 2f64.sqrt()).abs() < 1e-4);
         // Round trip back to burn's gradients keeps shapes and values.
         let back = raw.clone().into_grads(&model);
@@ -528,7 +544,7 @@ mod tests {
             ClipValue::new(0.5).unwrap(),
             SgdConfig::new().init().unwrap(),
         );
-        let model = opt.step(1.0, model, g);
+        let model = opt.step(1.0, model, g).unwrap();
         let after = model
             .weight
             .val()
@@ -565,11 +581,15 @@ mod tests {
         let a = GaussianNoise::new(0.5, 3)
             .unwrap()
             .update(set(&zeros))
-            .to_values();
+            .unwrap()
+            .to_values()
+            .unwrap();
         let b = GaussianNoise::new(0.5, 3)
             .unwrap()
             .update(set(&zeros))
-            .to_values();
+            .unwrap()
+            .to_values()
+            .unwrap();
         assert_eq!(a, b);
         let sd = (a.iter().map(|v| v * v).sum::<f64>() / a.len() as f64).sqrt();
         assert!((sd - 0.5).abs() < 0.01, "{sd}");

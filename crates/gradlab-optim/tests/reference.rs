@@ -29,7 +29,7 @@ fn grad(t: usize, x: &[f64]) -> Vec<f64> {
 fn run(opt: &mut dyn PointStep, lr: f64, steps: usize) -> Vec<f64> {
     let mut x = X0.to_vec();
     for t in 0..steps {
-        x = opt.step(lr, &grad(t, &x));
+        x = opt.step(lr, &grad(t, &x)).unwrap();
     }
     x
 }
@@ -138,7 +138,7 @@ fn adam_adamw_amsgrad_match_pytorch_algorithm() {
     // Closed form: Adam's first step moves each coordinate by lr·sign(g) (up to ε).
     let mut opt = PointOptimizer::new(AdamConfig::new().build().unwrap(), &X0);
     let g = grad(0, &X0);
-    let x1 = opt.step(0.1, &g);
+    let x1 = opt.step(0.1, &g).unwrap();
     for i in 0..3 {
         assert!((X0[i] - x1[i] - 0.1 * g[i].signum()).abs() < 1e-7);
     }
@@ -281,7 +281,7 @@ fn diffgrad_golden() {
         let mut opt = spec.point_optimizer(&[-1.0]).unwrap();
         let mut x = -1.0;
         for it in 1..=299 {
-            x = opt.step(0.1, &[f1(x)])[0];
+            x = opt.step(0.1, &[f1(x)]).unwrap()[0];
             if let Some((_, want)) = golden.iter().find(|(i, _)| *i == it) {
                 assert!(
                     (x - want).abs() < 1e-6,
@@ -300,10 +300,10 @@ fn diffgrad_friction_is_really_applied() {
     let opt = DiffGradConfig::new().build().unwrap();
     let mut a = PointOptimizer::new(opt.clone(), &[0.0]);
     let mut b = PointOptimizer::new(opt, &[0.0]);
-    a.step(0.1, &[1.0]);
-    b.step(0.1, &[1.0]);
-    let xa = a.step(0.1, &[1.0])[0];
-    let xb = b.step(0.1, &[3.0])[0];
+    a.step(0.1, &[1.0]).unwrap();
+    b.step(0.1, &[1.0]).unwrap();
+    let xa = a.step(0.1, &[1.0]).unwrap()[0];
+    let xb = b.step(0.1, &[3.0]).unwrap()[0];
     // Step 2 of b uses ξ = σ(2), of a ξ = σ(0) = 0.5; their m̂/√v̂ ratios are computable in closed form.
     let (b1, b2) = (0.9f64, 0.999f64);
     let ratio = |g1: f64, g2: f64| {

@@ -223,11 +223,14 @@ impl ModuleVisitor for GradCheck<'_> {
         }
         if let Some(g) = self.grads.get::<D>(p.id) {
             // Both norms in one read back from the device.
-            let norms: Vec<f64> = Tensor::cat(vec![g.clone().square().sum(), g.abs().sum()], 0)
-                .into_data()
-                .convert::<f64>()
-                .try_to_vec::<f64>()
-                .unwrap_or_else(|_| vec![f64::NAN; 2]);
+            let both = Tensor::cat(vec![g.clone().square().sum(), g.abs().sum()], 0);
+            let norms = match gradlab_core::bridge::to_host(both) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.bad = Some(format!("the gradient of {} ({e})", self.path.join(".")));
+                    return;
+                }
+            };
             let s = norms[0];
             self.sq_norm += s;
             self.l1_norm += norms[1];
@@ -366,7 +369,7 @@ impl<M: Net> Trainer<M> {
         let grads = match &mut self.clip {
             Some(t) => {
                 let mut grads = grads;
-                t.update(GradSet::take(&self.model, &mut grads))
+                t.update(GradSet::take(&self.model, &mut grads))?
                     .into_grads(&self.model)
             }
             None => grads,
@@ -580,11 +583,8 @@ fn first_layer<M: Net>(model: &M) -> Result<FirstLayer> {
     })
 }
 
-fn host(t: Tensor<2>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .unwrap_or_default()
+fn host(t: Tensor<2>) -> Result<Vec<f64>> {
+    Ok(gradlab_core::bridge::to_host(t)?)
 }
 
 fn missing_first_gradient(id: burn::module::ParamId) -> TrainError {
@@ -609,7 +609,7 @@ fn tract_first_layer(
             };
             let [n, k] = g.dims();
             let new = t
-                .precondition(&host(x), b, n, &host(g.clone()), k)
+                .precondition(&host(x)?, b, n, &host(g.clone())?, k)
                 .map_err(bad)?;
             let new = Tensor::<2>::from_data(
                 TensorData::new(
@@ -639,8 +639,8 @@ fn tract_first_layer(
                 burn::tensor::ops::UnfoldOptions::new(stride, padding, [1, 1]),
             );
             let l = patches.dims()[2];
-            let a = host(patches.swap_dims(1, 2).reshape([b * l, n]));
-            let gt = host(g.clone().reshape([out, n]).transpose());
+            let a = host(patches.swap_dims(1, 2).reshape([b * l, n]))?;
+            let gt = host(g.clone().reshape([out, n]).transpose())?;
             let new = t.precondition(&a, b * l, n, &gt, out).map_err(bad)?;
             let new = Tensor::<2>::from_data(
                 TensorData::new(

@@ -2,7 +2,10 @@
 
 use gradlab_data::images::digits_split;
 use gradlab_nets::mlp::MlpConfig;
-use gradlab_nets::params::flatten;
+/// All parameters of a model, exactly (f32 widened to f64).
+fn flatten<M: burn::module::Module>(m: &M) -> Vec<f64> {
+    gradlab_core::flat::flatten_host(m).unwrap()
+}
 use gradlab_optim::schedule::Schedule;
 use gradlab_optim::spec::OptimizerSpec;
 use gradlab_train::TrainError;
@@ -145,7 +148,7 @@ fn first_weights<M: gradlab_nets::Net>(m: &M) -> Vec<f64> {
         gradlab_nets::FirstLayer::Linear { .. } => 64 * 16,
         gradlab_nets::FirstLayer::Conv { .. } => 16 * 9,
     };
-    flatten(m)[..n].iter().map(|v| f64::from(*v)).collect()
+    flatten(m)[..n].to_vec()
 }
 
 #[test]

@@ -11,7 +11,7 @@ use gradlab_curvature::spectrum::{
 use gradlab_curvature::{CurvatureError, GaussNewton, HessianVectorProduct, OracleHvp, OutputLoss};
 use gradlab_data::ImageSet;
 use gradlab_lab::plot::{Series, line_chart};
-use gradlab_nets::{LossKind, Net, params};
+use gradlab_nets::{LossKind, Net};
 use gradlab_train::TrainError;
 use gradlab_train::checkpoint::load_set;
 use gradlab_train::output::{IMAGE_EXTENSIONS, check_output_file};
@@ -268,7 +268,7 @@ fn analyze_model<M: Net>(model: M, req: &HessianRequest, set: &ImageSet) -> Resu
     if examples == 0 {
         bail!("the loss needs at least one example");
     }
-    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let theta = gradlab_core::flat::flatten_host(&model)?;
     let idx: Vec<usize> = (0..examples).collect();
     match req.matrix {
         CurvatureMatrix::Hessian => {

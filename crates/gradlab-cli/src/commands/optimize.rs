@@ -111,7 +111,13 @@ fn optimize(
     emit(&mut out, 0, &x, f.value(&x))?;
     let mut failure = None;
     for step in 1..=steps {
-        x = opt.step(lr, &f.grad(&x));
+        x = match opt.step(lr, &f.grad(&x)) {
+            Ok(x) => x,
+            Err(e) => {
+                failure = Some(format!("step {step} failed: {e}"));
+                break;
+            }
+        };
         let v = f.value(&x);
         if !v.is_finite() || x.iter().any(|c| !c.is_finite()) {
             failure = Some(format!(

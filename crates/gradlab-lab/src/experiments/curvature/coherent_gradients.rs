@@ -10,7 +10,7 @@
 //! Tracked: m-coherence of the batch gradients (mean over the first 20% of the run), and the
 //! training accuracy on clean and on corrupted examples (against their corrupted labels).
 
-use crate::error::{LabError, Result};
+use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
 use crate::plot::{Series, line_chart};
 use gradlab_train::autodiff_device;
@@ -18,7 +18,7 @@ use burn::prelude::*;
 use gradlab_data::ImageSet;
 use gradlab_data::batch::{epoch_order, to_tensors};
 use gradlab_data::images::load_split;
-use gradlab_nets::{Net, mlp::Mlp, mlp::MlpConfig, params};
+use gradlab_nets::{Net, mlp::Mlp, mlp::MlpConfig};
 use gradlab_optim::adadagrad::PerExampleGrads;
 use gradlab_optim::coherent_gradients::{m_coherence, median_of_means, winsorized_mean};
 use rand::rngs::StdRng;
@@ -65,23 +65,20 @@ pub fn corrupt(set: &ImageSet, fraction: f64, seed: u64) -> (ImageSet, Vec<bool>
 }
 
 /// Training accuracy on the clean and on the corrupted examples (against the labels trained on).
-fn split_accuracy(model: &Mlp, set: &ImageSet, mask: &[bool]) -> (f64, f64) {
+fn split_accuracy(model: &Mlp, set: &ImageSet, mask: &[bool]) -> Result<(f64, f64)> {
     let dev = Device::flex();
     let m = model.valid();
     let idx: Vec<usize> = (0..set.len()).collect();
     let (mut hit, mut count) = ([0usize; 2], [0usize; 2]);
     for chunk in idx.chunks(512) {
         let (x, y) = to_tensors(set, chunk, &dev);
-        let pred: Vec<i64> = m
-            .forward(x)
-            .argmax(1)
-            .reshape([chunk.len()])
-            .equal(y)
-            .int()
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap_or_default();
+        let pred = gradlab_core::bridge::ints_to_host(
+            m.forward(x)
+                .argmax(1)
+                .reshape([chunk.len()])
+                .equal(y)
+                .int(),
+        )?;
         for (&i, ok) in chunk.iter().zip(pred) {
             let k = usize::from(mask[i]);
             count[k] += 1;
@@ -89,7 +86,7 @@ fn split_accuracy(model: &Mlp, set: &ImageSet, mask: &[bool]) -> (f64, f64) {
         }
     }
     let acc = |k: usize| hit[k] as f64 / count[k].max(1) as f64;
-    (acc(0), if count[1] == 0 { f64::NAN } else { acc(1) })
+    Ok((acc(0), if count[1] == 0 { f64::NAN } else { acc(1) }))
 }
 
 /// (step, m-coherence, loss) along a run.
@@ -106,7 +103,7 @@ pub fn run(
 ) -> Result<(f64, Curve)> {
     let dev = autodiff_device();
     let mut model = MlpConfig::new(vec![set.feature_dim(), 128, set.classes]).init(&dev, seed);
-    let mut theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let mut theta: Vec<f64> = gradlab_core::flat::flatten_host(&model)?;
     let per_epoch = (set.len() / batch).max(1);
     let (mut coherence, mut curve) = (vec![], vec![]);
     let every = (steps / 20).max(1);
@@ -116,7 +113,7 @@ pub fn run(
         let idx = &order[start..start + batch];
         let (x, y) = to_tensors(set, idx, &dev);
         let rows = model.per_example_grads(x, y);
-        let g = PerExampleGrads::new(rows.concat(), theta.len())?;
+        let g = PerExampleGrads::new(rows?.concat(), theta.len())?;
         if s < steps / 5 {
             coherence.push(m_coherence(&g));
         }
@@ -126,10 +123,9 @@ pub fn run(
             Aggregation::Winsorized => winsorized_mean(&g, WINSOR_C)?,
         };
         theta.iter_mut().zip(&step).for_each(|(p, d)| *p -= LR * d);
-        let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
-        model = params::load(model, &flat).map_err(|e| LabError::Invalid(e.to_string()))?;
+        model = gradlab_core::flat::load_host(model, &theta).map_err(crate::LabError::from)?;
         if (s + 1) % every == 0 || s + 1 == steps {
-            let (clean, bad) = split_accuracy(&model, set, mask);
+            let (clean, bad) = split_accuracy(&model, set, mask)?;
             curve.push((s + 1, clean, bad));
         }
     }

@@ -21,8 +21,9 @@ use gradlab_train::autodiff_device;
 use gradlab_data::ImageSet;
 use gradlab_data::images::load_split;
 use gradlab_nets::mlp::MlpConfig;
-use gradlab_nets::{Activation, params};
-use gradlab_optim::grad_norm_smooth::{GradNormSmooth, SecondOrderOracle};
+use gradlab_nets::{Activation};
+use gradlab_core::problem::{Cost, Gradient, Hessian, Problem, check_point};
+use gradlab_optim::grad_norm_smooth::GradNormSmooth;
 
 /// The experiment.
 pub struct GradNormSmoothness;
@@ -88,19 +89,22 @@ impl SoftmaxRegression {
     }
 }
 
-impl SecondOrderOracle for SoftmaxRegression {
-    fn dim(&self) -> usize {
+impl SoftmaxRegression {
+    /// The number of parameters d̃·K.
+    pub fn dim(&self) -> usize {
         self.d * self.k
     }
 
-    fn value(&self, w: &[f64]) -> f64 {
+    /// The regularised mean cross-entropy at `w`.
+    pub fn value(&self, w: &[f64]) -> f64 {
         let ce: f64 = (0..self.n())
             .map(|i| -self.probs(w, i)[self.y[i]].max(1e-300).ln())
             .sum();
         ce / self.n() as f64 + 0.5 * L2 * w.iter().map(|v| v * v).sum::<f64>()
     }
 
-    fn gradient(&self, w: &[f64]) -> Vec<f64> {
+    /// Its gradient.
+    pub fn gradient(&self, w: &[f64]) -> Vec<f64> {
         let (d, k) = (self.d, self.k);
         let mut g: Vec<f64> = w.iter().map(|v| L2 * v).collect();
         let inv_n = 1.0 / self.n() as f64;
@@ -118,7 +122,7 @@ impl SecondOrderOracle for SoftmaxRegression {
     }
 
     /// Exact: Σᵢ (diag(pᵢ) − pᵢpᵢᵀ) ⊗ x̃ᵢx̃ᵢᵀ / N + λI; approximate: without the pᵢpᵢᵀ terms.
-    fn hessian(&self, w: &[f64]) -> Vec<f64> {
+    pub fn hessian(&self, w: &[f64]) -> Vec<f64> {
         let (d, k) = (self.d, self.k);
         let n = d * k;
         let mut h = vec![0.0; n * n];
@@ -159,11 +163,42 @@ impl SecondOrderOracle for SoftmaxRegression {
     }
 }
 
+impl Problem for SoftmaxRegression {
+    fn dim(&self) -> usize {
+        SoftmaxRegression::dim(self)
+    }
+}
+
+impl Cost for SoftmaxRegression {
+    fn cost(&self, w: &[f64]) -> gradlab_core::Result<f64> {
+        check_point(self, w)?;
+        Ok(self.value(w))
+    }
+}
+
+impl Gradient for SoftmaxRegression {
+    fn gradient(&self, w: &[f64]) -> gradlab_core::Result<Vec<f64>> {
+        check_point(self, w)?;
+        Ok(SoftmaxRegression::gradient(self, w))
+    }
+}
+
+impl Hessian for SoftmaxRegression {
+    fn hessian(&self, w: &[f64]) -> gradlab_core::Result<Vec<f64>> {
+        check_point(self, w)?;
+        Ok(SoftmaxRegression::hessian(self, w))
+    }
+}
+
 /// Gradient descent with the authors' backtracking: accept T = x − ∇f/L when
 /// f(T) ≤ f + ⟨∇f, T − x⟩ + L/2‖T − x‖², then L ← L/2; else L ← 2L. Returns ‖∇f‖ per iterate.
-pub fn gradient_method(f: &impl SecondOrderOracle, x0: &[f64], iters: usize) -> Vec<f64> {
+pub fn gradient_method(
+    f: &(impl Cost + Gradient),
+    x0: &[f64],
+    iters: usize,
+) -> gradlab_core::Result<Vec<f64>> {
     let mut x = x0.to_vec();
-    let (mut fx, mut g) = (f.value(&x), f.gradient(&x));
+    let (mut fx, mut g) = (f.cost(&x)?, Gradient::gradient(f, &x)?);
     let mut l = 1.0f64;
     let norm = |g: &[f64]| g.iter().map(|v| v * v).sum::<f64>().sqrt();
     let mut out = vec![norm(&g)];
@@ -173,7 +208,7 @@ pub fn gradient_method(f: &impl SecondOrderOracle, x0: &[f64], iters: usize) -> 
         let mut ft = fx;
         for _ in 0..30 {
             t = x.iter().zip(&g).map(|(a, b)| a - b / l).collect();
-            ft = f.value(&t);
+            ft = f.cost(&t)?;
             if ft <= fx - gg / l + 0.5 * gg / l {
                 l = (0.5 * l).max(1e-5);
                 break;
@@ -182,10 +217,10 @@ pub fn gradient_method(f: &impl SecondOrderOracle, x0: &[f64], iters: usize) -> 
         }
         x = t;
         fx = ft;
-        g = f.gradient(&x);
+        g = Gradient::gradient(f, &x)?;
         out.push(norm(&g));
     }
-    out
+    Ok(out)
 }
 
 /// The largest ratio ‖∇f(x_{k+w})‖ / ‖∇f(x_k)‖ over the run, among iterates above `floor`: a
@@ -247,7 +282,7 @@ impl GradNormSmoothness {
         let model = MlpConfig::new(vec![train.feature_dim(), 6, train.classes])
             .with_activation(Activation::Tanh)
             .init(&autodiff_device(), ctx.seed);
-        let theta0: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+        let theta0: Vec<f64> = gradlab_core::flat::flatten_host(&model)?;
         let objective = ModelObjective::new(model.clone(), train, &idx, L2)?;
         let method = GradNormSmooth {
             grad_tol: MLP_FLOOR,
@@ -255,7 +290,7 @@ impl GradNormSmoothness {
         };
         let (_, trace) = joint_newton::fit(model, train, &idx, L2, &method, iters)?;
         let norms: Vec<f64> = trace.iter().map(|t| t.grad_norm).collect();
-        let gd = gradient_method(&objective, &theta0, iters);
+        let gd = gradient_method(&objective, &theta0, iters)?;
         let problem = format!(
             "MLP 64-6-10 (tanh, {} parameters, {n} images)",
             theta0.len()
@@ -402,7 +437,7 @@ impl Experiment for GradNormSmoothness {
                     .collect::<Vec<_>>(),
             ));
             if !approximate {
-                let gd = gradient_method(&f, &x0, iters);
+                let gd = gradient_method(&f, &x0, iters)?;
                 let gd_last = *gd.last().unwrap_or(&f64::NAN);
                 let (gslope, gr2) = linear_fit(&gd, FLOOR);
                 let gworst = worst_contraction(&gd, WINDOW, FLOOR);
@@ -451,7 +486,6 @@ impl Experiment for GradNormSmoothness {
 mod tests {
     use super::*;
 
-    use gradlab_optim::grad_norm_smooth::SecondOrderOracle;
 
     #[test]
     fn softmax_regression_derivatives_match_finite_differences() {
@@ -488,20 +522,17 @@ mod tests {
         let idx: Vec<usize> = (0..n).collect();
         let model = gradlab_nets::mlp::MlpConfig::new(vec![64, 10])
             .init(&gradlab_train::autodiff_device(), 4);
-        let theta: Vec<f64> = gradlab_nets::params::flatten(&model)
-            .into_iter()
-            .map(f64::from)
-            .collect();
+        let theta: Vec<f64> = gradlab_core::flat::flatten_host(&model).unwrap();
         let ours = ModelObjective::new(model, &train, &idx, L2).unwrap();
         let labels: Vec<usize> = train.labels[..n].iter().map(|&l| usize::from(l)).collect();
         let exact = SoftmaxRegression::new(&train.images[..n * 64], &labels, 10);
-        assert!((ours.value(&theta) - exact.value(&theta)).abs() < 1e-5);
-        let (g1, g2) = (ours.gradient(&theta), exact.gradient(&theta));
+        assert!((ours.cost(&theta).unwrap() - exact.value(&theta)).abs() < 1e-5);
+        let (g1, g2) = (ours.gradient(&theta).unwrap(), exact.gradient(&theta));
         let gmax = g2.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (a, b) in g1.iter().zip(&g2) {
             assert!((a - b).abs() < 1e-4 * gmax, "{a} vs {b}");
         }
-        let (h1, h2) = (ours.hessian(&theta), exact.hessian(&theta));
+        let (h1, h2) = (ours.hessian(&theta).unwrap(), exact.hessian(&theta));
         let hmax = h2.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (a, b) in h1.iter().zip(&h2) {
             assert!((a - b).abs() < 2e-3 * hmax, "{a} vs {b}");

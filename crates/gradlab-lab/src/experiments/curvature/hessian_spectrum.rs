@@ -24,7 +24,7 @@ use gradlab_curvature::spectrum::{
 };
 use gradlab_data::procedural::gaussian_blobs;
 use gradlab_nets::mlp::MlpConfig;
-use gradlab_nets::{Activation, params};
+use gradlab_nets::{Activation};
 use gradlab_optim::spec::OptimizerSpec;
 
 /// The experiment.
@@ -116,7 +116,7 @@ pub fn measure(s: Setting, n: usize, steps: usize, seed: u64) -> Result<Spectrum
     let train = evaluate(&trainer.model, &set, loss);
     let model = trainer.model;
     let params = model.num_params();
-    let theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let theta: Vec<f64> = gradlab_core::flat::flatten_host(&model)?;
     let idx: Vec<usize> = (0..set.len()).collect();
     let oracle = ModelGradient::new(model, &set, &idx, loss);
     let h = OracleHvp::new(oracle, theta, 1e-3)?;

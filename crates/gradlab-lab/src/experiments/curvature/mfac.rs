@@ -23,7 +23,7 @@ use gradlab_data::ImageSet;
 use gradlab_data::batch::{epoch_batches, to_tensors};
 use gradlab_data::images::load_split;
 use gradlab_nets::mlp::{Mlp, MlpConfig};
-use gradlab_nets::{Activation, params};
+use gradlab_nets::{Activation};
 use gradlab_optim::mfac::{BlockFisherInverse, MfacInverse};
 use gradlab_optim::spec::OptimizerSpec;
 use std::time::Instant;
@@ -106,8 +106,7 @@ fn model(dims: &[usize], seed: u64) -> Mlp {
 }
 
 fn loaded(model: &Mlp, theta: &[f64]) -> Result<Mlp> {
-    let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
-    params::load(model.clone(), &flat).map_err(|e| LabError::Invalid(e.to_string()))
+    gradlab_core::flat::load_host(model.clone(), theta).map_err(crate::LabError::from)
 }
 
 /// Train `dims` on `set` with `method` at `lr` for `steps` minibatch steps.
@@ -120,7 +119,7 @@ pub fn train(
     seed: u64,
 ) -> Result<Run> {
     let net = model(dims, seed);
-    let theta0: Vec<f64> = params::flatten(&net).into_iter().map(f64::from).collect();
+    let theta0: Vec<f64> = gradlab_core::flat::flatten_host(&net)?;
     let spec = match method {
         Method::Adam => OptimizerSpec::parse("adam")?,
         _ => OptimizerSpec::parse("sgd")?,
@@ -154,7 +153,7 @@ pub fn train(
             }
             None => g,
         };
-        theta = opt.step(lr, &dir);
+        theta = opt.step(lr, &dir)?;
         seconds += t0.elapsed().as_secs_f64();
         if (s + 1) % every == 0 || s + 1 == steps {
             let (loss, _) = evaluate(&loaded(&net, &theta)?, set, LossKind::CrossEntropy);
@@ -225,7 +224,7 @@ fn block_fisher(
     let idx: Vec<usize> = (0..PRUNE_EXAMPLES.min(set.len())).collect();
     let (x, y) = to_tensors(set, &idx, &autodiff_device());
     let rows: Vec<f64> = loaded(net, theta)?
-        .per_example_grads(x, y)
+        .per_example_grads(x, y)?
         .iter()
         .flat_map(|g| alive.iter().map(|&i| g[i]))
         .collect();

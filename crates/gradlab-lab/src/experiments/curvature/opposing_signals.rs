@@ -157,15 +157,11 @@ pub fn descend(d: &Data, lr: f64, steps: usize, every: usize, seed: u64) -> Resu
         diverged_at: None,
     };
     for s in 0..steps {
-        let losses: Vec<f64> = per_example(
+        let losses = gradlab_core::bridge::to_host(per_example(
             f64_tensor(&theta, [theta.len()], &plain),
             x.clone(),
             y.clone(),
-        )
-        .into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .unwrap_or_default();
+        ))?;
         let mean = losses.iter().sum::<f64>() / N as f64;
         if !mean.is_finite() {
             if s < 2 {

@@ -167,11 +167,11 @@ fn gd(p: &LeastSquares, steps: usize, lr: f64) -> Vec<f64> {
 fn adam(p: &LeastSquares, steps: usize, lr: f64) -> Result<Vec<f64>> {
     let mut opt = PointOptimizer::new(AdamConfig::new().build()?, &vec![0.0; p.d]);
     for t in 0..steps {
-        let g = p.gradient(&opt.point());
+        let g = p.gradient(&opt.point()?);
         // Linear decay to 0 so that the last iterates settle.
-        opt.step(lr * (1.0 - t as f64 / steps as f64), &g);
+        opt.step(lr * (1.0 - t as f64 / steps as f64), &g)?;
     }
-    Ok(opt.point())
+    Ok(opt.point()?)
 }
 
 fn sign_descent(p: &LeastSquares, steps: usize, lr: f64) -> Vec<f64> {

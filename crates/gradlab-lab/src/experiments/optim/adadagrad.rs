@@ -126,12 +126,12 @@ pub fn run_mlp(
     seed: u64,
 ) -> Result<Vec<(usize, usize, f64)>> {
     use gradlab_train::{LossKind, autodiff_device, evaluate};
-    use gradlab_nets::{Activation, mlp::MlpConfig, params};
+    use gradlab_nets::{Activation, mlp::MlpConfig};
     let dev = autodiff_device();
     let mut model = MlpConfig::new(vec![set.feature_dim(), 32, K])
         .with_activation(Activation::Tanh)
         .init(&dev, seed);
-    let mut theta: Vec<f64> = params::flatten(&model).into_iter().map(f64::from).collect();
+    let mut theta: Vec<f64> = gradlab_core::flat::flatten_host(&model)?;
     let mut opt = AdaGradNorm::new(1.0, 0.1)?;
     let mut b = B0;
     let mut seen = 0;
@@ -142,10 +142,9 @@ pub fn run_mlp(
         let idx = &order[..b.min(set.len())];
         let (x, y) = gradlab_data::batch::to_tensors(set, idx, &dev);
         let rows = model.per_example_grads(x, y);
-        let g = PerExampleGrads::new(rows.concat(), theta.len())?;
+        let g = PerExampleGrads::new(rows?.concat(), theta.len())?;
         opt.step(&mut theta, &g.mean())?;
-        let flat: Vec<f32> = theta.iter().map(|v| *v as f32).collect();
-        model = params::load(model, &flat).map_err(|e| crate::LabError::Invalid(e.to_string()))?;
+        model = gradlab_core::flat::load_host(model, &theta).map_err(crate::LabError::from)?;
         seen += idx.len();
         if let Some(t) = test {
             b = t.required(&g).min(set.len());

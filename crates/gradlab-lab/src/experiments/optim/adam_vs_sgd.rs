@@ -109,7 +109,7 @@ pub fn run(method: &str, lr: f64, q: &Quadratic, x0: &[f64], steps: usize) -> Re
     let f0 = q.value(&x);
     let (mut losses, mut sharpness) = (vec![f0], vec![]);
     for _ in 0..steps {
-        let next = opt.step(lr, &q.grad(&x));
+        let next = opt.step(lr, &q.grad(&x))?;
         let f = q.value(&next);
         if !f.is_finite() || f > 1e6 * f0 {
             return Ok(Run {

@@ -44,7 +44,7 @@ pub fn analytic_trajectory(optimizer: &str, f: &dyn Objective, steps: usize) -> 
     let mut xs = vec![-1.0];
     for _ in 0..steps {
         let x = *xs.last().unwrap_or(&-1.0);
-        xs.push(opt.step(0.1, &f.grad(&[x]))[0]);
+        xs.push(opt.step(0.1, &f.grad(&[x]))?[0]);
     }
     Ok(xs)
 }

@@ -69,9 +69,9 @@ pub fn run(
             Err(e) => return Err(e.into()),
         }
     }
-    let sq: f64 = gradlab_nets::params::flatten(&trainer.model)
+    let sq: f64 = gradlab_core::flat::flatten_host(&trainer.model)?
         .iter()
-        .map(|w| f64::from(*w).powi(2))
+        .map(|w| w.powi(2))
         .sum();
     let loss = evaluate(&trainer.model, train, loss_kind).0 + 0.5 * WEIGHT_DECAY * sq;
     Ok((

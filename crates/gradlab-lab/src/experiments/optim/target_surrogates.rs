@@ -142,15 +142,12 @@ pub fn run_sgd(set: &ImageSet, batch: usize, lr: f64, steps: usize, seed: u64) -
         )
         .require_grad();
         let l = bce(logits(t.clone(), x), y);
-        let g: Vec<f64> = t
-            .grad(&l.backward())
-            .map(|g| {
-                g.into_data()
-                    .convert::<f64>()
-                    .try_to_vec::<f64>()
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default();
+        let g = t.grad(&l.backward()).ok_or_else(|| {
+            crate::LabError::Train(gradlab_train::TrainError::MissingGradient(
+                "the logistic loss does not depend on θ".into(),
+            ))
+        })?;
+        let g = gradlab_core::bridge::to_host(g)?;
         theta.iter_mut().zip(&g).for_each(|(p, g)| *p -= lr * g);
         let v = full_loss(set, &theta);
         if !v.is_finite() {

@@ -1,0 +1,240 @@
+//! Samplers as functions of (model, process, x, time grid, noise, observer), in k-diffusion's
+//! manner: `x` is the batch at the grid's first time (usually [`prior`]), the grid decreases, and
+//! the observer sees the batch after every step. Everything is tensor algebra, so the result can be
+//! differentiated through the last steps (detach `x` before them to truncate, as AlignProp does).
+//!
+//! The rules are those of the host samplers ([`crate::sampler`], [`crate::dpm`]), step for step:
+//!
+//! - reverse diffusion: x ← x + (−f·x + G²·s) + G·z with (f, G) = [`Process::discretize`]`(t, t')`;
+//! - Euler–Maruyama: x ← x + (−f(t)·x + g(t)²·s)·Δt + g(t)√Δt·z, Δt = t − t';
+//! - DDIM / DPM-Solver++(2M): x ← (σ'/σ)·x − α'(e^{−h} − 1)·D, D = x̂₀ or the second-order
+//!   combination of the last two x̂₀, h = λ(t') − λ(t), λ = log(α/σ), order 1 at the last step
+//!   below 10 steps (`lower_order_final`).
+//!
+//! The grid's last step goes to t = 0 for the stochastic samplers (`grid` lists the times at which
+//! the model is queried; the chain ends at 0) and returns that step's noise-free mean, as the
+//! official samplers' `denoise` (the noise is still drawn, so the stream stays aligned); DDIM and
+//! DPM go to the grid's last time, which their grid includes ([`crate::sampler::time_grid`], [`crate::dpm::time_grid_logsnr`]).
+//!
+//! ```
+//! use burn::prelude::*;
+//! use gradlab_generative::diffusion::samplers::{Noise, dpm_solver_pp, prior};
+//! use gradlab_generative::diffusion::GaussianScore;
+//! use gradlab_generative::{dpm::time_grid_logsnr, sde::Sde};
+//! let sde = Sde::vp();
+//! let model = GaussianScore::new(sde, vec![1.0, -1.0], vec![0.25, 0.25]).unwrap();
+//! let mut noise = Noise::new(0);
+//! let x = prior(&sde, [2000, 2], &mut noise, &Device::flex());
+//! let grid = time_grid_logsnr(&sde, 10, 1e-3).unwrap();
+//! let mut seen = 0;
+//! let x = dpm_solver_pp(&model, &sde, x, &grid, 2, &mut |_: usize, _: f64, _: &Tensor<2>| seen += 1).unwrap();
+//! let mean = gradlab_core::bridge::to_host(x.mean_dim(0)).unwrap();
+//! assert!((mean[0] - 1.0).abs() < 0.05 && (mean[1] + 1.0).abs() < 0.05 && seen == 10);
+//! ```
+
+use super::model::{TensorScore, denoised};
+use super::process::Process;
+use crate::{GenError, Result, invalid};
+use burn::prelude::*;
+use burn::tensor::DType;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+/// Seeded standard normal noise, drawn in row-major order from one stream (the order of
+/// [`crate::Batch::gaussian`], so that host and tensor samplers with the same seed agree).
+pub struct Noise {
+    rng: StdRng,
+}
+
+impl Noise {
+    /// A stream seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// N(0, I) of `shape` on `device`, in f64.
+    pub fn normal<const D: usize>(&mut self, shape: [usize; D], device: &Device) -> Tensor<D> {
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n)
+            .map(|_| self.rng.sample::<f64, _>(StandardNormal))
+            .collect();
+        Tensor::from_data(TensorData::new(v, shape), (device, DType::F64))
+    }
+
+    /// N(0, I) shaped like `x`, on its device and in its dtype.
+    pub fn like<const D: usize>(&mut self, x: &Tensor<D>) -> Tensor<D> {
+        self.normal(x.dims(), &x.device()).cast(x.dtype())
+    }
+}
+
+/// Sees the batch after every step: `(step, time reached, x)`. Any `FnMut(usize, f64, &Tensor<D>)`
+/// is one; [`Unobserved`] sees nothing.
+pub trait StepObserver<const D: usize> {
+    /// Called after step `step` (0-based), which reached time `t`.
+    fn observe(&mut self, step: usize, t: f64, x: &Tensor<D>);
+}
+
+impl<const D: usize, F: FnMut(usize, f64, &Tensor<D>)> StepObserver<D> for F {
+    fn observe(&mut self, step: usize, t: f64, x: &Tensor<D>) {
+        self(step, t, x)
+    }
+}
+
+/// An observer that sees nothing.
+pub struct Unobserved;
+
+impl<const D: usize> StepObserver<D> for Unobserved {
+    fn observe(&mut self, _: usize, _: f64, _: &Tensor<D>) {}
+}
+
+/// A batch from the prior N(0, σ_prior² I) of `shape` (f64).
+pub fn prior<const D: usize>(
+    process: &impl Process,
+    shape: [usize; D],
+    noise: &mut Noise,
+    device: &Device,
+) -> Tensor<D> {
+    noise.normal(shape, device) * process.prior_std()
+}
+
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
+fn check_grid(grid: &[f64], at_least: usize) -> Result<()> {
+    if grid.len() < at_least || grid.windows(2).any(|w| !(w[1] < w[0])) {
+        return invalid(format!(
+            "the time grid must decrease and hold at least {at_least} times"
+        ));
+    }
+    if grid.iter().any(|t| !(0.0..=1.0).contains(t)) {
+        return invalid("grid times must lie in [0, 1]");
+    }
+    Ok(())
+}
+
+fn checked<const D: usize>(
+    model: &impl TensorScore<D>,
+    x: &Tensor<D>,
+    t: f64,
+    step: usize,
+) -> Result<Tensor<D>> {
+    let s = model.score(x.clone(), t)?;
+    if s.dims() != x.dims() {
+        return invalid("the score model changed the batch shape");
+    }
+    let finite = s.clone().is_finite().all().into_scalar::<bool>();
+    if !finite {
+        return Err(GenError::NonFinite {
+            what: "score",
+            step,
+            t,
+        });
+    }
+    Ok(s)
+}
+
+/// The reverse-diffusion predictor along `grid` (query times), ending at t = 0.
+pub fn reverse_diffusion<const D: usize>(
+    model: &impl TensorScore<D>,
+    process: &impl Process,
+    x: Tensor<D>,
+    grid: &[f64],
+    noise: &mut Noise,
+    observer: &mut impl StepObserver<D>,
+) -> Result<Tensor<D>> {
+    check_grid(grid, 1)?;
+    let mut x = x;
+    for (i, &t) in grid.iter().enumerate() {
+        let next = grid.get(i + 1).copied().unwrap_or(0.0);
+        let s = checked(model, &x, t, i)?;
+        let z = noise.like(&x);
+        let (f, g) = process.discretize(t, next)?;
+        let mean = x.clone() + (x * (-f) + s * (g * g)) * 1.0;
+        x = if i + 1 == grid.len() {
+            mean
+        } else {
+            mean + z * g
+        };
+        observer.observe(i, next, &x);
+    }
+    Ok(x)
+}
+
+/// Euler–Maruyama on the reverse SDE along `grid` (query times), ending at t = 0.
+pub fn euler_maruyama<const D: usize>(
+    model: &impl TensorScore<D>,
+    process: &impl Process,
+    x: Tensor<D>,
+    grid: &[f64],
+    noise: &mut Noise,
+    observer: &mut impl StepObserver<D>,
+) -> Result<Tensor<D>> {
+    check_grid(grid, 1)?;
+    let mut x = x;
+    for (i, &t) in grid.iter().enumerate() {
+        let next = grid.get(i + 1).copied().unwrap_or(0.0);
+        let s = checked(model, &x, t, i)?;
+        let z = noise.like(&x);
+        let dt = t - next;
+        let (f, g) = process.coefficients(t)?;
+        let mean = x.clone() + (x * (-f) + s * (g * g)) * dt;
+        x = if i + 1 == grid.len() {
+            mean
+        } else {
+            mean + z * (g * dt.sqrt())
+        };
+        observer.observe(i, next, &x);
+    }
+    Ok(x)
+}
+
+/// DPM-Solver++ of order 1 (DDIM, η = 0) or multistep order 2 along `grid`, which includes the
+/// final time; order 1 at the last step below 10 steps.
+pub fn dpm_solver_pp<const D: usize>(
+    model: &impl TensorScore<D>,
+    process: &impl Process,
+    x: Tensor<D>,
+    grid: &[f64],
+    order: usize,
+    observer: &mut impl StepObserver<D>,
+) -> Result<Tensor<D>> {
+    if !(order == 1 || order == 2) {
+        return invalid(format!("DPM-Solver++ order must be 1 or 2, got {order}"));
+    }
+    check_grid(grid, 2)?;
+    let lambda = |t: f64| -> Result<f64> {
+        let (a, s) = process.marginal(t)?;
+        Ok((a / s).ln())
+    };
+    let steps = grid.len() - 1;
+    let mut x = x;
+    let mut prev: Option<(Tensor<D>, f64)> = None;
+    for i in 0..steps {
+        let (t_prev, t) = (grid[i], grid[i + 1]);
+        let x0 = denoised(model, process, x.clone(), t_prev)?;
+        let finite = x0.clone().is_finite().all().into_scalar::<bool>();
+        if !finite {
+            return Err(GenError::NonFinite {
+                what: "data prediction",
+                step: i,
+                t: t_prev,
+            });
+        }
+        let (_, s_prev) = process.marginal(t_prev)?;
+        let (a, s) = process.marginal(t)?;
+        let h = lambda(t)? - lambda(t_prev)?;
+        let last_lowered = steps < 10 && i + 1 == steps;
+        let d = match &prev {
+            Some((d_old, h_old)) if order == 2 && !last_lowered => {
+                let r = h_old / h;
+                x0.clone() * (1.0 + 0.5 / r) + d_old.clone() * (-0.5 / r)
+            }
+            _ => x0.clone(),
+        };
+        x = x * (s / s_prev) + d * (-a * ((-h).exp() - 1.0));
+        prev = Some((x0, h));
+        observer.observe(i, t, &x);
+    }
+    Ok(x)
+}
