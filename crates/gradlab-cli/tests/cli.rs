@@ -665,3 +665,37 @@ fn optimize_streams_and_a_diverging_json_run_still_ends_its_document() {
     assert!((20..=22).contains(&lines), "{lines} lines");
     assert!(stdout.lines().last().unwrap().starts_with("step 200000"));
 }
+
+#[test]
+fn a_saved_generative_model_samples_without_training_and_the_same() {
+    let dir = std::env::temp_dir().join(format!("gradlab-saved-{}", std::process::id()));
+    let (model, out) = (dir.join("model"), dir.join("a.png"));
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let common = ["--steps", "8", "--samples", "400", "--out", o, "--json"];
+    let run = |extra: &[&str]| gradlab(&[&["sample"], extra, &common[..]].concat());
+    let (ok, trained, stderr) = run(&["--data", "moons", "--train-steps", "200", "--save", m]);
+    assert!(ok, "{stderr}");
+    let (ok, loaded, stderr) = run(&["--model", m]);
+    assert!(ok, "{stderr}");
+    let field = |s: &str, k: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()[k].clone();
+    // The same model and the same sampler seed: the same samples, hence the same distances.
+    assert_eq!(field(&trained, "swd"), field(&loaded, "swd"));
+    assert_eq!(field(&trained, "mmd"), field(&loaded, "mmd"));
+    assert_eq!(field(&loaded, "train_seconds"), 0.0);
+    // The data and the kind of model are the saved ones; a corrupt save is an error.
+    for (extra, needle) in [
+        (vec!["--model", m, "--data", "spirals"], "trained on moons"),
+        (vec!["--model", m, "--method", "rf"], "cannot be sampled"),
+        (
+            vec!["--model", m, "--train-steps", "5"],
+            "cannot be used with",
+        ),
+    ] {
+        let (ok, _, stderr) = run(&extra);
+        assert!(!ok && stderr.contains(needle), "{extra:?}: {stderr}");
+    }
+    std::fs::write(model.join("manifest.json"), "junk").unwrap();
+    let (ok, _, stderr) = run(&["--model", m]);
+    assert!(!ok && stderr.contains("corrupt"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -44,6 +44,7 @@ pub mod painters;
 pub mod rectified_flow;
 pub mod sampler;
 pub mod sampling;
+pub mod saved;
 pub mod score;
 pub mod sde;
 pub mod training;
@@ -54,6 +55,9 @@ pub enum GenError {
     /// An argument outside its range.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A saved model could not be written or read, or does not fit.
+    #[error("{0}")]
+    Saved(String),
     /// A tensor could not be read back, or a vector does not fit.
     #[error(transparent)]
     Core(#[from] gradlab_core::CoreError),

@@ -14,11 +14,16 @@ use gradlab_data::toy2d::Toy2d;
 use gradlab_generative::Batch;
 use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd, sliced_wasserstein};
 use gradlab_generative::ode::Solver;
+use gradlab_generative::rectified_flow::VelocityNet;
 use gradlab_generative::rectified_flow::{train_velocity, transport};
 use gradlab_generative::sampling::Sampler;
+use gradlab_generative::saved::{self, Arch, ModelCard, Output};
 use gradlab_generative::sde::Sde;
+use gradlab_generative::training::ScoreNet;
 use gradlab_generative::training::{TrainSettings, train_toy_model};
 use gradlab_lab::plot::scatter_panels;
+use gradlab_nets::time_mlp::TimeMlp;
+use gradlab_nets::unet::UNet;
 use gradlab_train::output::{IMAGE_EXTENSIONS, check_output_file};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -34,11 +39,11 @@ pub struct Args {
     /// score evaluation, counted in the NFE).
     #[arg(long, value_enum, default_value_t = Sampler::Dpm, ignore_case = true)]
     pub method: Sampler,
-    /// 8gaussians, moons, spirals, checkerboard, swissroll, pinwheel or circles; or an image
-    /// set (digits, mnist1k, fashion1k; mnist, fashion once fetched), on which a small U-Net is
-    /// trained.
-    #[arg(long, default_value = "8gaussians")]
-    pub data: String,
+    /// 8gaussians (the default), moons, spirals, checkerboard, swissroll, pinwheel or circles; or
+    /// an image set (digits, mnist1k, fashion1k; mnist, fashion once fetched), on which a small
+    /// U-Net is trained. With --model: the data the model was trained on (the default).
+    #[arg(long)]
+    pub data: Option<String>,
     /// Sampler steps (rk45 chooses its own and ignores this).
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -46,8 +51,15 @@ pub struct Args {
     #[arg(long, default_value_t = 2000)]
     pub samples: usize,
     /// Training steps of the model.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, conflicts_with = "model")]
     pub train_steps: usize,
+    /// Keep the trained model in this folder (for --model later; an earlier save there is
+    /// replaced only once the new one is complete).
+    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    pub save: Option<PathBuf>,
+    /// Sample from the model saved in this folder by --save, without training.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
     /// The scatter plot or image grid.
     #[arg(long, default_value = "out/samples.png")]
     pub out: PathBuf,
@@ -67,17 +79,51 @@ pub fn run(args: Args) -> Result<()> {
         steps,
         samples,
         train_steps,
+        save,
+        model,
         out,
         seed,
         json,
     } = args;
     check_output_file(&out, IMAGE_EXTENSIONS)?;
+    let (data, train_steps) = match &model {
+        Some(dir) => {
+            let card = saved::card(dir)?;
+            if data.as_ref().is_some_and(|d| *d != card.data) {
+                bail!(
+                    "{}: the model was trained on {}, not {}",
+                    dir.display(),
+                    card.data,
+                    data.unwrap_or_default()
+                );
+            }
+            let velocity = card.output == saved::Output::Velocity;
+            if velocity != (method == Sampler::Rf) {
+                bail!(
+                    "{}: a {} model cannot be sampled with --method {method}",
+                    dir.display(),
+                    if velocity {
+                        "rectified-flow (velocity)"
+                    } else {
+                        "score (ε)"
+                    }
+                );
+            }
+            (card.data, card.train_steps)
+        }
+        None => (data.unwrap_or_else(|| "8gaussians".into()), train_steps),
+    };
+    if let Some(dir) = &save {
+        saved::check_destination(dir)?;
+    }
     let r = run_sample(&SampleRequest {
         method,
         data: data.clone(),
         steps,
         samples,
         train_steps,
+        save,
+        model,
         out: out.clone(),
         seed,
         progress: !json,
@@ -113,6 +159,10 @@ pub struct SampleRequest {
     pub samples: usize,
     /// Training steps of the model.
     pub train_steps: usize,
+    /// Save the trained model here.
+    pub save: Option<PathBuf>,
+    /// Load the model from here instead of training.
+    pub model: Option<PathBuf>,
     /// Where the scatter plot goes.
     pub out: PathBuf,
     /// Seed of the data, the model and the sampler.
@@ -136,7 +186,7 @@ pub struct SampleReport {
     pub mmd: f64,
     /// The same SWD between two data samples, for scale.
     pub swd_data_vs_data: f64,
-    /// Training seconds.
+    /// Training seconds (0 for a model loaded with --model).
     pub train_seconds: f64,
 }
 
@@ -158,6 +208,45 @@ pub const MAX_STEPS: usize = 100_000;
 pub const MAX_SAMPLES: usize = 1_000_000;
 /// The most training steps `sample` takes.
 pub const MAX_TRAIN_STEPS: usize = 10_000_000;
+
+/// The architecture of the 2D models (`hidden`-wide, `layers` deep time-conditioned MLPs).
+fn mlp_arch(settings: &TrainSettings) -> Arch {
+    Arch::TimeMlp {
+        dim: 2,
+        hidden: settings.hidden,
+        layers: settings.layers,
+    }
+}
+
+/// The architecture of [`gradlab_generative::training::image_unet`] for `set`'s images.
+fn unet_arch(set: &gradlab_data::ImageSet) -> Arch {
+    Arch::UNet {
+        channels: set.channels,
+        height: set.height,
+        width: set.width,
+        base: 16,
+    }
+}
+
+/// Save `net` with its card if the request asks for it (`--save`).
+fn keep<N: gradlab_nets::TimeNet>(
+    req: &SampleRequest,
+    net: &N,
+    arch: Arch,
+    output: Output,
+) -> Result<()> {
+    if let Some(dir) = &req.save {
+        let card = ModelCard {
+            arch,
+            output,
+            data: req.data.clone(),
+            train_steps: req.train_steps,
+            seed: req.seed,
+        };
+        saved::save(dir, net, &card)?;
+    }
+    Ok(())
+}
 
 /// Image sets `sample` accepts (a U-Net is trained on them).
 /// `mnist` and `fashion` are the full sets, read from `$GRADLAB_DATA` (see `scripts/fetch-datasets.sh`).
@@ -189,7 +278,15 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
             let noise = Batch::gaussian(n, d, &mut StdRng::seed_from_u64(s ^ 0x2015E));
             (noise, images(n, s))
         };
-        let (v, _) = train_velocity_model(net, d, pairs, &settings)?;
+        let arch = unet_arch(&train);
+        let v = match &req.model {
+            Some(dir) => VelocityNet::new(saved::load::<UNet>(dir)?.0, d),
+            None => {
+                let (v, _) = train_velocity_model(net, d, pairs, &settings)?;
+                keep(req, v.net(), arch, Output::Velocity)?;
+                v
+            }
+        };
         let train = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let t1 = Instant::now();
@@ -198,7 +295,16 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
         (x, nfe, train, t1.elapsed().as_secs_f64())
     } else {
         let loss = DsmLoss::new(Sde::vp(), Prediction::Noise);
-        let (model, _) = train_score_model(net, loss, d, images, &settings)?;
+        let model = match &req.model {
+            Some(dir) => {
+                ScoreNet::new(saved::load::<UNet>(dir)?.0, Sde::vp(), Prediction::Noise, d)
+            }
+            None => {
+                let (model, _) = train_score_model(net, loss, d, images, &settings)?;
+                keep(req, model.net(), unet_arch(&train), Output::Noise)?;
+                model
+            }
+        };
         let train = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let t1 = Instant::now();
@@ -247,7 +353,8 @@ fn measure(
         swd: sliced_wasserstein(samples, reference, 200, 0)?,
         mmd: mmd(samples, reference, &MMD_BANDWIDTHS)?,
         swd_data_vs_data: sliced_wasserstein(other, reference, 200, 0)?,
-        train_seconds,
+        // A loaded model (--model) was not trained here.
+        train_seconds: if req.model.is_some() { 0.0 } else { train_seconds },
     })
 }
 
@@ -294,7 +401,14 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
                 Batch::from_points(&t2.sample(n, s ^ 0xDA7A)),
             )
         };
-        let (v, _) = train_velocity(2, pairs, &settings)?;
+        let v = match &req.model {
+            Some(dir) => VelocityNet::new(saved::load::<TimeMlp>(dir)?.0, 2),
+            None => {
+                let (v, _) = train_velocity(2, pairs, &settings)?;
+                keep(req, v.net(), mlp_arch(&settings), Output::Velocity)?;
+                v
+            }
+        };
         let train = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let t1 = Instant::now();
@@ -308,7 +422,19 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
             seed,
             ..TrainSettings::default()
         };
-        let net = train_toy_model(&toy, Sde::vp(), &settings)?;
+        let net = match &req.model {
+            Some(dir) => ScoreNet::new(
+                saved::load::<TimeMlp>(dir)?.0,
+                Sde::vp(),
+                gradlab_generative::training::Prediction::Noise,
+                2,
+            ),
+            None => {
+                let net = train_toy_model(&toy, Sde::vp(), &settings)?;
+                keep(req, net.net(), mlp_arch(&settings), Output::Noise)?;
+                net
+            }
+        };
         let train = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let t1 = Instant::now();
