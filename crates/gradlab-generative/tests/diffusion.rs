@@ -8,11 +8,15 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use gradlab_core::{bridge, flat};
 use gradlab_generative::diffusion::samplers::{
-    Noise, Unobserved, dpm_solver_pp, euler_maruyama, prior, reverse_diffusion,
+    Langevin, Noise, Unobserved, denoise, dpm_solver_pp, euler_maruyama, pf_ode_heun,
+    predictor_corrector, prior, reverse_diffusion,
 };
 use gradlab_generative::diffusion::{GaussianScore, Process, TensorScore, denoised};
 use gradlab_generative::dpm::{ddim_sample, dpm_solver_pp_sample, time_grid_logsnr};
-use gradlab_generative::sampler::{PcConfig, Predictor, pc_sample, time_grid};
+use gradlab_generative::ode::Solver;
+use gradlab_generative::sampler::{
+    OdeConfig, PcConfig, Predictor, ode_sample_with, pc_sample, time_grid,
+};
 use gradlab_generative::score::GaussianOracle;
 use gradlab_generative::sde::Sde;
 
@@ -54,6 +58,35 @@ fn tensor_samplers_reproduce_the_host_samplers_number_for_number() {
             let d = max_diff(&bridge::to_host(got).unwrap(), &want.data);
             assert!(d < 1e-12, "{sde:?} em={em}: {d}");
         }
+        // Predictor–corrector with the paper's corrector (one Langevin step, r = 0.16).
+        let (want, _) = pc_sample(&host, n, &PcConfig::new(steps), seed).unwrap();
+        let mut noise = Noise::new(seed);
+        let x = start(&mut noise);
+        let got = predictor_corrector(
+            &ours,
+            &sde,
+            x,
+            &grid,
+            Langevin::default(),
+            &mut noise,
+            &mut Unobserved,
+        )
+        .unwrap();
+        let d = max_diff(&bridge::to_host(got).unwrap(), &want.data);
+        assert!(d < 1e-10, "{sde:?} predictor-corrector: {d}");
+        // The PF-ODE by Heun with an Euler last step on the uniform grid, then the denoising step.
+        let cfg = OdeConfig::new(Solver::Heun(steps)).with_denoise(true);
+        let (want, _) = ode_sample_with(&host, n, &cfg, seed).unwrap();
+        let t_eps = sde.t_eps();
+        let uniform: Vec<f64> = (0..=steps)
+            .map(|i| 1.0 + (t_eps - 1.0) * i as f64 / steps as f64)
+            .collect();
+        let mut noise = Noise::new(seed);
+        let x = start(&mut noise);
+        let x = pf_ode_heun(&ours, &sde, x, &uniform, &mut Unobserved).unwrap();
+        let got = denoise(&ours, &sde, x, t_eps).unwrap();
+        let d = max_diff(&bridge::to_host(got).unwrap(), &want.data);
+        assert!(d < 1e-10, "{sde:?} PF-ODE Heun: {d}");
         // DDIM and DPM-Solver++(2M) on the logSNR grid.
         let grid = time_grid_logsnr(&sde, steps, sde.t_eps()).unwrap();
         for order in [1, 2] {

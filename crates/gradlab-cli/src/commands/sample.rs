@@ -354,7 +354,11 @@ fn measure(
         mmd: mmd(samples, reference, &MMD_BANDWIDTHS)?,
         swd_data_vs_data: sliced_wasserstein(other, reference, 200, 0)?,
         // A loaded model (--model) was not trained here.
-        train_seconds: if req.model.is_some() { 0.0 } else { train_seconds },
+        train_seconds: if req.model.is_some() {
+            0.0
+        } else {
+            train_seconds
+        },
     })
 }
 

@@ -35,6 +35,11 @@ pub trait Process {
     fn t_eps(&self) -> f64 {
         1e-3
     }
+    /// The Langevin corrector's α at grid time `t` (next grid time `t_next`): 1 unless the process
+    /// says otherwise ([`Sde::langevin_alpha`]: 1 − β_i for VP).
+    fn langevin_alpha(&self, _t: f64, _t_next: f64) -> Result<f64> {
+        Ok(1.0)
+    }
     /// One step of the discrete chain from `t` to `t_next < t`, as (a − 1, G) with
     /// a = α(t)/α(t_next) and G² = σ(t)² − a²σ(t_next)² (σ := 0 at t_next = 0): the
     /// reverse-diffusion predictor's x ← (2 − a)·x + G²·s + G·z ([`Sde::discretize`]).
@@ -68,5 +73,8 @@ impl Process for Sde {
     }
     fn discretize(&self, t: f64, t_next: f64) -> Result<(f64, f64)> {
         Sde::discretize(self, t, t_next)
+    }
+    fn langevin_alpha(&self, t: f64, t_next: f64) -> Result<f64> {
+        Sde::langevin_alpha(self, t, t_next)
     }
 }

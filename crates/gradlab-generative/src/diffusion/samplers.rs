@@ -6,7 +6,12 @@
 //! The rules are those of the host samplers ([`crate::sampler`], [`crate::dpm`]), step for step:
 //!
 //! - reverse diffusion: x ← x + (−f·x + G²·s) + G·z with (f, G) = [`Process::discretize`]`(t, t')`;
+//! - predictor–corrector: before each reverse-diffusion step, Langevin corrector steps
+//!   x ← x + ε·s + √(2ε)·z with ε = 2α(r‖z‖/‖s‖)² (mean row norms, r the signal-to-noise ratio);
 //! - Euler–Maruyama: x ← x + (−f(t)·x + g(t)²·s)·Δt + g(t)√Δt·z, Δt = t − t';
+//! - the probability-flow ODE dx/dt = f(t)·x − ½g(t)²·s by Heun's method on every interval of
+//!   the grid but the last, which is an Euler step (where the ODE is stiff), then optionally
+//!   [`denoise`] (one reverse-diffusion step from the last time to 0, Tweedie's x + σ²·s);
 //! - DDIM / DPM-Solver++(2M): x ← (σ'/σ)·x − α'(e^{−h} − 1)·D, D = x̂₀ or the second-order
 //!   combination of the last two x̂₀, h = λ(t') − λ(t), λ = log(α/σ), order 1 at the last step
 //!   below 10 steps (`lower_order_final`).
@@ -159,6 +164,131 @@ pub fn reverse_diffusion<const D: usize>(
         observer.observe(i, next, &x);
     }
     Ok(x)
+}
+
+/// The Langevin corrector of the predictor–corrector sampler.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Langevin {
+    /// Corrector steps before each predictor step (0: plain reverse diffusion).
+    pub steps: usize,
+    /// The signal-to-noise ratio r > 0 (the paper's 0.16).
+    pub snr: f64,
+}
+
+impl Default for Langevin {
+    /// One step at r = 0.16, the paper's.
+    fn default() -> Self {
+        Self {
+            steps: 1,
+            snr: 0.16,
+        }
+    }
+}
+
+/// The mean over examples of each example's Euclidean norm (as f64 on the host).
+fn mean_row_norm<const D: usize>(x: &Tensor<D>) -> Result<f64> {
+    let dims = x.dims();
+    let d: usize = dims[1..].iter().product();
+    let rows = x
+        .clone()
+        .reshape([dims[0], d])
+        .square()
+        .sum_dim(1)
+        .sqrt()
+        .mean();
+    Ok(gradlab_core::bridge::scalar_to_host(rows)?)
+}
+
+/// The predictor–corrector sampler: `corrector` Langevin steps, then a reverse-diffusion step, at
+/// every time of `grid` (query times), ending at t = 0 with the last step's noise-free mean.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a > b)` is meant: NaN must fail the check
+pub fn predictor_corrector<const D: usize>(
+    model: &impl TensorScore<D>,
+    process: &impl Process,
+    x: Tensor<D>,
+    grid: &[f64],
+    corrector: Langevin,
+    noise: &mut Noise,
+    observer: &mut impl StepObserver<D>,
+) -> Result<Tensor<D>> {
+    check_grid(grid, 1)?;
+    if corrector.steps > 0 && !(corrector.snr > 0.0) {
+        return invalid(format!(
+            "the corrector's snr must be > 0, got {}",
+            corrector.snr
+        ));
+    }
+    let mut x = x;
+    for (i, &t) in grid.iter().enumerate() {
+        let next = grid.get(i + 1).copied().unwrap_or(0.0);
+        for _ in 0..corrector.steps {
+            let s = checked(model, &x, t, i)?;
+            let z = noise.like(&x);
+            let alpha = process.langevin_alpha(t, next)?;
+            let ratio = corrector.snr * mean_row_norm(&z)? / mean_row_norm(&s)?.max(1e-300);
+            let eps = 2.0 * alpha * ratio.powi(2);
+            x = x + s * eps + z * (2.0 * eps).sqrt();
+        }
+        let s = checked(model, &x, t, i)?;
+        let z = noise.like(&x);
+        let (f, g) = process.discretize(t, next)?;
+        let mean = x.clone() + (x * (-f) + s * (g * g)) * 1.0;
+        x = if i + 1 == grid.len() {
+            mean
+        } else {
+            mean + z * g
+        };
+        observer.observe(i, next, &x);
+    }
+    Ok(x)
+}
+
+/// The probability-flow ODE along the decreasing `grid` (which includes its final time): Heun
+/// steps on every interval but the last, an Euler step on the last.
+pub fn pf_ode_heun<const D: usize>(
+    model: &impl TensorScore<D>,
+    process: &impl Process,
+    x: Tensor<D>,
+    grid: &[f64],
+    observer: &mut impl StepObserver<D>,
+) -> Result<Tensor<D>> {
+    check_grid(grid, 2)?;
+    let mut step = 0;
+    let mut rhs = |x: &Tensor<D>, t: f64| -> Result<Tensor<D>> {
+        let t = t.clamp(0.0, 1.0);
+        let s = checked(model, x, t, step)?;
+        step += 1;
+        let (f, g) = process.coefficients(t)?;
+        Ok(x.clone() * f + s * (-0.5 * g * g))
+    };
+    let mut x = x;
+    let last = grid.len() - 2;
+    for i in 0..=last {
+        let (t, h) = (grid[i], grid[i + 1] - grid[i]);
+        let k1 = rhs(&x, t)?;
+        x = if i < last {
+            let k2 = rhs(&(x.clone() + k1.clone() * h), t + h)?;
+            x + k1 * (0.5 * h) + k2 * (0.5 * h)
+        } else {
+            x + k1 * h
+        };
+        observer.observe(i, grid[i + 1], &x);
+    }
+    Ok(x)
+}
+
+/// One reverse-diffusion step from `t` to 0 without noise: x − f·x + G²·s with
+/// (f, G) = [`Process::discretize`]`(t, 0)`, i.e. Tweedie's x + σ_t²·s for VE (the official ODE
+/// sampler's `noise_removal`).
+pub fn denoise<const D: usize>(
+    model: &impl TensorScore<D>,
+    process: &impl Process,
+    x: Tensor<D>,
+    t: f64,
+) -> Result<Tensor<D>> {
+    let s = checked(model, &x, t, 0)?;
+    let (f, g) = process.discretize(t, 0.0)?;
+    Ok(x.clone() - x * f + s * (g * g))
 }
 
 /// Euler–Maruyama on the reverse SDE along `grid` (query times), ending at t = 0.
