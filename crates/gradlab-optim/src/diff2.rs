@@ -44,11 +44,13 @@
 //! assert!(run.epsilon <= 1.0 + 1e-9 && run.x[0].abs() < 1.0);
 //! ```
 
+use crate::dp_sgd::Private;
 use crate::error::{OptimError, Result, check_lr, check_non_negative, check_positive};
 use crate::privacy::{
     FiniteSum, Mechanism, PrivacyBudget, PrivateRun, add_gaussian, begin, check_finite_sum,
     clip_to_norm,
 };
+use gradlab_core::solve::{Control, Iteration, Solver, solve};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -192,7 +194,8 @@ impl Diff2Config {
     }
 
     /// Runs DIFF2 from `x0`; `observe(round, x)` sees every iterate (round 0 is `x0`). Fails
-    /// before the first round if the run would exceed `budget`.
+    /// before the first round if the run would exceed `budget`. The loop is
+    /// [`gradlab_core::solve::solve`] over [`Private`].
     pub fn run(
         &self,
         problem: &impl FiniteSum,
@@ -200,61 +203,122 @@ impl Diff2Config {
         budget: &PrivacyBudget,
         mut observe: impl FnMut(usize, &[f64]),
     ) -> Result<PrivateRun> {
-        self.validate()?;
-        let epsilon = begin(problem, x0, budget, &self.mechanisms())?;
+        let mut method = Private {
+            method: self,
+            budget,
+        };
+        let mut obs = |it: &Iteration<'_>| {
+            observe(it.iteration, it.x);
+            Control::Continue
+        };
+        let (state, _) = solve(&mut method, problem, x0, self.rounds, &mut obs)?;
+        Ok(PrivateRun {
+            x: state.x,
+            epsilon: state.epsilon,
+        })
+    }
+}
+
+/// The state of a DIFF2 run.
+pub struct Diff2State {
+    /// The iterate.
+    pub x: Vec<f64>,
+    /// ε the whole run spends.
+    pub epsilon: f64,
+    round: usize,
+    rng: StdRng,
+    /// The running gradient estimate v.
+    v: Vec<f64>,
+    /// Per-example gradients at the previous and the current iterate, n × d each.
+    prev: Vec<f64>,
+    cur: Vec<f64>,
+    sum: Vec<f64>,
+    g: Vec<f64>,
+    x_prev: Vec<f64>,
+}
+
+impl<P: FiniteSum> Solver<P> for Private<'_, Diff2Config> {
+    type State = Diff2State;
+    type Error = OptimError;
+
+    fn init(&mut self, problem: &P, x0: &[f64]) -> Result<Diff2State> {
+        let m = self.method;
+        m.validate()?;
+        let epsilon = begin(problem, x0, self.budget, &m.mechanisms())?;
         let (n, d) = (problem.len(), problem.dim());
-        let mut rng = StdRng::seed_from_u64(self.seed);
-        let mut x = x0.to_vec();
-        let mut v = vec![0.0; d];
-        // Per-example gradients at the previous and the current iterate, n × d each.
-        let (mut prev, mut cur) = (vec![0.0; n * d], vec![0.0; n * d]);
-        let (mut sum, mut g) = (vec![0.0; d], vec![0.0; d]);
-        let mut x_prev = x.clone();
-        observe(0, &x);
-        for round in 0..self.rounds {
-            let restart = round % self.restart_every == 0;
-            let clip = if restart {
-                self.clip_grad
-            } else {
-                match self.diff_clip {
-                    DiffClip::Fixed => self.clip_diff,
-                    DiffClip::StepScaled => {
-                        let step = x
-                            .iter()
-                            .zip(&x_prev)
+        Ok(Diff2State {
+            x: x0.to_vec(),
+            epsilon,
+            round: 0,
+            rng: StdRng::seed_from_u64(m.seed),
+            v: vec![0.0; d],
+            prev: vec![0.0; n * d],
+            cur: vec![0.0; n * d],
+            sum: vec![0.0; d],
+            g: vec![0.0; d],
+            x_prev: x0.to_vec(),
+        })
+    }
+
+    fn converged(&self, _: &Diff2State) -> bool {
+        false
+    }
+
+    fn step(&mut self, problem: &P, st: &mut Diff2State) -> Result<()> {
+        let m = self.method;
+        let (n, d) = (problem.len(), problem.dim());
+        let round = st.round;
+        let restart = round % m.restart_every == 0;
+        let clip = if restart {
+            m.clip_grad
+        } else {
+            match m.diff_clip {
+                DiffClip::Fixed => m.clip_diff,
+                DiffClip::StepScaled => {
+                    let step =
+                        st.x.iter()
+                            .zip(&st.x_prev)
                             .map(|(a, b)| (a - b).powi(2))
                             .sum::<f64>()
                             .sqrt();
-                        self.clip_diff * step
-                    }
+                    m.clip_diff * step
                 }
-            };
-            sum.fill(0.0);
-            for (i, row) in cur.chunks_exact_mut(d).enumerate() {
-                problem.example_grad(&x, i, row);
-                g.copy_from_slice(row);
-                if !restart {
-                    g.iter_mut()
-                        .zip(&prev[i * d..(i + 1) * d])
-                        .for_each(|(a, b)| *a -= b);
-                }
-                clip_to_norm(&mut g, clip);
-                sum.iter_mut().zip(&g).for_each(|(s, v)| *s += v);
             }
-            check_finite_sum(&sum, round + 1)?;
-            let sigma = if restart {
-                v.fill(0.0);
-                self.noise_grad
-            } else {
-                self.noise_diff
-            };
-            add_gaussian(&mut sum, sigma * clip, &mut rng);
-            v.iter_mut().zip(&sum).for_each(|(a, s)| *a += s / n as f64);
-            std::mem::swap(&mut prev, &mut cur);
-            x_prev.copy_from_slice(&x);
-            x.iter_mut().zip(&v).for_each(|(p, a)| *p -= self.lr * a);
-            observe(round + 1, &x);
+        };
+        st.sum.fill(0.0);
+        for (i, row) in st.cur.chunks_exact_mut(d).enumerate() {
+            problem.example_grad(&st.x, i, row);
+            st.g.copy_from_slice(row);
+            if !restart {
+                st.g.iter_mut()
+                    .zip(&st.prev[i * d..(i + 1) * d])
+                    .for_each(|(a, b)| *a -= b);
+            }
+            clip_to_norm(&mut st.g, clip);
+            st.sum.iter_mut().zip(&st.g).for_each(|(s, v)| *s += v);
         }
-        Ok(PrivateRun { x, epsilon })
+        check_finite_sum(&st.sum, round + 1)?;
+        let sigma = if restart {
+            st.v.fill(0.0);
+            m.noise_grad
+        } else {
+            m.noise_diff
+        };
+        add_gaussian(&mut st.sum, sigma * clip, &mut st.rng);
+        st.v.iter_mut()
+            .zip(&st.sum)
+            .for_each(|(a, s)| *a += s / n as f64);
+        std::mem::swap(&mut st.prev, &mut st.cur);
+        st.x_prev.copy_from_slice(&st.x);
+        st.x.iter_mut().zip(&st.v).for_each(|(p, a)| *p -= m.lr * a);
+        st.round += 1;
+        Ok(())
+    }
+
+    fn iteration<'a>(&self, st: &'a Diff2State) -> Iteration<'a> {
+        Iteration {
+            iteration: st.round,
+            ..Iteration::at(&st.x)
+        }
     }
 }

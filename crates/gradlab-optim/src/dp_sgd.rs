@@ -31,6 +31,7 @@ use crate::privacy::{
     FiniteSum, Mechanism, PrivacyBudget, PrivateRun, add_gaussian, begin, check_finite_sum,
     clip_to_norm, noise_for_epsilon,
 };
+use gradlab_core::solve::{Control, Iteration, Solver, solve};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -109,7 +110,8 @@ impl DpSgdConfig {
     }
 
     /// Runs DP-SGD from `x0`; `observe(step, x)` sees every iterate (step 0 is `x0`). Fails
-    /// before the first step if the run would exceed `budget`.
+    /// before the first step if the run would exceed `budget`. The loop is
+    /// [`gradlab_core::solve::solve`] over [`Private`].
     pub fn run(
         &self,
         problem: &impl FiniteSum,
@@ -117,31 +119,91 @@ impl DpSgdConfig {
         budget: &PrivacyBudget,
         mut observe: impl FnMut(usize, &[f64]),
     ) -> Result<PrivateRun> {
-        self.validate()?;
-        let epsilon = begin(problem, x0, budget, &self.mechanisms())?;
-        let (n, d) = (problem.len(), problem.dim());
-        let mut rng = StdRng::seed_from_u64(self.seed);
-        let mut x = x0.to_vec();
-        let (mut sum, mut g) = (vec![0.0; d], vec![0.0; d]);
-        let scale = self.sample_rate * n as f64;
-        observe(0, &x);
-        for step in 1..=self.steps {
-            sum.fill(0.0);
-            for i in 0..n {
-                if self.sample_rate < 1.0 && rng.random::<f64>() >= self.sample_rate {
-                    continue;
-                }
-                problem.example_grad(&x, i, &mut g);
-                clip_to_norm(&mut g, self.clip);
-                sum.iter_mut().zip(&g).for_each(|(s, v)| *s += v);
+        let mut method = Private {
+            method: self,
+            budget,
+        };
+        let mut obs = |it: &Iteration<'_>| {
+            observe(it.iteration, it.x);
+            Control::Continue
+        };
+        let (state, _) = solve(&mut method, problem, x0, self.steps, &mut obs)?;
+        Ok(PrivateRun {
+            x: state.x,
+            epsilon: state.epsilon,
+        })
+    }
+}
+
+/// A private method with the budget it must stay within: a [`Solver`] on [`FiniteSum`]s.
+pub struct Private<'a, M> {
+    /// The method.
+    pub method: &'a M,
+    /// The budget its whole run must stay within (checked before the first step).
+    pub budget: &'a PrivacyBudget,
+}
+
+/// The state of a DP-SGD run.
+pub struct DpSgdState {
+    /// The iterate.
+    pub x: Vec<f64>,
+    /// ε the whole run spends.
+    pub epsilon: f64,
+    step: usize,
+    rng: StdRng,
+    sum: Vec<f64>,
+    g: Vec<f64>,
+}
+
+impl<P: FiniteSum> Solver<P> for Private<'_, DpSgdConfig> {
+    type State = DpSgdState;
+    type Error = OptimError;
+
+    fn init(&mut self, problem: &P, x0: &[f64]) -> Result<DpSgdState> {
+        let m = self.method;
+        m.validate()?;
+        let epsilon = begin(problem, x0, self.budget, &m.mechanisms())?;
+        let d = problem.dim();
+        Ok(DpSgdState {
+            x: x0.to_vec(),
+            epsilon,
+            step: 0,
+            rng: StdRng::seed_from_u64(m.seed),
+            sum: vec![0.0; d],
+            g: vec![0.0; d],
+        })
+    }
+
+    fn converged(&self, _: &DpSgdState) -> bool {
+        false
+    }
+
+    fn step(&mut self, problem: &P, st: &mut DpSgdState) -> Result<()> {
+        let m = self.method;
+        let n = problem.len();
+        let scale = m.sample_rate * n as f64;
+        st.step += 1;
+        st.sum.fill(0.0);
+        for i in 0..n {
+            if m.sample_rate < 1.0 && st.rng.random::<f64>() >= m.sample_rate {
+                continue;
             }
-            check_finite_sum(&sum, step)?;
-            add_gaussian(&mut sum, self.noise_multiplier * self.clip, &mut rng);
-            x.iter_mut()
-                .zip(&sum)
-                .for_each(|(p, s)| *p -= self.lr * s / scale);
-            observe(step, &x);
+            problem.example_grad(&st.x, i, &mut st.g);
+            clip_to_norm(&mut st.g, m.clip);
+            st.sum.iter_mut().zip(&st.g).for_each(|(s, v)| *s += v);
         }
-        Ok(PrivateRun { x, epsilon })
+        check_finite_sum(&st.sum, st.step)?;
+        add_gaussian(&mut st.sum, m.noise_multiplier * m.clip, &mut st.rng);
+        st.x.iter_mut()
+            .zip(&st.sum)
+            .for_each(|(p, s)| *p -= m.lr * s / scale);
+        Ok(())
+    }
+
+    fn iteration<'a>(&self, st: &'a DpSgdState) -> Iteration<'a> {
+        Iteration {
+            iteration: st.step,
+            ..Iteration::at(&st.x)
+        }
     }
 }
