@@ -268,7 +268,7 @@ impl<P: FiniteSum> Solver<P> for Private<'_, Diff2Config> {
         let m = self.method;
         let (n, d) = (problem.len(), problem.dim());
         let round = st.round;
-        let restart = round % m.restart_every == 0;
+        let restart = round.is_multiple_of(m.restart_every);
         let clip = if restart {
             m.clip_grad
         } else {
