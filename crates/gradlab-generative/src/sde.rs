@@ -222,21 +222,8 @@ impl Sde {
     /// exact score on nearly discrete data the remaining noise is multiplied by 1 − G²/σ²(t_ε),
     /// about −18 at N = 50 for the official rule. Here the last step goes from t_ε to 0, so
     /// G² = σ(t_ε)² and x ← x + σ²(t_ε)·s: Tweedie's denoising, which can never overshoot.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
     pub fn discretize(&self, t: f64, t_next: f64) -> Result<(f64, f64)> {
-        Self::check_time(t)?;
-        Self::check_time(t_next)?;
-        if !(t_next < t) {
-            return invalid(format!(
-                "a chain step goes back in time: t_next = {t_next} must be below t = {t}"
-            ));
-        }
-        let (a_t, s_t) = self.marginal(t)?;
-        let (a_n, s_n) = self.marginal(t_next)?;
-        let s_n = if t_next == 0.0 { 0.0 } else { s_n };
-        let a = a_t / a_n;
-        let g2 = (s_t * s_t - a * a * s_n * s_n).max(0.0);
-        Ok((a - 1.0, g2.sqrt()))
+        crate::diffusion::Process::discretize(self, t, t_next)
     }
 
     /// The Langevin corrector's α at grid time t (next grid time `t_next`): 1 − β_i = a² of

@@ -71,9 +71,6 @@ impl Process for Sde {
     fn t_eps(&self) -> f64 {
         Sde::t_eps(self)
     }
-    fn discretize(&self, t: f64, t_next: f64) -> Result<(f64, f64)> {
-        Sde::discretize(self, t, t_next)
-    }
     fn langevin_alpha(&self, t: f64, t_next: f64) -> Result<f64> {
         Sde::langevin_alpha(self, t, t_next)
     }

@@ -139,7 +139,8 @@ fn checked<const D: usize>(
     Ok(s)
 }
 
-/// The reverse-diffusion predictor along `grid` (query times), ending at t = 0.
+/// The reverse-diffusion predictor along `grid` (query times), ending at t = 0: the
+/// predictor–corrector sampler without corrector steps.
 pub fn reverse_diffusion<const D: usize>(
     model: &impl TensorScore<D>,
     process: &impl Process,
@@ -148,22 +149,11 @@ pub fn reverse_diffusion<const D: usize>(
     noise: &mut Noise,
     observer: &mut impl StepObserver<D>,
 ) -> Result<Tensor<D>> {
-    check_grid(grid, 1)?;
-    let mut x = x;
-    for (i, &t) in grid.iter().enumerate() {
-        let next = grid.get(i + 1).copied().unwrap_or(0.0);
-        let s = checked(model, &x, t, i)?;
-        let z = noise.like(&x);
-        let (f, g) = process.discretize(t, next)?;
-        let mean = x.clone() + (x * (-f) + s * (g * g)) * 1.0;
-        x = if i + 1 == grid.len() {
-            mean
-        } else {
-            mean + z * g
-        };
-        observer.observe(i, next, &x);
-    }
-    Ok(x)
+    let none = Langevin {
+        steps: 0,
+        snr: 0.16,
+    };
+    predictor_corrector(model, process, x, grid, none, noise, observer)
 }
 
 /// The Langevin corrector of the predictor–corrector sampler.
