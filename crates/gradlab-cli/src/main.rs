@@ -41,7 +41,7 @@ enum Command {
     List(commands::list::Args),
     /// Run one paper's experiment: a table on stdout, figures and result.json in --out.
     Run(commands::run::Args),
-    /// Run every experiment (or those named by --only) and write index.html.
+    /// Run every experiment (or those named by --only) and write index.html and RESULTS.md.
     Reproduce(commands::reproduce::Args),
     /// Merge the result.json of earlier runs into a RESULTS.md.
     Results(commands::results::Args),

@@ -14,11 +14,14 @@
 //! assert!("DPM".parse::<Sampler>().is_ok() && "dpm3".parse::<Sampler>().is_err());
 //! ```
 
+use crate::diffusion::samplers::{self, Langevin, Noise, StepObserver};
+use crate::diffusion::{Process, TensorScore};
 use crate::dpm::{ddim_sample, dpm_solver_pp_sample};
 use crate::ode::Solver;
 use crate::sampler::{OdeConfig, PcConfig, Predictor, ode_sample_with, pc_sample};
 use crate::score::ScoreModel;
 use crate::{Batch, GenError, Result};
+use burn::prelude::Tensor;
 
 /// A sampler: of a score model (all but [`Sampler::Rf`]) or of a velocity model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,6 +135,70 @@ impl Sampler {
             Sampler::Rf => Err(GenError::Invalid(
                 "rectified flow samples a velocity model, not a score model".into(),
             )),
+        }
+    }
+}
+
+/// A process's (α, σ) as the noise levels of the logSNR grid.
+struct Levels<'a, P>(&'a P);
+
+impl<P: Process> crate::dpm::NoiseLevels for Levels<'_, P> {
+    fn levels(&self, t: f64) -> Result<(f64, f64)> {
+        self.0.marginal(t)
+    }
+}
+
+impl Sampler {
+    /// Draw with this sampler on tensors ([`crate::diffusion`]): `x` is the batch at the prior
+    /// ([`samplers::prior`]), `steps` the steps, `noise` the stream of the stochastic samplers;
+    /// the grids and final steps are those of [`Sampler::sample`], which this equals number for
+    /// number with the same seed. RK45 and rectified flow are not on the tensor path yet: asking
+    /// for them is an error.
+    pub fn sample_tensor<const D: usize>(
+        self,
+        model: &impl TensorScore<D>,
+        process: &impl Process,
+        x: Tensor<D>,
+        steps: usize,
+        noise: &mut Noise,
+        observer: &mut impl StepObserver<D>,
+    ) -> Result<Tensor<D>> {
+        if steps == 0 {
+            return Err(GenError::Invalid(
+                "the sampler needs at least 1 step".into(),
+            ));
+        }
+        let t_eps = process.t_eps();
+        let chain = || crate::sampler::time_grid(steps, t_eps);
+        let (m, p) = (model, process);
+        match self {
+            Sampler::Pc => samplers::predictor_corrector(
+                m,
+                p,
+                x,
+                &chain(),
+                Langevin::default(),
+                noise,
+                observer,
+            ),
+            Sampler::Rd => samplers::reverse_diffusion(m, p, x, &chain(), noise, observer),
+            Sampler::Em => samplers::euler_maruyama(m, p, x, &chain(), noise, observer),
+            Sampler::Ode => {
+                let grid: Vec<f64> = (0..=steps)
+                    .map(|i| 1.0 + (t_eps - 1.0) * i as f64 / steps as f64)
+                    .collect();
+                let x = samplers::pf_ode_heun(m, p, x, &grid, observer)?;
+                samplers::denoise(m, p, x, t_eps)
+            }
+            Sampler::Ddim | Sampler::Dpm => {
+                let grid = crate::dpm::time_grid_logsnr(&Levels(p), steps, t_eps)?;
+                let order = if self == Sampler::Ddim { 1 } else { 2 };
+                samplers::dpm_solver_pp(m, p, x, &grid, order, observer)
+            }
+            Sampler::Rk45 | Sampler::Rf => Err(GenError::Invalid(format!(
+                "the {} sampler is not on the tensor path yet",
+                self.name()
+            ))),
         }
     }
 }

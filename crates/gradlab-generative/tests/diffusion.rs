@@ -105,6 +105,39 @@ fn tensor_samplers_reproduce_the_host_samplers_number_for_number() {
     }
 }
 
+#[test]
+fn the_sampler_enum_draws_the_same_on_tensors_and_on_the_host() {
+    use gradlab_generative::sampling::Sampler;
+    let sde = Sde::vp();
+    let (mean, var) = (vec![0.5, -1.0], vec![0.3, 0.7]);
+    let host = GaussianOracle::diagonal(sde, mean.clone(), var.clone()).unwrap();
+    let ours = GaussianScore::new(sde, mean, var).unwrap();
+    let dev = Device::flex();
+    for s in [
+        Sampler::Pc,
+        Sampler::Rd,
+        Sampler::Em,
+        Sampler::Ode,
+        Sampler::Ddim,
+        Sampler::Dpm,
+    ] {
+        let (want, _) = s.sample(&host, 50, 9, 4).unwrap();
+        let mut noise = Noise::new(4);
+        let x = prior(&sde, [50, 2], &mut noise, &dev);
+        let got = s
+            .sample_tensor(&ours, &sde, x, 9, &mut noise, &mut Unobserved)
+            .unwrap();
+        let d = max_diff(&bridge::to_host(got).unwrap(), &want.data);
+        assert!(d < 1e-10, "{s}: {d}");
+    }
+    let x = prior(&sde, [5, 2], &mut Noise::new(0), &dev);
+    assert!(
+        Sampler::Rk45
+            .sample_tensor(&ours, &sde, x, 9, &mut Noise::new(0), &mut Unobserved)
+            .is_err()
+    );
+}
+
 /// A tiny nonlinear score model in f64: s(x, t) = tanh(x·W + b)·c(t) − x, c(t) = 1 + t.
 #[derive(Module, Debug)]
 struct Tiny {

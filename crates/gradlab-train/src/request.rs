@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ModelKind {
-    /// An MLP with hidden layers 128-128 ([`gradlab_nets::mlp::Mlp`]).
+    /// An MLP with hidden layers 128-128 (`gradlab_nets::mlp::Mlp`).
     #[default]
     Mlp,
-    /// The small CNN ([`gradlab_nets::cnn::SmallCnn`]).
+    /// The small CNN (`gradlab_nets::cnn::SmallCnn`).
     Cnn,
-    /// The small ResNet ([`gradlab_nets::resnet::SmallResNet`]).
+    /// The small ResNet (`gradlab_nets::resnet::SmallResNet`).
     Resnet,
 }
 

@@ -36,7 +36,7 @@ pub enum DensityStyle {
     /// Gaussians of standard deviation 1% of the nodes' range on 401 points over the range ±5%.
     #[default]
     Gradlab,
-    /// PyHessian's `density_generate` ([`SpectralDensity::pyhessian_density`]): 10,000 points,
+    /// PyHessian's `density_generate` (`SpectralDensity::pyhessian_density`): 10,000 points,
     /// variance 10⁻⁵·max(1, range), unit mass, plotted as log10(density + 10⁻⁷).
     #[value(name = "pyhessian")]
     PyHessian,
