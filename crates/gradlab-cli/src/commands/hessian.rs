@@ -46,7 +46,7 @@ pub enum DensityStyle {
 #[derive(clap::Args)]
 pub struct Args {
     /// The classifier.
-    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
+    #[arg(long, value_enum, default_value_t = ModelKind::Mlp, ignore_case = true)]
     pub model: ModelKind,
     /// digits, mnist1k, fashion1k, mnist or fashion.
     #[arg(long, default_value = "digits")]
