@@ -53,11 +53,7 @@ pub fn from_host<const D: usize>(
     shape: [usize; D],
     device: &Device,
 ) -> Result<Tensor<D>> {
-    check_len(values.len(), &shape)?;
-    Ok(Tensor::from_data(
-        TensorData::new(values.to_vec(), shape),
-        (device, DType::F64),
-    ))
+    upload(values, shape, device, DType::F64)
 }
 
 /// An f32 tensor of `shape` on `device` holding `values` (row-major).
@@ -66,10 +62,19 @@ pub fn from_host_f32<const D: usize>(
     shape: [usize; D],
     device: &Device,
 ) -> Result<Tensor<D>> {
+    upload(values, shape, device, DType::F32)
+}
+
+fn upload<E: burn::tensor::Element, const D: usize>(
+    values: &[E],
+    shape: [usize; D],
+    device: &Device,
+    dtype: DType,
+) -> Result<Tensor<D>> {
     check_len(values.len(), &shape)?;
     Ok(Tensor::from_data(
         TensorData::new(values.to_vec(), shape),
-        (device, DType::F32),
+        (device, dtype),
     ))
 }
 

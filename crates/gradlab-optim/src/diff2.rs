@@ -44,13 +44,13 @@
 //! assert!(run.epsilon <= 1.0 + 1e-9 && run.x[0].abs() < 1.0);
 //! ```
 
-use crate::dp_sgd::Private;
+use crate::dp_sgd::{Private, run_private};
 use crate::error::{OptimError, Result, check_lr, check_non_negative, check_positive};
 use crate::privacy::{
     FiniteSum, Mechanism, PrivacyBudget, PrivateRun, add_gaussian, begin, check_finite_sum,
     clip_to_norm,
 };
-use gradlab_core::solve::{Control, Iteration, Solver, solve};
+use gradlab_core::solve::{Iteration, Solver};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -201,21 +201,18 @@ impl Diff2Config {
         problem: &impl FiniteSum,
         x0: &[f64],
         budget: &PrivacyBudget,
-        mut observe: impl FnMut(usize, &[f64]),
+        observe: impl FnMut(usize, &[f64]),
     ) -> Result<PrivateRun> {
-        let mut method = Private {
-            method: self,
-            budget,
-        };
-        let mut obs = |it: &Iteration<'_>| {
-            observe(it.iteration, it.x);
-            Control::Continue
-        };
-        let (state, _) = solve(&mut method, problem, x0, self.rounds, &mut obs)?;
-        Ok(PrivateRun {
-            x: state.x,
-            epsilon: state.epsilon,
-        })
+        run_private(self, problem, x0, budget, self.rounds, observe)
+    }
+}
+
+impl From<Diff2State> for PrivateRun {
+    fn from(s: Diff2State) -> Self {
+        PrivateRun {
+            x: s.x,
+            epsilon: s.epsilon,
+        }
     }
 }
 

@@ -117,21 +117,41 @@ impl DpSgdConfig {
         problem: &impl FiniteSum,
         x0: &[f64],
         budget: &PrivacyBudget,
-        mut observe: impl FnMut(usize, &[f64]),
+        observe: impl FnMut(usize, &[f64]),
     ) -> Result<PrivateRun> {
-        let mut method = Private {
-            method: self,
-            budget,
-        };
-        let mut obs = |it: &Iteration<'_>| {
-            observe(it.iteration, it.x);
-            Control::Continue
-        };
-        let (state, _) = solve(&mut method, problem, x0, self.steps, &mut obs)?;
-        Ok(PrivateRun {
-            x: state.x,
-            epsilon: state.epsilon,
-        })
+        run_private(self, problem, x0, budget, self.steps, observe)
+    }
+}
+
+/// Run a private method by [`solve`] for `iters` iterations, `observe(k, x)` seeing every
+/// iterate: the shared body of [`DpSgdConfig::run`] and DIFF2's.
+pub(crate) fn run_private<'a, P, M>(
+    method: &'a M,
+    problem: &P,
+    x0: &[f64],
+    budget: &'a PrivacyBudget,
+    iters: usize,
+    mut observe: impl FnMut(usize, &[f64]),
+) -> Result<PrivateRun>
+where
+    Private<'a, M>: Solver<P, Error = OptimError>,
+    <Private<'a, M> as Solver<P>>::State: Into<PrivateRun>,
+{
+    let mut private = Private { method, budget };
+    let mut obs = |it: &Iteration<'_>| {
+        observe(it.iteration, it.x);
+        Control::Continue
+    };
+    let (state, _) = solve(&mut private, problem, x0, iters, &mut obs)?;
+    Ok(state.into())
+}
+
+impl From<DpSgdState> for PrivateRun {
+    fn from(s: DpSgdState) -> Self {
+        PrivateRun {
+            x: s.x,
+            epsilon: s.epsilon,
+        }
     }
 }
 

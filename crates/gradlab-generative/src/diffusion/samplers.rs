@@ -156,6 +156,20 @@ pub fn reverse_diffusion<const D: usize>(
     predictor_corrector(model, process, x, grid, none, noise, observer)
 }
 
+/// One step of a reverse-SDE sampler: the mean x + (−f·x + g²·s)·Δt, plus `scale`·z unless it
+/// is the `last` step (which returns its noise-free mean).
+fn reverse_step<const D: usize>(
+    x: Tensor<D>,
+    s: Tensor<D>,
+    z: Tensor<D>,
+    (f, g2, dt): (f64, f64, f64),
+    scale: f64,
+    last: bool,
+) -> Tensor<D> {
+    let mean = x.clone() + (x * (-f) + s * g2) * dt;
+    if last { mean } else { mean + z * scale }
+}
+
 /// The Langevin corrector of the predictor–corrector sampler.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Langevin {
@@ -222,12 +236,7 @@ pub fn predictor_corrector<const D: usize>(
         let s = checked(model, &x, t, i)?;
         let z = noise.like(&x);
         let (f, g) = process.discretize(t, next)?;
-        let mean = x.clone() + (x * (-f) + s * (g * g)) * 1.0;
-        x = if i + 1 == grid.len() {
-            mean
-        } else {
-            mean + z * g
-        };
+        x = reverse_step(x, s, z, (f, g * g, 1.0), g, i + 1 == grid.len());
         observer.observe(i, next, &x);
     }
     Ok(x)
@@ -298,12 +307,7 @@ pub fn euler_maruyama<const D: usize>(
         let z = noise.like(&x);
         let dt = t - next;
         let (f, g) = process.coefficients(t)?;
-        let mean = x.clone() + (x * (-f) + s * (g * g)) * dt;
-        x = if i + 1 == grid.len() {
-            mean
-        } else {
-            mean + z * (g * dt.sqrt())
-        };
+        x = reverse_step(x, s, z, (f, g * g, dt), g * dt.sqrt(), i + 1 == grid.len());
         observer.observe(i, next, &x);
     }
     Ok(x)
