@@ -18,20 +18,25 @@
 //! into [k/256, (k+1)/256), whose edges the levels 0 and 255 sit on.
 //!
 //! ```
-//! use gradlab_generative::{Batch, likelihood::{Divergence, log_likelihood}};
-//! use gradlab_generative::{ode::Solver, score::GaussianOracle, sde::Sde};
+//! use gradlab_generative::likelihood::{Divergence, log_likelihood};
+//! use gradlab_generative::{ode::Solver, points, process::{OFFICIAL_EPS, Sde}, score::GaussianOracle};
 //! // Standard normal data: the VP marginals are N(0, 1) at every t, so the prior is exact.
 //! let o = GaussianOracle::diagonal(Sde::vp(), vec![0.0], vec![1.0]).unwrap();
-//! let x = Batch::new(1, 1, vec![0.5]).unwrap();
-//! let (ll, _) = log_likelihood(&o, &x, Divergence::Exact, Solver::Rk45 { rtol: 1e-6, atol: 1e-6 }, 0).unwrap();
-//! let exact = o.log_density(&[0.5], gradlab_generative::sde::OFFICIAL_EPS).unwrap();
+//! let x = points::from_rows(&[0.5], 1, 1).unwrap();
+//! let solver = Solver::Rk45 { rtol: 1e-6, atol: 1e-6 };
+//! let (ll, _) = log_likelihood(&o, &Sde::vp(), &x, Divergence::Exact, solver, 0).unwrap();
+//! let exact = o.log_density(&[0.5], OFFICIAL_EPS).unwrap();
 //! assert!((ll[0] - exact).abs() < 1e-3);
 //! ```
 
 use crate::ode::{Solver, integrate};
-use crate::score::ScoreModel;
-use crate::sde::OFFICIAL_EPS;
-use crate::{Batch, Result, invalid};
+use crate::points::Rows;
+use crate::process::{OFFICIAL_EPS, Process};
+use crate::sampling::Unobserved;
+use crate::score::{ScoreModel, div};
+use crate::{Result, invalid};
+use burn::prelude::*;
+use gradlab_core::bridge::{from_host, to_host};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -56,145 +61,108 @@ fn fd_step(sigma: f64, k: usize) -> f64 {
     (0.1 * sigma / (k.max(1) as f64).sqrt()).max(MIN_FD_STEP)
 }
 
-/// ∇·s at every point of `x` (one value per point).
+/// ∇·s at every point of `x` (`[n]`), by central differences of the score along each coordinate
+/// (`probes` empty) or along each Rademacher probe (averaged).
 fn divergence(
-    model: &impl ScoreModel,
-    x: &Batch,
-    t: f64,
-    how: Divergence,
-    probes: &[Batch],
-) -> Result<Vec<f64>> {
-    let shifted = |dir: &Batch, h: f64| x.axpy(h, dir);
-    let mut div = vec![0.0; x.n];
-    let sigma = model.sde().marginal(t)?.1;
-    let mut add_directional = |dir: &Batch, k: usize| -> Result<()> {
-        // zᵀ(∂s/∂x)z ≈ zᵀ[s(x + hz) − s(x − hz)]/(2h), per point.
+    model: &impl ScoreModel<2>,
+    x: &Tensor<2>,
+    (t, sigma): (f64, f64),
+    probes: &[Tensor<2>],
+) -> Result<Tensor<1>> {
+    let [n, d] = x.dims();
+    // zᵀ(∂s/∂x)z ≈ zᵀ[s(x + hz) − s(x − hz)]/(2h), per point.
+    let directional = |dir: &Tensor<2>, k: usize| -> Result<Tensor<1>> {
         let h = fd_step(sigma, k);
-        let (sp, sm) = (
-            model.score(&shifted(dir, h), t)?,
-            model.score(&shifted(dir, -h), t)?,
-        );
-        for (i, d) in div.iter_mut().enumerate() {
-            let r = i * x.d..(i + 1) * x.d;
-            *d += dir.data[r.clone()]
-                .iter()
-                .zip(&sp.data[r.clone()])
-                .zip(&sm.data[r])
-                .map(|((z, a), b)| z * (a - b) / (2.0 * h))
-                .sum::<f64>();
-        }
-        Ok(())
+        let sp = model.score(x.clone() + dir.clone() * h, t)?;
+        let sm = model.score(x.clone() + dir.clone() * (-h), t)?;
+        Ok(div(dir.clone() * (sp - sm), 2.0 * h)
+            .sum_dim(1)
+            .reshape([n]))
     };
-    match how {
-        Divergence::Exact => {
-            for k in 0..x.d {
-                let mut e = Batch {
-                    data: vec![0.0; x.data.len()],
-                    ..x.clone()
-                };
-                (0..x.n).for_each(|i| e.data[i * x.d + k] = 1.0);
-                add_directional(&e, 1)?;
-            }
+    let mut total = Tensor::<1>::zeros([n], (&x.device(), x.dtype()));
+    if probes.is_empty() {
+        for k in 0..d {
+            let mut e = vec![0.0; n * d];
+            (0..n).for_each(|i| e[i * d + k] = 1.0);
+            let e = from_host(&e, [n, d], &x.device())?.cast(x.dtype());
+            total = total + directional(&e, 1)?;
         }
-        Divergence::Hutchinson(_) => {
-            for z in probes {
-                add_directional(z, x.d)?;
-            }
-            let m = probes.len().max(1) as f64;
-            div.iter_mut().for_each(|d| *d /= m);
-        }
+        return Ok(total);
     }
-    Ok(div)
+    for z in probes {
+        total = total + directional(z, d)?;
+    }
+    Ok(div(total, probes.len() as f64))
 }
 
-/// log p_ε(x) of every point by the probability-flow ODE from ε = [`OFFICIAL_EPS`] to 1; returns
-/// the log-likelihoods (nats) and the NFE of the solver.
+/// log p_ε(x) of every point of `x` (`[n, d]`; images flattened) by the probability-flow ODE of
+/// `process` from ε = [`OFFICIAL_EPS`] to 1; returns the log-likelihoods (nats) and the NFE of the
+/// solver.
 pub fn log_likelihood(
-    model: &impl ScoreModel,
-    x: &Batch,
+    model: &impl ScoreModel<2>,
+    process: &impl Process,
+    x: &Tensor<2>,
     how: Divergence,
     solver: Solver,
     seed: u64,
 ) -> Result<(Vec<f64>, usize)> {
-    log_likelihood_from(model, x, how, solver, OFFICIAL_EPS, seed)
+    log_likelihood_from(model, process, x, how, solver, OFFICIAL_EPS, seed)
 }
 
 /// [`log_likelihood`] from any start time `t_start` ∈ (0, 1): log p_{t_start}(x).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub fn log_likelihood_from(
-    model: &impl ScoreModel,
-    x: &Batch,
+    model: &impl ScoreModel<2>,
+    process: &impl Process,
+    x: &Tensor<2>,
     how: Divergence,
     solver: Solver,
     t_start: f64,
     seed: u64,
 ) -> Result<(Vec<f64>, usize)> {
-    let sde = model.sde();
-    sde.validate()?;
     if !(t_start > 0.0 && t_start < 1.0) {
         return invalid(format!(
             "the likelihood's start time {t_start} must lie in (0, 1)"
         ));
     }
-    if x.d != model.dim() {
-        return invalid(format!(
-            "points of dimension {} for a model of dimension {}",
-            x.d,
-            model.dim()
-        ));
-    }
-    if let Divergence::Hutchinson(0) = how {
-        return invalid("Hutchinson's estimator needs at least one probe");
-    }
+    let [n, d] = x.dims();
+    let (dev, dtype) = (x.device(), x.dtype());
     let mut rng = StdRng::seed_from_u64(seed);
-    let probes: Vec<Batch> = match how {
+    let probes: Vec<Tensor<2>> = match how {
+        Divergence::Hutchinson(0) => {
+            return invalid("Hutchinson's estimator needs at least one probe");
+        }
         Divergence::Hutchinson(m) => (0..m)
-            .map(|_| Batch {
-                data: (0..x.data.len())
+            .map(|_| {
+                let z: Vec<f64> = (0..n * d)
                     .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
-                    .collect(),
-                ..x.clone()
+                    .collect();
+                Ok(from_host(&z, [n, d], &dev)?.cast(dtype))
             })
-            .collect(),
+            .collect::<Result<_>>()?,
         Divergence::Exact => vec![],
     };
     // Augmented state: each point's d coordinates followed by its accumulated divergence.
-    let d = x.d;
-    let mut state = Vec::with_capacity(x.n * (d + 1));
-    for i in 0..x.n {
-        state.extend_from_slice(x.row(i));
-        state.push(0.0);
-    }
-    let aug = Batch::new(x.n, d + 1, state)?;
-    let split = |a: &Batch| Batch {
-        n: a.n,
-        d,
-        data: (0..a.n).flat_map(|i| a.row(i)[..d].to_vec()).collect(),
-    };
+    let aug = Tensor::cat(vec![x.clone(), Tensor::zeros([n, 1], (&dev, dtype))], 1);
     // Integrated in log-time τ = ln t (dx/dτ = t·dx/dt): the same ODE, but near ε its stiffness
     // ½β/σ² ≈ 1/(2t) becomes ≈ ½ per unit τ, and the round-off of the f32 score differences in
     // the divergence no longer forces an adaptive solver into ~10⁴ tiny steps in t.
-    let rhs = |a: &Batch, tau: f64| -> Result<Batch> {
+    let rhs = |a: &Tensor<2>, tau: f64| -> Result<Tensor<2>> {
         let t = tau.exp().clamp(0.0, 1.0);
-        let xs = split(a);
-        let s = model.score(&xs, t)?;
-        let (f, g) = sde.coefficients(t)?;
-        let div = divergence(model, &xs, t, how, &probes)?;
-        let mut out = Vec::with_capacity(a.data.len());
-        for (i, div_i) in div.iter().enumerate() {
-            for k in 0..d {
-                out.push(f * xs.data[i * d + k] - 0.5 * g * g * s.data[i * d + k]);
-            }
-            out.push(d as f64 * f - 0.5 * g * g * div_i);
-        }
-        out.iter_mut().for_each(|v| *v *= t);
-        Ok(Batch { data: out, ..*a })
+        let xs = a.clone().slice([0..n, 0..d]);
+        let s = model.score(xs.clone(), t)?;
+        let (f, g) = process.coefficients(t)?;
+        let sigma = process.marginal(t)?.1;
+        let dv = divergence(model, &xs, (t, sigma), &probes)?;
+        let drift = xs * f - s * (0.5 * g * g);
+        let dlog = (dv * (-(0.5 * g * g)) + d as f64 * f).reshape([n, 1]);
+        Ok(Tensor::cat(vec![drift, dlog], 1) * t)
     };
-    let (end, nfe) = integrate(&rhs, aug, t_start.ln(), 0.0, solver)?;
-    let ll = (0..end.n)
-        .map(|i| {
-            let r = end.row(i);
-            sde.prior_log_density(&r[..d]) + r[d]
-        })
+    let (end, nfe) = integrate(rhs, aug, t_start.ln(), 0.0, solver, &mut Unobserved)?;
+    let end = to_host(end)?;
+    let ll = end
+        .chunks_exact(d + 1)
+        .map(|r| process.prior_log_density(&r[..d]) + r[d])
         .collect();
     Ok((ll, nfe))
 }
@@ -245,9 +213,9 @@ impl Quantization {
         (self.high - self.low) / self.levels as f64
     }
 
-    /// Dequantize integer `levels` with uniform noise drawn from `seed`.
+    /// Dequantize integer `levels` (`[n, d]`) with uniform noise drawn from `seed`.
     #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
-    pub fn dequantize(&self, levels: &Batch, seed: u64) -> Result<Batch> {
+    pub fn dequantize(&self, levels: &Tensor<2>, seed: u64) -> Result<Tensor<2>> {
         if self.levels < 2 || !(self.high > self.low) || !self.bin_width().is_finite() {
             return invalid(format!(
                 "a quantization needs ≥ 2 levels and low < high, got {} levels in [{}, {}]",
@@ -255,7 +223,8 @@ impl Quantization {
             ));
         }
         let top = (self.levels - 1) as f64;
-        if let Some(bad) = levels
+        let k = Rows::of(levels)?;
+        if let Some(bad) = k
             .data
             .iter()
             .find(|k| !(k.fract() == 0.0 && (0.0..=top).contains(*k)))
@@ -264,30 +233,29 @@ impl Quantization {
         }
         let mut rng = StdRng::seed_from_u64(seed ^ 0xB1D);
         let w = self.bin_width();
-        Ok(Batch {
-            data: levels
-                .data
-                .iter()
-                .map(|k| self.low + w * (k + rng.random::<f64>()))
-                .collect(),
-            ..levels.clone()
-        })
+        let data: Vec<f64> = k
+            .data
+            .iter()
+            .map(|k| self.low + w * (k + rng.random::<f64>()))
+            .collect();
+        Ok(from_host(&data, [k.n, k.d], &levels.device())?)
     }
 }
 
-/// Bits per dimension of discrete data under the model: `levels` holds integer levels, placed in
-/// the model's space by `q` (with dequantization noise from `seed`).
+/// Bits per dimension of discrete data under the model: `levels` (`[n, d]`) holds integer levels,
+/// placed in the model's space by `q` (with dequantization noise from `seed`).
 pub fn bits_per_dim_quantized(
-    model: &impl ScoreModel,
-    levels: &Batch,
+    model: &impl ScoreModel<2>,
+    process: &impl Process,
+    levels: &Tensor<2>,
     q: Quantization,
     how: Divergence,
     solver: Solver,
     seed: u64,
 ) -> Result<Vec<f64>> {
     let deq = q.dequantize(levels, seed)?;
-    let (ll, _) = log_likelihood(model, &deq, how, solver, seed)?;
-    Ok(bits_from_log_likelihood(&ll, levels.d, q))
+    let (ll, _) = log_likelihood(model, process, &deq, how, solver, seed)?;
+    Ok(bits_from_log_likelihood(&ll, levels.dims()[1], q))
 }
 
 /// Bits per dimension from log-likelihoods (nats) of dequantized points of dimension `d`.
@@ -303,41 +271,56 @@ pub fn bits_from_log_likelihood(ll: &[f64], d: usize, q: Quantization) -> Vec<f6
 /// the official [k/256, (k+1)/256) bins are narrower by 255/256, which lowers their bits/dim by
 /// log₂(256/255) = 0.0056).
 pub fn bits_per_dim(
-    model: &impl ScoreModel,
-    x: &Batch,
+    model: &impl ScoreModel<2>,
+    process: &impl Process,
+    x: &Tensor<2>,
     how: Divergence,
     solver: Solver,
     seed: u64,
 ) -> Result<Vec<f64>> {
-    if let Some(bad) = x.data.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+    let r = Rows::of(x)?;
+    if let Some(bad) = r.data.iter().find(|v| !(0.0..=1.0).contains(*v)) {
         return invalid(format!("8-bit data must lie in [0, 1], found {bad}"));
     }
-    let levels = Batch {
-        data: x.data.iter().map(|v| (v * 255.0).round()).collect(),
-        ..x.clone()
-    };
-    bits_per_dim_quantized(model, &levels, Quantization::unit(256), how, solver, seed)
+    let levels: Vec<f64> = r.data.iter().map(|v| (v * 255.0).round()).collect();
+    let levels = from_host(&levels, [r.n, r.d], &x.device())?;
+    let q = Quantization::unit(256);
+    bits_per_dim_quantized(model, process, &levels, q, how, solver, seed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::painters::GaussianData;
+    use crate::points::from_rows;
+    use crate::process::Sde;
     use crate::score::GaussianOracle;
-    use crate::sde::Sde;
 
     const TIGHT: Solver = Solver::Rk45 {
         rtol: 1e-7,
         atol: 1e-7,
     };
 
+    fn ll_from(
+        o: &GaussianOracle<Sde>,
+        x: &Tensor<2>,
+        how: Divergence,
+        t0: f64,
+        seed: u64,
+    ) -> Vec<f64> {
+        log_likelihood_from(o, o.process(), x, how, TIGHT, t0, seed)
+            .unwrap()
+            .0
+    }
+
     #[test]
     fn exact_likelihoods_match_the_gaussian_change_of_variables() {
         for sde in [Sde::vp(), Sde::sub_vp(), Sde::ve()] {
             let o = GaussianOracle::diagonal(sde, vec![1.0, -2.0], vec![0.25, 4.0]).unwrap();
-            let x = Batch::new(3, 2, vec![1.2, -1.0, 0.5, -4.0, 1.0, -2.0]).unwrap();
+            let x = from_rows(&[1.2, -1.0, 0.5, -4.0, 1.0, -2.0], 3, 2).unwrap();
+            let rows = Rows::of(&x).unwrap();
             for t0 in [OFFICIAL_EPS, 1e-3] {
-                let (ll, _) = log_likelihood_from(&o, &x, Divergence::Exact, TIGHT, t0, 0).unwrap();
+                let ll = ll_from(&o, &x, Divergence::Exact, t0, 0);
                 // Exact answer: the change of variables along the closed-form flow, with the
                 // prior N(0, σ_T² I) in place of the true p₁ (the method's "prior mismatch",
                 // ≈ 1e-2 for VP): log p_{t0}(x) − log p₁(x₁) + log prior(x₁).
@@ -345,9 +328,10 @@ mod tests {
                     .unwrap()
                     .flow(&sde, &x, t0, 1.0)
                     .unwrap();
+                let x1 = Rows::of(&x1).unwrap();
                 assert_eq!(ll.len(), 3);
                 for (i, got) in ll.iter().enumerate() {
-                    let want = o.log_density(x.row(i), t0).unwrap()
+                    let want = o.log_density(rows.row(i), t0).unwrap()
                         - o.log_density(x1.row(i), 1.0).unwrap()
                         + sde.prior_log_density(x1.row(i));
                     assert!(
@@ -359,11 +343,10 @@ mod tests {
         }
         // The default start is the official ε.
         let o = GaussianOracle::diagonal(Sde::vp(), vec![0.0], vec![1e-6]).unwrap();
-        let x = Batch::new(1, 1, vec![0.0]).unwrap();
-        let (a, _) = log_likelihood(&o, &x, Divergence::Exact, TIGHT, 0).unwrap();
-        let (b, _) =
-            log_likelihood_from(&o, &x, Divergence::Exact, TIGHT, OFFICIAL_EPS, 0).unwrap();
-        let (c, _) = log_likelihood_from(&o, &x, Divergence::Exact, TIGHT, 1e-3, 0).unwrap();
+        let x = from_rows(&[0.0], 1, 1).unwrap();
+        let (a, _) = log_likelihood(&o, &Sde::vp(), &x, Divergence::Exact, TIGHT, 0).unwrap();
+        let b = ll_from(&o, &x, Divergence::Exact, OFFICIAL_EPS, 0);
+        let c = ll_from(&o, &x, Divergence::Exact, 1e-3, 0);
         assert!(a[0] == b[0] && a[0] > c[0] + 1.0, "{a:?} {b:?} {c:?}");
     }
 
@@ -374,11 +357,12 @@ mod tests {
         // z₁z₂), exact only on average.
         let r = std::f64::consts::FRAC_1_SQRT_2;
         let data = GaussianData::new(vec![0.5, -0.5], vec![4.0, 0.04], vec![r, -r, r, r]).unwrap();
-        let o = data.oracle(Sde::vp()).unwrap();
+        let o = data.oracle(Sde::vp());
         let n = 256;
-        let x = Batch::new(n, 2, [0.3, 0.2].repeat(n)).unwrap();
-        let (exact, _) = log_likelihood(&o, &x, Divergence::Exact, TIGHT, 0).unwrap();
-        let (hutch, _) = log_likelihood(&o, &x, Divergence::Hutchinson(1), TIGHT, 9).unwrap();
+        let x = from_rows(&[0.3, 0.2].repeat(n), n, 2).unwrap();
+        let sde = Sde::vp();
+        let (exact, _) = log_likelihood(&o, &sde, &x, Divergence::Exact, TIGHT, 0).unwrap();
+        let (hutch, _) = log_likelihood(&o, &sde, &x, Divergence::Hutchinson(1), TIGHT, 9).unwrap();
         let dev: Vec<f64> = hutch.iter().map(|h| h - exact[0]).collect();
         let spread = dev.iter().map(|d| d.abs()).fold(0.0, f64::max);
         assert!(
@@ -393,8 +377,8 @@ mod tests {
         );
         // The exact divergence is the closed form: rotate back to the axes.
         let ax = GaussianOracle::diagonal(Sde::vp(), vec![0.0, -r], vec![4.0, 0.04]).unwrap();
-        let back = Batch::new(1, 2, vec![r * 0.3 + r * 0.2, -r * 0.3 + r * 0.2]).unwrap();
-        let (want, _) = log_likelihood(&ax, &back, Divergence::Exact, TIGHT, 0).unwrap();
+        let back = from_rows(&[r * 0.3 + r * 0.2, -r * 0.3 + r * 0.2], 1, 2).unwrap();
+        let (want, _) = log_likelihood(&ax, &sde, &back, Divergence::Exact, TIGHT, 0).unwrap();
         assert!(
             (exact[0] - want[0]).abs() < 1e-4,
             "{} vs {}",
@@ -419,8 +403,10 @@ mod tests {
         };
         let n = 2000;
         for k in [0.0, 12.0, 16.0] {
-            let levels = Batch::new(n, 1, vec![k; n]).unwrap();
-            let bpd = bits_per_dim_quantized(&o, &levels, q, Divergence::Exact, solver, 4).unwrap();
+            let levels = from_rows(&vec![k; n], n, 1).unwrap();
+            let bpd =
+                bits_per_dim_quantized(&o, &Sde::vp(), &levels, q, Divergence::Exact, solver, 4)
+                    .unwrap();
             let c: f64 = -1.0 + k * delta;
             let want = (0.5 * (c * c + delta * delta / 12.0)
                 + 0.5 * (2.0 * std::f64::consts::PI).ln()
@@ -430,11 +416,11 @@ mod tests {
             // The per-sample std is ≤ |c|Δ/√12/log 2 ≈ 0.05: 4 standard errors ≈ 0.005.
             assert!((got - want).abs() < 5e-3, "level {k}: {got} vs {want}");
         }
-        for bad in [vec![17.0], vec![-1.0], vec![0.5]] {
-            let b = Batch::new(1, 1, bad).unwrap();
+        for bad in [17.0, -1.0, 0.5] {
+            let b = from_rows(&[bad], 1, 1).unwrap();
             assert!(q.dequantize(&b, 0).is_err());
         }
-        let one = Batch::new(1, 1, vec![0.0]).unwrap();
+        let one = from_rows(&[0.0], 1, 1).unwrap();
         assert!(Quantization::pixels(1).dequantize(&one, 0).is_err());
     }
 
@@ -445,8 +431,9 @@ mod tests {
         // depend on where the bin sits. Averaged over u in the bin centred on c:
         // E[−log p] = ½ log 2πv + (Δ²/12 + (1 − α)²c²)/(2v), bpd = (E[−log p] − log Δ)/log 2.
         let c = 128.0 / 255.0;
-        let o = GaussianOracle::diagonal(Sde::vp(), vec![c], vec![1e-6]).unwrap();
-        let (a, sg) = Sde::vp().marginal(OFFICIAL_EPS).unwrap();
+        let sde = Sde::vp();
+        let o = GaussianOracle::diagonal(sde, vec![c], vec![1e-6]).unwrap();
+        let (a, sg) = sde.marginal(OFFICIAL_EPS).unwrap();
         let v = a * a * 1e-6 + sg * sg;
         let delta = 1.0 / 255.0;
         let want = (0.5 * (2.0 * std::f64::consts::PI * v).ln()
@@ -458,24 +445,17 @@ mod tests {
             rtol: 1e-6,
             atol: 1e-6,
         };
-        let x = Batch::new(n, 1, vec![c; n]).unwrap();
-        let bpd = bits_per_dim(&o, &x, Divergence::Exact, solver, 0).unwrap();
+        let x = from_rows(&vec![c; n], n, 1).unwrap();
+        let bpd = bits_per_dim(&o, &sde, &x, Divergence::Exact, solver, 0).unwrap();
         let got = bpd.iter().sum::<f64>() / n as f64;
         // Per-sample std ≈ 0.4 bits here: 4 standard errors ≈ 0.03.
         assert!((got - want).abs() < 0.03, "{got} vs {want}");
-        assert!(
-            bits_per_dim(
-                &o,
-                &Batch::new(1, 1, vec![1.5]).unwrap(),
-                Divergence::Exact,
-                solver,
-                0
-            )
-            .is_err()
-        );
-        assert!(log_likelihood(&o, &x, Divergence::Hutchinson(0), Solver::Heun(10), 0).is_err());
-        assert!(log_likelihood_from(&o, &x, Divergence::Exact, solver, 0.0, 0).is_err());
-        let wrong = Batch::new(1, 2, vec![0.0, 0.0]).unwrap();
-        assert!(log_likelihood(&o, &wrong, Divergence::Exact, Solver::Heun(10), 0).is_err());
+        let above = from_rows(&[1.5], 1, 1).unwrap();
+        assert!(bits_per_dim(&o, &sde, &above, Divergence::Exact, solver, 0).is_err());
+        let heun = Solver::Heun(10);
+        assert!(log_likelihood(&o, &sde, &x, Divergence::Hutchinson(0), heun, 0).is_err());
+        assert!(log_likelihood_from(&o, &sde, &x, Divergence::Exact, solver, 0.0, 0).is_err());
+        let wrong = from_rows(&[0.0, 0.0], 1, 2).unwrap();
+        assert!(log_likelihood(&o, &sde, &wrong, Divergence::Exact, heun, 0).is_err());
     }
 }

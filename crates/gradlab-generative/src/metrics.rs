@@ -9,21 +9,26 @@
 //! - mode coverage against known centres (modes hit, share of points near a mode).
 //!
 //! ```
-//! use gradlab_generative::{Batch, metrics::sliced_wasserstein};
-//! let x = Batch::new(3, 1, vec![0.0, 1.0, 2.0]).unwrap();
-//! let y = Batch::new(3, 1, vec![1.0, 2.0, 3.0]).unwrap();
+//! use gradlab_generative::{metrics::sliced_wasserstein, points::from_rows};
+//! let x = from_rows(&[0.0, 1.0, 2.0], 3, 1).unwrap();
+//! let y = from_rows(&[1.0, 2.0, 3.0], 3, 1).unwrap();
 //! // A shift by 1 in 1D: W₂ = 1 along every direction (±1).
 //! assert!((sliced_wasserstein(&x, &y, 10, 0).unwrap() - 1.0).abs() < 1e-12);
 //! ```
 
-use crate::{Batch, Result, invalid};
-use rand::SeedableRng;
+use crate::points::Rows;
+use crate::{Result, invalid};
+use burn::prelude::*;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 
 /// The bandwidths [`mmd`] uses by default.
 pub const MMD_BANDWIDTHS: [f64; 5] = [0.01, 0.1, 1.0, 10.0, 100.0];
 
-fn check(x: &Batch, y: &Batch) -> Result<()> {
+/// The host views of two samples, checked: the same dimension, neither empty, all finite.
+fn check(x: &Tensor<2>, y: &Tensor<2>) -> Result<(Rows, Rows)> {
+    let (x, y) = (Rows::of(x)?, Rows::of(y)?);
     if x.d != y.d {
         return invalid(format!(
             "samples of dimensions {} and {} cannot be compared",
@@ -36,12 +41,17 @@ fn check(x: &Batch, y: &Batch) -> Result<()> {
     if !(x.is_finite() && y.is_finite()) {
         return invalid("a sample has non-finite values");
     }
-    Ok(())
+    Ok((x, y))
 }
 
 /// Sliced Wasserstein-2 distance over `projections` seeded random directions.
-pub fn sliced_wasserstein(x: &Batch, y: &Batch, projections: usize, seed: u64) -> Result<f64> {
-    check(x, y)?;
+pub fn sliced_wasserstein(
+    x: &Tensor<2>,
+    y: &Tensor<2>,
+    projections: usize,
+    seed: u64,
+) -> Result<f64> {
+    let (x, y) = check(x, y)?;
     if projections == 0 {
         return invalid("sliced Wasserstein needs at least one projection");
     }
@@ -49,16 +59,18 @@ pub fn sliced_wasserstein(x: &Batch, y: &Batch, projections: usize, seed: u64) -
     let mut rng = StdRng::seed_from_u64(seed);
     let mut total = 0.0;
     for _ in 0..projections {
-        let dir = Batch::gaussian(1, x.d, &mut rng).data;
+        let dir: Vec<f64> = (0..x.d)
+            .map(|_| rng.sample::<f64, _>(StandardNormal))
+            .collect();
         let len = dir.iter().map(|v| v * v).sum::<f64>().sqrt();
-        let project = |b: &Batch| {
+        let project = |b: &Rows| {
             let mut p: Vec<f64> = (0..n)
                 .map(|i| b.row(i).iter().zip(&dir).map(|(a, u)| a * u / len).sum())
                 .collect();
             p.sort_by(f64::total_cmp);
             p
         };
-        let (px, py) = (project(x), project(y));
+        let (px, py) = (project(&x), project(&y));
         total += px
             .iter()
             .zip(&py)
@@ -73,7 +85,7 @@ fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum()
 }
 
-fn mean_kernel(x: &Batch, y: &Batch, k: impl Fn(f64) -> f64) -> f64 {
+fn mean_kernel(x: &Rows, y: &Rows, k: impl Fn(f64) -> f64) -> f64 {
     let mut s = 0.0;
     for i in 0..x.n {
         for j in 0..y.n {
@@ -85,8 +97,8 @@ fn mean_kernel(x: &Batch, y: &Batch, k: impl Fn(f64) -> f64) -> f64 {
 
 /// MMD² with Gaussian kernels of the given bandwidths (use [`MMD_BANDWIDTHS`] by default).
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
-pub fn mmd(x: &Batch, y: &Batch, bandwidths: &[f64]) -> Result<f64> {
-    check(x, y)?;
+pub fn mmd(x: &Tensor<2>, y: &Tensor<2>, bandwidths: &[f64]) -> Result<f64> {
+    let (x, y) = check(x, y)?;
     if bandwidths.is_empty() || bandwidths.iter().any(|b| !(*b > 0.0)) {
         return invalid("MMD bandwidths must be > 0");
     }
@@ -96,20 +108,20 @@ pub fn mmd(x: &Batch, y: &Batch, bandwidths: &[f64]) -> Result<f64> {
             .map(|b| (-d2 / (2.0 * b * b)).exp())
             .sum::<f64>()
     };
-    Ok((mean_kernel(x, x, k) + mean_kernel(y, y, k) - 2.0 * mean_kernel(x, y, k)).max(0.0))
+    Ok((mean_kernel(&x, &x, k) + mean_kernel(&y, &y, k) - 2.0 * mean_kernel(&x, &y, k)).max(0.0))
 }
 
 /// Energy distance.
-pub fn energy_distance(x: &Batch, y: &Batch) -> Result<f64> {
-    check(x, y)?;
+pub fn energy_distance(x: &Tensor<2>, y: &Tensor<2>) -> Result<f64> {
+    let (x, y) = check(x, y)?;
     let k = |d2: f64| d2.sqrt();
-    Ok((2.0 * mean_kernel(x, y, k) - mean_kernel(x, x, k) - mean_kernel(y, y, k)).max(0.0))
+    Ok((2.0 * mean_kernel(&x, &y, k) - mean_kernel(&x, &x, k) - mean_kernel(&y, &y, k)).max(0.0))
 }
 
 /// Exact W₂ between two samples of equal size n (the optimal matching, Hungarian algorithm,
 /// O(n³): meant for n up to about a thousand): √(min over permutations of mean ‖xᵢ − y_π(i)‖²).
-pub fn wasserstein2_exact(x: &Batch, y: &Batch) -> Result<f64> {
-    check(x, y)?;
+pub fn wasserstein2_exact(x: &Tensor<2>, y: &Tensor<2>) -> Result<f64> {
+    let (x, y) = check(x, y)?;
     if x.n != y.n {
         return invalid(format!(
             "exact W₂ needs equal sample sizes, got {} and {}",
@@ -173,11 +185,12 @@ pub fn wasserstein2_exact(x: &Batch, y: &Batch) -> Result<f64> {
 /// least `min_share` of their fair share n/k of points, fraction of points near some centre).
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub fn mode_coverage(
-    x: &Batch,
+    x: &Tensor<2>,
     centres: &[Vec<f64>],
     std: f64,
     min_share: f64,
 ) -> Result<(f64, f64)> {
+    let x = Rows::of(x)?;
     if centres.is_empty() || centres.iter().any(|c| c.len() != x.d) || !(std > 0.0) {
         return invalid("mode coverage needs centres of the sample's dimension and std > 0");
     }
@@ -208,15 +221,12 @@ pub fn mode_coverage(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::points::{from_rows, normal};
 
     #[test]
     fn distances_vanish_on_identical_samples_and_grow_with_a_shift() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let x = Batch::gaussian(300, 2, &mut rng);
-        let shift = |s: f64| Batch {
-            data: x.data.iter().map(|v| v + s).collect(),
-            ..x.clone()
-        };
+        let x = normal(300, 2, 3);
+        let shift = |s: f64| x.clone() + s;
         assert!(sliced_wasserstein(&x, &x, 50, 0).unwrap() < 1e-12);
         assert!(mmd(&x, &x, &MMD_BANDWIDTHS).unwrap() < 1e-12);
         assert!(energy_distance(&x, &x).unwrap() < 1e-12);
@@ -236,11 +246,8 @@ mod tests {
     #[test]
     fn exact_w2_finds_the_optimal_matching() {
         // Brute force over all 5! matchings.
-        let mut rng = StdRng::seed_from_u64(8);
-        let (x, y) = (
-            Batch::gaussian(5, 2, &mut rng),
-            Batch::gaussian(5, 2, &mut rng),
-        );
+        let (x, y) = (normal(5, 2, 8), normal(5, 2, 9));
+        let (xr, yr) = (Rows::of(&x).unwrap(), Rows::of(&y).unwrap());
         let mut best = f64::INFINITY;
         let mut perm: Vec<usize> = (0..5).collect();
         fn permute(k: usize, perm: &mut Vec<usize>, f: &mut dyn FnMut(&[usize])) {
@@ -254,25 +261,25 @@ mod tests {
             }
         }
         permute(0, &mut perm, &mut |p| {
-            let c: f64 = (0..5).map(|i| sq_dist(x.row(i), y.row(p[i]))).sum::<f64>() / 5.0;
+            let c: f64 = (0..5)
+                .map(|i| sq_dist(xr.row(i), yr.row(p[i])))
+                .sum::<f64>()
+                / 5.0;
             best = best.min(c);
         });
         assert!((wasserstein2_exact(&x, &y).unwrap() - best.sqrt()).abs() < 1e-12);
         // A shifted copy is matched to itself: W₂ = the shift.
-        let shifted = Batch {
-            data: x.data.iter().map(|v| v + 0.25).collect(),
-            ..x.clone()
-        };
+        let shifted = x.clone() + 0.25;
         assert!(
             (wasserstein2_exact(&x, &shifted).unwrap() - (2.0f64 * 0.0625).sqrt()).abs() < 1e-12
         );
-        assert!(wasserstein2_exact(&x, &Batch::gaussian(4, 2, &mut rng)).is_err());
+        assert!(wasserstein2_exact(&x, &normal(4, 2, 10)).is_err());
     }
 
     #[test]
     fn coverage_counts_modes_and_near_points() {
         let centres = vec![vec![0.0, 0.0], vec![10.0, 0.0]];
-        let x = Batch::new(4, 2, vec![0.1, 0.0, -0.2, 0.1, 0.0, 0.3, 5.0, 5.0]).unwrap();
+        let x = from_rows(&[0.1, 0.0, -0.2, 0.1, 0.0, 0.3, 5.0, 5.0], 4, 2).unwrap();
         let (modes, near) = mode_coverage(&x, &centres, 0.5, 0.5).unwrap();
         assert_eq!((modes, near), (0.5, 0.75));
         assert!(mode_coverage(&x, &[vec![0.0]], 0.5, 0.5).is_err());
@@ -280,12 +287,14 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error() {
-        let x = Batch::new(2, 1, vec![0.0, 1.0]).unwrap();
-        let y = Batch::new(1, 2, vec![0.0, 1.0]).unwrap();
+        let x = from_rows(&[0.0, 1.0], 2, 1).unwrap();
+        let y = from_rows(&[0.0, 1.0], 1, 2).unwrap();
         assert!(sliced_wasserstein(&x, &y, 10, 0).is_err());
         assert!(sliced_wasserstein(&x, &x, 0, 0).is_err());
         assert!(mmd(&x, &x, &[0.0]).is_err());
-        let nan = Batch::new(1, 1, vec![f64::NAN]).unwrap();
+        let nan = from_rows(&[f64::NAN], 1, 1).unwrap();
+        let empty = from_rows(&[], 0, 1).unwrap();
+        assert!(mmd(&empty, &x, &[1.0]).is_err());
         assert!(energy_distance(&nan, &nan).is_err());
     }
 }

@@ -11,7 +11,7 @@
 //! sampling can therefore be skipped ("teleported") with the closed form.
 //!
 //! ```
-//! use gradlab_generative::{painters::GaussianData, sde::Sde};
+//! use gradlab_generative::{painters::GaussianData, process::Sde};
 //! let data = GaussianData::diagonal(vec![0.0, 0.0], vec![4.0, 0.01]).unwrap();
 //! let sde = Sde::vp();
 //! // The high-variance direction commits (90% of its final x̂₀) much earlier in sampling.
@@ -19,9 +19,11 @@
 //! assert!(early > late);
 //! ```
 
+use crate::process::Process;
 use crate::score::ScoreModel;
-use crate::sde::Sde;
-use crate::{Batch, Result, invalid};
+use crate::{Result, invalid};
+use burn::prelude::*;
+use gradlab_core::bridge::from_host;
 
 /// Gaussian data N(μ, U diag(λ) Uᵀ).
 #[derive(Debug, Clone, PartialEq)]
@@ -83,86 +85,75 @@ impl GaussianData {
         &self.eigenvalues
     }
 
-    /// Coordinates ⟨v, u_k⟩ of one point.
-    fn project(&self, v: &[f64]) -> Vec<f64> {
+    /// Apply per-direction gains to x − α μ and add β μ: β μ + Σ_k g_k ⟨x − α μ, u_k⟩ u_k, for
+    /// the examples of `x` (any shape, each flattened to the data's dimension), in tensor algebra
+    /// on `x`'s device (differentiable in x).
+    fn affine<const D: usize>(
+        &self,
+        x: Tensor<D>,
+        alpha: f64,
+        beta: f64,
+        gains: &[f64],
+    ) -> Result<Tensor<D>> {
+        let (flat, dims) = crate::score::rows(x);
         let d = self.dim();
-        (0..d)
-            .map(|k| (0..d).map(|i| v[i] * self.eigenvectors[i * d + k]).sum())
-            .collect()
-    }
-
-    /// Σ_k c_k u_k.
-    fn unproject(&self, c: &[f64]) -> Vec<f64> {
-        let d = self.dim();
-        (0..d)
-            .map(|i| (0..d).map(|k| c[k] * self.eigenvectors[i * d + k]).sum())
-            .collect()
-    }
-
-    /// Apply per-direction gains to x − α μ and add β μ: β μ + Σ_k g_k ⟨x − α μ, u_k⟩ u_k.
-    fn affine(&self, x: &Batch, alpha: f64, beta: f64, gains: &[f64]) -> Result<Batch> {
-        if x.d != self.dim() {
+        if flat.dims()[1] != d {
             return invalid(format!(
-                "points of dimension {} for data of dimension {}",
-                x.d,
-                self.dim()
+                "points of dimension {} for data of dimension {d}",
+                flat.dims()[1]
             ));
         }
-        let mut data = Vec::with_capacity(x.data.len());
-        for i in 0..x.n {
-            let centred: Vec<f64> = x
-                .row(i)
-                .iter()
-                .zip(&self.mean)
-                .map(|(v, m)| v - alpha * m)
-                .collect();
-            let c: Vec<f64> = self
-                .project(&centred)
-                .iter()
-                .zip(gains)
-                .map(|(c, g)| c * g)
-                .collect();
-            data.extend(
-                self.unproject(&c)
-                    .iter()
-                    .zip(&self.mean)
-                    .map(|(v, m)| v + beta * m),
-            );
-        }
-        Ok(Batch { data, ..*x })
+        let (dev, dtype) = (flat.device(), flat.dtype());
+        let up = |v: &[f64], shape: [usize; 2]| -> Result<Tensor<2>> {
+            Ok(from_host(v, shape, &dev)?.cast(dtype))
+        };
+        let (mean, u) = (up(&self.mean, [1, d])?, up(&self.eigenvectors, [d, d])?);
+        let c = (flat - mean.clone() * alpha).matmul(u.clone()) * up(gains, [1, d])?;
+        Ok((c.matmul(u.transpose()) + mean * beta).reshape(dims))
     }
 
     /// The exact probability-flow map of points `x` at time `s` to time `t` (either direction).
-    pub fn flow(&self, sde: &Sde, x: &Batch, s: f64, t: f64) -> Result<Batch> {
-        let (a_s, s_s) = sde.marginal(s)?;
-        let (a_t, s_t) = sde.marginal(t)?;
+    pub fn flow<const D: usize>(
+        &self,
+        process: &impl Process,
+        x: &Tensor<D>,
+        s: f64,
+        t: f64,
+    ) -> Result<Tensor<D>> {
+        let (a_s, s_s) = process.marginal(s)?;
+        let (a_t, s_t) = process.marginal(t)?;
         let gains: Vec<f64> = self
             .eigenvalues
             .iter()
             .map(|l| ((a_t * a_t * l + s_t * s_t) / (a_s * a_s * l + s_s * s_s)).sqrt())
             .collect();
-        self.affine(x, a_s, a_t, &gains)
+        self.affine(x.clone(), a_s, a_t, &gains)
     }
 
     /// The exact denoiser x̂₀(x_t) = E[x₀ | x_t].
-    pub fn denoise(&self, sde: &Sde, x: &Batch, t: f64) -> Result<Batch> {
-        let (a, s) = sde.marginal(t)?;
+    pub fn denoise<const D: usize>(
+        &self,
+        process: &impl Process,
+        x: &Tensor<D>,
+        t: f64,
+    ) -> Result<Tensor<D>> {
+        let (a, s) = process.marginal(t)?;
         let gains: Vec<f64> = self
             .eigenvalues
             .iter()
             .map(|l| a * l / (a * a * l + s * s))
             .collect();
-        self.affine(x, a, 1.0, &gains)
+        self.affine(x.clone(), a, 1.0, &gains)
     }
 
     /// The fraction √(ρλ_k/(1 + ρλ_k)) of its final value that the x̂₀ component along u_k has
     /// reached at time t (ρ = α_t²/σ_t²; 1 at t = 0).
-    pub fn progress(&self, sde: &Sde, k: usize, t: f64) -> Result<f64> {
+    pub fn progress(&self, process: &impl Process, k: usize, t: f64) -> Result<f64> {
         let l = *self
             .eigenvalues
             .get(k)
             .ok_or_else(|| crate::GenError::Invalid(format!("no eigen-direction {k}")))?;
-        let (a, s) = sde.marginal(t)?;
+        let (a, s) = process.marginal(t)?;
         if s == 0.0 {
             return Ok(1.0);
         }
@@ -172,17 +163,18 @@ impl GaussianData {
 
     /// The time (from t = 1 going down) at which direction k's progress reaches `level` ∈ (0, 1),
     /// by bisection; later commitment means a smaller time.
-    pub fn commit_time(&self, sde: &Sde, k: usize, level: f64) -> Result<f64> {
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
+    pub fn commit_time(&self, process: &impl Process, k: usize, level: f64) -> Result<f64> {
         if !(level > 0.0 && level < 1.0) {
             return invalid(format!("commit level {level} must lie in (0, 1)"));
         }
-        if self.progress(sde, k, 1.0)? >= level {
+        if self.progress(process, k, 1.0)? >= level {
             return Ok(1.0);
         }
         let (mut lo, mut hi) = (0.0, 1.0); // progress(lo) ≥ level > progress(hi)
         for _ in 0..100 {
             let mid = 0.5 * (lo + hi);
-            if self.progress(sde, k, mid)? >= level {
+            if self.progress(process, k, mid)? >= level {
                 lo = mid;
             } else {
                 hi = mid;
@@ -191,33 +183,26 @@ impl GaussianData {
         Ok(lo)
     }
 
-    /// This data's exact score model under `sde`.
-    pub fn oracle(&self, sde: Sde) -> Result<GaussianDataOracle> {
-        sde.validate()?;
-        Ok(GaussianDataOracle {
+    /// This data's exact score model under `process`.
+    pub fn oracle<P: Process>(&self, process: P) -> GaussianDataOracle<P> {
+        GaussianDataOracle {
             data: self.clone(),
-            sde,
-        })
+            process,
+        }
     }
 }
 
-/// The exact score of [`GaussianData`] noised by an SDE: −Σ_t⁻¹(x − α_t μ) with
-/// Σ_t = U diag(α_t² λ + σ_t²) Uᵀ.
+/// The exact score of [`GaussianData`] noised by a process: −Σ_t⁻¹(x − α_t μ) with
+/// Σ_t = U diag(α_t² λ + σ_t²) Uᵀ (differentiable in x).
 #[derive(Debug, Clone, PartialEq)]
-pub struct GaussianDataOracle {
+pub struct GaussianDataOracle<P> {
     data: GaussianData,
-    sde: Sde,
+    process: P,
 }
 
-impl ScoreModel for GaussianDataOracle {
-    fn dim(&self) -> usize {
-        self.data.dim()
-    }
-    fn sde(&self) -> Sde {
-        self.sde
-    }
-    fn score(&self, x: &Batch, t: f64) -> Result<Batch> {
-        let (a, s) = self.sde.marginal(t)?;
+impl<const D: usize, P: Process> ScoreModel<D> for GaussianDataOracle<P> {
+    fn score(&self, x: Tensor<D>, t: f64) -> Result<Tensor<D>> {
+        let (a, s) = self.process.marginal(t)?;
         let gains: Vec<f64> = self
             .data
             .eigenvalues
@@ -232,7 +217,9 @@ impl ScoreModel for GaussianDataOracle {
 mod tests {
     use super::*;
     use crate::ode::Solver;
-    use crate::sampler::ode_map;
+    use crate::points::{Rows, from_rows};
+    use crate::process::Sde;
+    use crate::sampling::{Unobserved, pf_ode};
 
     /// A rotated 3D Gaussian: eigenvectors from a Householder reflection.
     fn rotated() -> GaussianData {
@@ -251,24 +238,15 @@ mod tests {
     fn closed_form_flow_agrees_with_rk45() {
         let data = rotated();
         for sde in [Sde::vp(), Sde::ve()] {
-            let oracle = data.oracle(sde).unwrap();
-            let x = Batch::new(2, 3, vec![0.4, -1.2, 0.9, 2.0, 0.1, -0.3]).unwrap();
-            let x = Batch {
-                data: x.data.iter().map(|v| v * sde.prior_std()).collect(),
-                ..x
+            let oracle = data.oracle(sde);
+            let x = from_rows(&[0.4, -1.2, 0.9, 2.0, 0.1, -0.3], 2, 3).unwrap() * sde.prior_std();
+            let exact = Rows::of(&data.flow(&sde, &x, 1.0, 0.01).unwrap()).unwrap();
+            let solver = Solver::Rk45 {
+                rtol: 1e-10,
+                atol: 1e-10,
             };
-            let exact = data.flow(&sde, &x, 1.0, 0.01).unwrap();
-            let (num, _) = ode_map(
-                &oracle,
-                x,
-                1.0,
-                0.01,
-                Solver::Rk45 {
-                    rtol: 1e-10,
-                    atol: 1e-10,
-                },
-            )
-            .unwrap();
+            let (num, _) = pf_ode(&oracle, &sde, x, (1.0, 0.01), solver, &mut Unobserved).unwrap();
+            let num = Rows::of(&num).unwrap();
             for (a, b) in exact.data.iter().zip(&num.data) {
                 assert!(
                     (a - b).abs() < 1e-6 * a.abs().max(1.0),
@@ -282,10 +260,10 @@ mod tests {
     fn denoiser_is_the_flow_to_zero_at_the_end_and_directions_commit_by_variance() {
         let data = rotated();
         let sde = Sde::vp();
-        let x = Batch::new(1, 3, vec![0.3, 0.2, -0.1]).unwrap();
+        let x = from_rows(&[0.3, 0.2, -0.1], 1, 3).unwrap();
         // The flow from t to 0 and the denoiser agree only at t → 0; at t = 0 both are the identity.
-        let d0 = data.denoise(&sde, &x, 0.0).unwrap();
-        for (a, b) in d0.data.iter().zip(&x.data) {
+        let d0 = Rows::of(&data.denoise(&sde, &x, 0.0).unwrap()).unwrap();
+        for (a, b) in d0.data.iter().zip(&Rows::of(&x).unwrap().data) {
             assert!((a - b).abs() < 1e-12);
         }
         let times: Vec<f64> = (0..3)
@@ -304,14 +282,7 @@ mod tests {
         assert!(GaussianData::diagonal(vec![0.0], vec![-1.0]).is_err());
         assert!(GaussianData::diagonal(vec![0.0], vec![1.0, 2.0]).is_err());
         let d = GaussianData::diagonal(vec![0.0, 0.0], vec![1.0, 1.0]).unwrap();
-        assert!(
-            d.flow(
-                &Sde::vp(),
-                &Batch::new(1, 3, vec![0.0; 3]).unwrap(),
-                1.0,
-                0.5
-            )
-            .is_err()
-        );
+        let three = from_rows(&[0.0; 3], 1, 3).unwrap();
+        assert!(d.flow(&Sde::vp(), &three, 1.0, 0.5).is_err());
     }
 }

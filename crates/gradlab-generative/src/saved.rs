@@ -159,13 +159,13 @@ pub fn card(dir: &Path) -> Result<ModelCard> {
         .map_err(|e| GenError::Saved(format!("{}: not a model card: {e}", path.display())))
 }
 
-/// The network saved in `dir` and its card; an error if the files are missing, corrupt, or of
-/// another architecture than `N`.
+/// The network saved in `dir` (on the inner device, ready to sample; `.train()` trains on) and its
+/// card; an error if the files are missing, corrupt, or of another architecture than `N`.
 pub fn load<N: Rebuild>(dir: &Path) -> Result<(N, ModelCard)> {
     let card = card(dir)?;
     let gdir = gradlab_train::checkpoint::load_set(dir).map_err(saved_err)?;
     let net = N::rebuild(card.arch)?
         .try_load_file(gdir.join(WEIGHTS))
         .map_err(|e| GenError::Saved(format!("{}: the weights do not fit: {e}", dir.display())))?;
-    Ok((net, card))
+    Ok((net.valid(), card))
 }

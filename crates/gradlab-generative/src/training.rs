@@ -1,5 +1,6 @@
 //! Denoising score matching (Song et al., ICLR 2021, `losses.py`) for a time-conditioned network
-//! under any [`Sde`], with four output parameterisations, and the network as a [`ScoreModel`].
+//! under any [`Process`], with four output parameterisations; a trained network is a
+//! [`NetScore`] (a [`crate::score::ScoreModel`] on tensors).
 //!
 //! With t ~ U(t_ε, 1), z ~ N(0, I), x_t = α_t x₀ + σ_t z (losses summed over coordinates,
 //! averaged over the batch):
@@ -15,9 +16,9 @@
 //! the implied clean data, Σₖ √((x̂₀ − x₀)ₖ² + c²) − c, whatever the network outputs (for ε
 //! prediction x̂₀ = (x_t − σ_t ε̂)/α_t, so ε errors near t = 1 weigh σ_t/α_t more).
 
-use crate::score::ScoreModel;
-use crate::sde::{OFFICIAL_EPS, Sde};
-use crate::{Batch, GenError, Result, invalid};
+use crate::process::{OFFICIAL_EPS, Process, Sde};
+use crate::score::NetScore;
+use crate::{GenError, Result, invalid};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use gradlab_nets::TimeNet;
@@ -52,25 +53,13 @@ impl Prediction {
             )),
         }
     }
-
-    /// The score implied by output `out` at x_t with levels (α, σ), elementwise.
-    pub fn to_score(self, out: f64, x: f64, alpha: f64, sigma: f64) -> f64 {
-        match self {
-            Prediction::Score => out,
-            Prediction::Noise => -out / sigma,
-            Prediction::Data => (alpha * out - x) / (sigma * sigma),
-            Prediction::Velocity => {
-                -(sigma * x + alpha * out) / ((alpha * alpha + sigma * sigma) * sigma)
-            }
-        }
-    }
 }
 
-/// The denoising score-matching objective.
+/// The denoising score-matching objective under a process `P`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DsmLoss {
-    /// The SDE.
-    pub sde: Sde,
+pub struct DsmLoss<P = Sde> {
+    /// The process.
+    pub process: P,
     /// The network's output.
     pub prediction: Prediction,
     /// Weight by g(t)² (the likelihood weighting; score prediction only).
@@ -83,11 +72,11 @@ pub struct DsmLoss {
     pub t_min: f64,
 }
 
-impl DsmLoss {
+impl<P: Process + Clone> DsmLoss<P> {
     /// The paper's objective for `prediction` (no likelihood weighting).
-    pub fn new(sde: Sde, prediction: Prediction) -> Self {
+    pub fn new(process: P, prediction: Prediction) -> Self {
         Self {
-            sde,
+            process,
             prediction,
             likelihood_weighting: false,
             pseudo_huber: None,
@@ -110,8 +99,8 @@ impl DsmLoss {
     }
 
     /// Check the combination of options.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
     fn validate(&self) -> Result<()> {
-        self.sde.validate()?;
         if !(self.t_min > 0.0 && self.t_min < 1.0) {
             return invalid(format!("t_min = {} must lie in (0, 1)", self.t_min));
         }
@@ -147,8 +136,8 @@ impl DsmLoss {
             .collect();
         let mut cols = [vec![], vec![], vec![]]; // α, σ, weight
         for &ti in &t {
-            let (a, s) = self.sde.marginal(ti)?;
-            let (_, g) = self.sde.coefficients(ti)?;
+            let (a, s) = self.process.marginal(ti)?;
+            let (_, g) = self.process.coefficients(ti)?;
             let w = match (self.prediction, self.likelihood_weighting) {
                 (Prediction::Score, true) => g * g,
                 (Prediction::Score, false) => s * s,
@@ -235,69 +224,14 @@ impl Default for TrainSettings {
     }
 }
 
-/// A trained network with its SDE and parameterisation: a [`ScoreModel`].
-#[derive(Debug, Clone)]
-pub struct ScoreNet<N: TimeNet = TimeMlp> {
-    net: N,
-    sde: Sde,
-    prediction: Prediction,
-    dim: usize,
-}
-
-impl<N: TimeNet> ScoreNet<N> {
-    /// Wrap a network (any device; inference runs without autodiff).
-    pub fn new(net: N, sde: Sde, prediction: Prediction, dim: usize) -> Self {
-        Self {
-            net,
-            sde,
-            prediction,
-            dim,
-        }
-    }
-
-    /// The network.
-    pub fn net(&self) -> &N {
-        &self.net
-    }
-}
-
-impl<N: TimeNet> ScoreModel for ScoreNet<N> {
-    fn dim(&self) -> usize {
-        self.dim
-    }
-    fn sde(&self) -> Sde {
-        self.sde
-    }
-    fn score(&self, x: &Batch, t: f64) -> Result<Batch> {
-        x.check_dim(self.dim)?;
-        let (a, s) = self.sde.marginal(t)?;
-        let data = evaluate(&self.net, x, t)?
-            .iter()
-            .zip(&x.data)
-            .map(|(o, xv)| self.prediction.to_score(*o, *xv, a, s))
-            .collect();
-        Ok(Batch { data, ..*x })
-    }
-}
-
-/// A batch as an f32 tensor on `dev`.
-pub(crate) fn to_tensor(b: &Batch, dev: &Device) -> Tensor<2> {
-    Tensor::<2>::from_data(
-        TensorData::new(
-            b.data.iter().map(|v| *v as f32).collect::<Vec<f32>>(),
-            [b.n, b.d],
-        ),
-        dev,
-    )
-}
-
-/// The network's output at every point of `x` at time `t` (inference, no autodiff).
-pub(crate) fn evaluate<N: TimeNet>(net: &N, x: &Batch, t: f64) -> Result<Vec<f64>> {
-    let dev = Device::flex();
-    let out = net
-        .valid()
-        .forward_time(to_tensor(x, &dev), Tensor::<1>::full([x.n], t as f32, &dev));
-    Ok(gradlab_core::bridge::to_host(out)?)
+/// A host point set (`[n, d]`, any float dtype) as the networks' f32 input on `dev`.
+pub(crate) fn to_net_input(x: Tensor<2>, dev: &Device) -> Result<Tensor<2>> {
+    let dims = x.dims();
+    let v: Vec<f32> = gradlab_core::bridge::to_host(x)?
+        .iter()
+        .map(|v| *v as f32)
+        .collect();
+    Ok(gradlab_core::bridge::from_host_f32(&v, dims, dev)?)
 }
 
 /// The loop every objective here shares: Adam with the learning rate decayed linearly to zero (so
@@ -344,67 +278,69 @@ pub(crate) fn time_mlp(dim: usize, settings: &TrainSettings) -> TimeMlp {
         .init(&Device::flex().autodiff(), settings.seed)
 }
 
-/// An ε-prediction network under `sde` trained on a 2D toy set (the model the 2D experiments
-/// share; [`Sde::vp`] for the usual VP teacher).
-pub fn train_toy_model(
+/// An ε-prediction network under `process` trained on a 2D toy set (the model the 2D
+/// experiments share; [`Sde::vp`] for the usual VP teacher).
+pub fn train_toy_model<P: Process + Clone>(
     toy: &gradlab_data::toy2d::Toy2d,
-    sde: Sde,
+    process: P,
     settings: &TrainSettings,
-) -> Result<ScoreNet> {
+) -> Result<NetScore<TimeMlp, P>> {
     let toy = toy.clone();
     let (net, _) = train_score_net(
-        DsmLoss::new(sde, Prediction::Noise),
+        DsmLoss::new(process, Prediction::Noise),
         2,
-        move |n, seed| Batch::from_points(&toy.sample(n, seed ^ 0x5DE)),
+        move |n, seed| crate::points::from_pairs(&toy.sample(n, seed ^ 0x5DE)),
         settings,
     )?;
     Ok(net)
 }
 
-/// Train a time-conditioned MLP by [`DsmLoss`] on batches drawn by `sample(n, seed)`; returns the
-/// score model and the loss of every step.
-pub fn train_score_net(
-    loss: DsmLoss,
+/// Train a time-conditioned MLP by [`DsmLoss`] on batches drawn by `sample(n, seed)` (`[n, d]`
+/// host tensors); returns the score model (its network on the inner device, ready to sample;
+/// `.net.clone().train()` trains on) and the loss of every step.
+pub fn train_score_net<P: Process + Clone>(
+    loss: DsmLoss<P>,
     dim: usize,
-    mut sample: impl FnMut(usize, u64) -> Batch,
+    mut sample: impl FnMut(usize, u64) -> Tensor<2>,
     settings: &TrainSettings,
-) -> Result<(ScoreNet, Vec<f64>)> {
+) -> Result<(NetScore<TimeMlp, P>, Vec<f64>)> {
     let net = time_mlp(dim, settings);
     train_core(net, loss, dim, |n, seed| (sample(n, seed), None), settings)
 }
 
 /// [`train_score_net`] for any time-conditioned network built on the autodiff device (e.g. a
 /// [`gradlab_nets::unet::UNet`] for images, with `dim` = c·h·w).
-pub fn train_score_model<N: TimeNet>(
+pub fn train_score_model<N: TimeNet, P: Process + Clone>(
     net: N,
-    loss: DsmLoss,
+    loss: DsmLoss<P>,
     dim: usize,
-    mut sample: impl FnMut(usize, u64) -> Batch,
+    mut sample: impl FnMut(usize, u64) -> Tensor<2>,
     settings: &TrainSettings,
-) -> Result<(ScoreNet<N>, Vec<f64>)> {
+) -> Result<(NetScore<N, P>, Vec<f64>)> {
     train_core(net, loss, dim, |n, seed| (sample(n, seed), None), settings)
 }
 
 /// Train on (x₀, ε) pairs — each example noised with its own ε (rectified diffusion's retraining
 /// on a teacher's noise–sample pairs, with the teacher's schedule and parameterisation).
-pub fn train_score_net_paired(
-    loss: DsmLoss,
+pub fn train_score_net_paired<P: Process + Clone>(
+    loss: DsmLoss<P>,
     dim: usize,
-    pairs: impl FnMut(usize, u64) -> (Batch, Batch),
+    pairs: impl FnMut(usize, u64) -> (Tensor<2>, Tensor<2>),
     settings: &TrainSettings,
-) -> Result<(ScoreNet, Vec<f64>)> {
+) -> Result<(NetScore<TimeMlp, P>, Vec<f64>)> {
     train_score_model_paired(time_mlp(dim, settings), loss, dim, pairs, settings)
 }
 
 /// [`train_score_net_paired`] for any time-conditioned network on the autodiff device — e.g. the
-/// teacher's own network, to fine-tune it on its pairs as the paper does.
-pub fn train_score_model_paired<N: TimeNet>(
+/// teacher's own network (`teacher.net.clone().train()`), to fine-tune it on its pairs as the
+/// paper does.
+pub fn train_score_model_paired<N: TimeNet, P: Process + Clone>(
     net: N,
-    loss: DsmLoss,
+    loss: DsmLoss<P>,
     dim: usize,
-    mut pairs: impl FnMut(usize, u64) -> (Batch, Batch),
+    mut pairs: impl FnMut(usize, u64) -> (Tensor<2>, Tensor<2>),
     settings: &TrainSettings,
-) -> Result<(ScoreNet<N>, Vec<f64>)> {
+) -> Result<(NetScore<N, P>, Vec<f64>)> {
     train_core(
         net,
         loss,
@@ -417,27 +353,32 @@ pub fn train_score_model_paired<N: TimeNet>(
     )
 }
 
-fn train_core<N: TimeNet>(
+fn train_core<N: TimeNet, P: Process + Clone>(
     net: N,
-    loss: DsmLoss,
+    loss: DsmLoss<P>,
     dim: usize,
-    mut batches: impl FnMut(usize, u64) -> (Batch, Option<Batch>),
+    mut batches: impl FnMut(usize, u64) -> (Tensor<2>, Option<Tensor<2>>),
     settings: &TrainSettings,
-) -> Result<(ScoreNet<N>, Vec<f64>)> {
+) -> Result<(NetScore<N, P>, Vec<f64>)> {
     loss.validate()?;
     let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xD5);
     let (net, losses) = fit_net(net, settings, |net, step, dev| {
         let (b, eps) = batches(settings.batch, settings.seed.wrapping_add(step as u64));
-        if b.d != dim {
+        let d = b.dims()[1];
+        if d != dim {
             return invalid(format!(
-                "the sampler gave points of dimension {}, not {dim}",
-                b.d
+                "the sampler gave points of dimension {d}, not {dim}"
             ));
         }
-        let noise = eps.as_ref().map(|e| to_tensor(e, dev));
-        loss.loss(net, to_tensor(&b, dev), noise, &mut rng)
+        let noise = eps.map(|e| to_net_input(e, dev)).transpose()?;
+        loss.loss(net, to_net_input(b, dev)?, noise, &mut rng)
     })?;
-    Ok((ScoreNet::new(net, loss.sde, loss.prediction, dim), losses))
+    let model = NetScore {
+        net: net.valid(),
+        process: loss.process,
+        prediction: loss.prediction,
+    };
+    Ok((model, losses))
 }
 
 /// The image model of `gradlab sample` and of `score-sde`'s image runs: a U-Net of width 16 for
@@ -466,20 +407,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_parameterisation_recovers_the_true_score() {
-        // With the exact outputs the converted score is −z/σ.
-        let (x0, z, a, s) = (0.7, -1.3, 0.8, 0.6);
-        let x = a * x0 + s * z;
-        let want = -z / s;
-        let outs = [
-            (Prediction::Score, want),
-            (Prediction::Noise, z),
-            (Prediction::Data, x0),
-            (Prediction::Velocity, a * z - s * x0),
-        ];
-        for (p, out) in outs {
-            assert!((p.to_score(out, x, a, s) - want).abs() < 1e-12, "{p:?}");
-        }
+    fn names_parse_and_bad_combinations_are_errors() {
+        assert_eq!(Prediction::parse("eps").unwrap(), Prediction::Noise);
+        assert_eq!(Prediction::parse("v").unwrap(), Prediction::Velocity);
         assert!(Prediction::parse("q").is_err());
+        let weighted = DsmLoss {
+            likelihood_weighting: true,
+            ..DsmLoss::new(Sde::vp(), Prediction::Noise)
+        };
+        assert!(weighted.validate().is_err());
+        assert!(
+            DsmLoss::new(Sde::vp(), Prediction::Score)
+                .with_t_min(0.0)
+                .validate()
+                .is_err()
+        );
+        let huber = DsmLoss::new(Sde::vp(), Prediction::Noise).with_pseudo_huber(f64::NAN);
+        assert!(huber.validate().is_err());
     }
 }

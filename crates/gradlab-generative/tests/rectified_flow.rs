@@ -1,31 +1,28 @@
 //! Rectified flow learns the exact Gaussian velocity, and reflow straightens its paths.
 
-use gradlab_generative::Batch;
+use burn::prelude::*;
 use gradlab_generative::metrics::sliced_wasserstein;
-use gradlab_generative::ode::Solver;
+use gradlab_generative::ode::{Solver, integrate};
+use gradlab_generative::points::{Rows, from_rows, normal};
 use gradlab_generative::rectified_flow::{
     GaussianVelocity, VelocityField, reflow_pairs, straightness, train_velocity, transport,
 };
+use gradlab_generative::sampling::Unobserved;
 use gradlab_generative::training::TrainSettings;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 const MEAN: [f64; 2] = [2.0, -1.0];
 const STD: [f64; 2] = [0.5, 1.5];
 
-fn target(n: usize, seed: u64) -> Batch {
-    let mut b = Batch::gaussian(n, 2, &mut StdRng::seed_from_u64(seed ^ 0xAB));
-    for (k, v) in b.data.iter_mut().enumerate() {
-        *v = MEAN[k % 2] + STD[k % 2] * *v;
-    }
-    b
+fn target(n: usize, seed: u64) -> Tensor<2> {
+    let (m, s) = (
+        from_rows(&MEAN, 1, 2).unwrap(),
+        from_rows(&STD, 1, 2).unwrap(),
+    );
+    normal(n, 2, seed ^ 0xAB) * s + m
 }
 
-fn independent(n: usize, seed: u64) -> (Batch, Batch) {
-    (
-        Batch::gaussian(n, 2, &mut StdRng::seed_from_u64(seed)),
-        target(n, seed),
-    )
+fn independent(n: usize, seed: u64) -> (Tensor<2>, Tensor<2>) {
+    (normal(n, 2, seed), target(n, seed))
 }
 
 #[test]
@@ -43,21 +40,14 @@ fn flow_matching_learns_the_velocity_and_reflow_straightens() {
         std: STD.to_vec(),
     };
     // Velocity error relative to the exact field, on points of the exact flow.
-    let z0 = Batch::gaussian(500, 2, &mut StdRng::seed_from_u64(5));
+    let z0 = normal(500, 2, 5);
     let (mut num, mut den) = (0.0, 0.0);
     for t in [0.1, 0.5, 0.9] {
-        let (zt, _) = gradlab_generative::ode::integrate(
-            &|x: &Batch, s: f64| exact.velocity(x, s),
-            z0.clone(),
-            0.0,
-            t,
-            Solver::Heun(50),
-        )
-        .unwrap();
-        let (a, b) = (
-            rf1.velocity(&zt, t).unwrap(),
-            exact.velocity(&zt, t).unwrap(),
-        );
+        let rhs = |x: &Tensor<2>, s: f64| exact.velocity(x.clone(), s);
+        let (zt, _) =
+            integrate(rhs, z0.clone(), 0.0, t, Solver::Heun(50), &mut Unobserved).unwrap();
+        let a = Rows::of(&rf1.velocity(zt.clone(), t).unwrap()).unwrap();
+        let b = Rows::of(&exact.velocity(zt, t).unwrap()).unwrap();
         for (p, q) in a.data.iter().zip(&b.data) {
             num += (p - q).powi(2);
             den += q * q;
@@ -67,11 +57,10 @@ fn flow_matching_learns_the_velocity_and_reflow_straightens() {
     assert!(err < 0.1, "relative velocity error {err}");
 
     // Reflow on the learned flow's own pairs straightens it and improves one-step sampling.
-    let (p0, p1) = reflow_pairs(&rf1, 4000, Solver::Heun(50), 9).unwrap();
+    let (p0, p1) = reflow_pairs(&rf1, 4000, 2, Solver::Heun(50), 9).unwrap();
     let reflow = |n: usize, seed: u64| {
-        let start = (seed as usize * n) % (p0.n - n);
-        let cut =
-            |b: &Batch| Batch::new(n, 2, b.data[start * 2..(start + n) * 2].to_vec()).unwrap();
+        let start = (seed as usize * n) % (4000 - n);
+        let cut = |b: &Tensor<2>| b.clone().slice([start..start + n, 0..2]);
         (cut(&p0), cut(&p1))
     };
     let (rf2, _) = train_velocity(
@@ -83,19 +72,22 @@ fn flow_matching_learns_the_velocity_and_reflow_straightens() {
         },
     )
     .unwrap();
-    let probe = Batch::gaussian(2000, 2, &mut StdRng::seed_from_u64(21));
+    let probe = normal(2000, 2, 21);
     let (s1, s2) = (
         straightness(&rf1, &probe, 50).unwrap(),
         straightness(&rf2, &probe, 50).unwrap(),
     );
     assert!(s2 < 0.3 * s1, "straightness 1-RF {s1}, 2-RF {s2}");
     let truth = target(2000, 77);
-    let one_step =
-        |v: &dyn Fn(&Batch) -> Batch| sliced_wasserstein(&v(&probe), &truth, 200, 0).unwrap();
+    let one_step = |v: &dyn Fn(&Tensor<2>) -> Tensor<2>| {
+        sliced_wasserstein(&v(&probe), &truth, 200, 0).unwrap()
+    };
     let w1 = one_step(&|z| transport(&rf1, z.clone(), Solver::Euler(1)).unwrap().0);
     let w2 = one_step(&|z| transport(&rf2, z.clone(), Solver::Euler(1)).unwrap().0);
     println!(
         "velocity error {err:.3}; straightness {s1:.4} → {s2:.4}; one-step SWD {w1:.3} → {w2:.3}"
     );
     assert!(w2 < w1, "one-step SWD 1-RF {w1}, 2-RF {w2}");
+    // A field of the wrong width is an error, not a panic.
+    assert!(rf1.velocity(normal(3, 5, 0), 0.5).is_err());
 }

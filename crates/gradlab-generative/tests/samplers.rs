@@ -1,26 +1,33 @@
 //! Samplers against Gaussian data, whose noised marginals and probability-flow map are known in
 //! closed form: every sampler's output must have the data's mean and variance (within sampling
-//! error), and the ODE solvers must reproduce the exact flow map.
+//! error), and the ODE solvers must reproduce the exact flow map; nearly discrete data check that
+//! the last step denoises instead of overshooting.
 
+use burn::prelude::*;
+use gradlab_generative::GenError;
 use gradlab_generative::ode::Solver;
-use gradlab_generative::sampler::{PcConfig, Predictor, ode_map, ode_sample, pc_sample};
-use gradlab_generative::score::GaussianOracle;
-use gradlab_generative::sde::Sde;
-use gradlab_generative::{Batch, GenError};
+use gradlab_generative::points::{Rows, from_rows, moments};
+use gradlab_generative::process::{Process, Sde};
+use gradlab_generative::sampling::{
+    Langevin, Noise, Sampler, Unobserved, euler_maruyama, grid, pf_ode, pf_ode_sample,
+    predictor_corrector, prior, reverse_diffusion,
+};
+use gradlab_generative::score::{Counted, GaussianOracle, GmmOracle, ScoreModel};
 
 const MEAN: [f64; 2] = [1.0, -2.0];
 const VAR: [f64; 2] = [0.25, 4.0];
 
-fn oracle(sde: Sde) -> GaussianOracle {
+fn oracle(sde: Sde) -> GaussianOracle<Sde> {
     GaussianOracle::diagonal(sde, MEAN.to_vec(), VAR.to_vec()).unwrap()
 }
 
 /// Mean within 4 standard errors and variance within 8% of p_{t_ε}.
-fn assert_matches(o: &GaussianOracle, x: &Batch, what: &str) {
-    let (m, v) = o.marginal(o_t_eps(o)).unwrap();
-    let (got_m, cov) = (x.mean(), x.covariance());
+fn assert_matches(o: &GaussianOracle<Sde>, x: &Tensor<2>, what: &str) {
+    let (m, v) = o.marginal(o.process().t_eps()).unwrap();
+    let (got_m, cov) = moments(x).unwrap();
+    let n = x.dims()[0] as f64;
     for k in 0..2 {
-        let se = (v[k] / x.n as f64).sqrt();
+        let se = (v[k] / n).sqrt();
         assert!(
             (got_m[k] - m[k]).abs() < 4.0 * se,
             "{what}: mean {k} {} vs {}",
@@ -37,30 +44,34 @@ fn assert_matches(o: &GaussianOracle, x: &Batch, what: &str) {
     }
 }
 
-fn o_t_eps(o: &GaussianOracle) -> f64 {
-    use gradlab_generative::score::ScoreModel;
-    o.sde().t_eps()
+/// The sampler by name with `steps` steps on 4,000 points; the samples and the NFE.
+fn run(name: &str, o: &GaussianOracle<Sde>, steps: usize, seed: u64) -> (Tensor<2>, usize) {
+    let sde = *o.process();
+    let counted = Counted::new(o);
+    let mut noise = Noise::new(seed);
+    let x = prior(&sde, [4000, 2], &mut noise, &Device::flex());
+    let g = grid::chain(steps, sde.t_eps());
+    let (m, n, u) = (&counted, &mut noise, &mut Unobserved);
+    let y = match name {
+        "predictor-corrector" => predictor_corrector(m, &sde, x, &g, Langevin::default(), n, u),
+        "reverse diffusion" => reverse_diffusion(m, &sde, x, &g, n, u),
+        _ => euler_maruyama(m, &sde, x, &g, n, u),
+    }
+    .unwrap();
+    (y, counted.calls())
 }
 
 #[test]
 fn stochastic_samplers_reach_the_data_distribution() {
     for sde in [Sde::vp(), Sde::sub_vp(), Sde::ve()] {
         let o = oracle(sde);
-        for (name, cfg) in [
-            ("predictor-corrector", PcConfig::new(500)),
-            (
-                "reverse diffusion",
-                PcConfig::new(500).with_corrector_steps(0),
-            ),
-            (
-                "Euler–Maruyama",
-                PcConfig::new(500)
-                    .with_predictor(Predictor::EulerMaruyama)
-                    .with_corrector_steps(0),
-            ),
+        for (name, per_step) in [
+            ("predictor-corrector", 2),
+            ("reverse diffusion", 1),
+            ("Euler–Maruyama", 1),
         ] {
-            let (x, nfe) = pc_sample(&o, 4000, &cfg, 7).unwrap();
-            assert_eq!(nfe, 500 * (1 + cfg.corrector_steps));
+            let (x, nfe) = run(name, &o, 500, 7);
+            assert_eq!(nfe, 500 * per_step);
             assert_matches(&o, &x, &format!("{sde:?} {name}"));
         }
     }
@@ -77,7 +88,8 @@ fn ode_samplers_reach_the_data_distribution() {
                 atol: 1e-5,
             },
         ] {
-            let (x, _) = ode_sample(&o, 4000, solver, 3).unwrap();
+            let x = prior(&sde, [4000, 2], &mut Noise::new(3), &Device::flex());
+            let (x, _) = pf_ode_sample(&o, &sde, x, solver, false, &mut Unobserved).unwrap();
             assert_matches(&o, &x, &format!("{sde:?} {solver:?}"));
         }
     }
@@ -90,18 +102,13 @@ fn rk45_reproduces_the_closed_form_flow_map() {
     for sde in [Sde::vp(), Sde::sub_vp(), Sde::ve()] {
         let o = oracle(sde);
         let (t0, t1) = (1.0, 0.05);
-        let x = Batch::new(3, 2, vec![0.3, -1.0, 2.0, 0.5, -1.5, 3.0]).unwrap();
-        let (y, nfe) = ode_map(
-            &o,
-            x.clone(),
-            t0,
-            t1,
-            Solver::Rk45 {
-                rtol: 1e-9,
-                atol: 1e-9,
-            },
-        )
-        .unwrap();
+        let x = from_rows(&[0.3, -1.0, 2.0, 0.5, -1.5, 3.0], 3, 2).unwrap();
+        let solver = Solver::Rk45 {
+            rtol: 1e-9,
+            atol: 1e-9,
+        };
+        let (y, nfe) = pf_ode(&o, &sde, x.clone(), (t0, t1), solver, &mut Unobserved).unwrap();
+        let (x, y) = (Rows::of(&x).unwrap(), Rows::of(&y).unwrap());
         let (a0, s0) = sde.marginal(t0).unwrap();
         let (a1, s1) = sde.marginal(t1).unwrap();
         for i in 0..3 {
@@ -118,47 +125,53 @@ fn rk45_reproduces_the_closed_form_flow_map() {
     }
 }
 
+/// Images keep their shape through every sampler, and the samples have the data's moments.
+#[test]
+fn image_shaped_batches_keep_their_shape_through_every_sampler() {
+    let sde = Sde::vp();
+    let o = GaussianOracle::diagonal(sde, vec![0.5; 4], vec![0.1; 4]).unwrap();
+    for s in Sampler::ALL.into_iter().filter(|s| *s != Sampler::Rf) {
+        let (x, nfe) = s.draw(&o, &sde, [500, 1, 2, 2], 30, 4).unwrap();
+        assert_eq!(x.dims(), [500, 1, 2, 2], "{s}");
+        assert!(nfe >= 30, "{s}: {nfe}");
+        let mean = gradlab_core::bridge::scalar_to_host(x.mean()).unwrap();
+        assert!((mean - 0.5).abs() < 0.02, "{s}: mean {mean}");
+    }
+}
+
 #[test]
 fn bad_settings_and_non_finite_scores_are_errors() {
-    let o = oracle(Sde::vp());
-    assert!(pc_sample(&o, 10, &PcConfig::new(0), 0).is_err());
-    let mut cfg = PcConfig::new(10);
-    cfg.t_eps = Some(0.0);
-    assert!(pc_sample(&o, 10, &cfg, 0).is_err());
-    cfg.t_eps = Some(1e-3);
-    cfg.snr = -1.0;
-    assert!(pc_sample(&o, 10, &cfg, 0).is_err());
-    assert!(
-        ode_sample(
-            &o,
-            10,
-            Solver::Rk45 {
-                rtol: -1.0,
-                atol: 1e-5
-            },
-            0
-        )
-        .is_err()
-    );
+    let sde = Sde::vp();
+    let o = oracle(sde);
+    let x = || prior(&sde, [10, 2], &mut Noise::new(0), &Device::flex());
+    let mut noise = Noise::new(0);
+    assert!(reverse_diffusion(&o, &sde, x(), &[], &mut noise, &mut Unobserved).is_err());
+    assert!(reverse_diffusion(&o, &sde, x(), &[0.5, 0.7], &mut noise, &mut Unobserved).is_err());
+    assert!(euler_maruyama(&o, &sde, x(), &[1.5, 0.5], &mut noise, &mut Unobserved).is_err());
+    let bad_snr = Langevin {
+        steps: 1,
+        snr: -1.0,
+    };
+    let g = grid::chain(10, 1e-3);
+    assert!(predictor_corrector(&o, &sde, x(), &g, bad_snr, &mut noise, &mut Unobserved).is_err());
+    let bad = Solver::Rk45 {
+        rtol: -1.0,
+        atol: 1e-5,
+    };
+    assert!(pf_ode_sample(&o, &sde, x(), bad, true, &mut Unobserved).is_err());
+    assert!(Sampler::Pc.draw(&o, &sde, [10, 2], 0, 0).is_err());
+    assert!(Sampler::Rf.draw(&o, &sde, [10, 2], 10, 0).is_err());
+    // Points of the wrong dimension for the model.
+    assert!(Sampler::Dpm.draw(&o, &sde, [10, 3], 10, 0).is_err());
 
     /// A model whose score turns NaN below t = 0.5.
     struct Broken;
-    impl gradlab_generative::score::ScoreModel for Broken {
-        fn dim(&self) -> usize {
-            1
-        }
-        fn sde(&self) -> Sde {
-            Sde::vp()
-        }
-        fn score(&self, x: &Batch, t: f64) -> gradlab_generative::Result<Batch> {
-            let v = if t < 0.5 { f64::NAN } else { 0.0 };
-            Ok(Batch {
-                data: vec![v; x.data.len()],
-                ..x.clone()
-            })
+    impl ScoreModel<2> for Broken {
+        fn score(&self, x: Tensor<2>, t: f64) -> gradlab_generative::Result<Tensor<2>> {
+            Ok(x.zeros_like() + if t < 0.5 { f64::NAN } else { 0.0 })
         }
     }
-    match pc_sample(&Broken, 4, &PcConfig::new(10).with_corrector_steps(0), 0) {
+    match reverse_diffusion(&Broken, &sde, x(), &g, &mut noise, &mut Unobserved) {
         Err(GenError::NonFinite {
             what: "score",
             step,
@@ -166,19 +179,20 @@ fn bad_settings_and_non_finite_scores_are_errors() {
         }) => assert!(step == 5 && t < 0.5, "{step} {t}"),
         other => panic!("{other:?}"),
     }
+    assert!(matches!(
+        Sampler::Ddim.draw(&Broken, &sde, [4, 2], 10, 0),
+        Err(GenError::NonFinite { .. })
+    ));
 }
 
 /// Two nearly discrete modes at (±1, 0) (std 1e-3, ten times below σ(t_ε) of VP): the last step
 /// of a sampler must denoise, not overshoot. Returns the RMS distance of the samples to the nearest
 /// mode and the share of samples at the left mode.
-fn last_step_error(
-    sampler: &dyn Fn(&gradlab_generative::score::GmmOracle) -> Batch,
-    sde: Sde,
-) -> (f64, f64) {
+fn last_step_error(sampler: &dyn Fn(&GmmOracle<Sde>) -> Tensor<2>, sde: Sde) -> (f64, f64) {
     use gradlab_data::toy2d::Gmm2;
     let gmm = Gmm2::isotropic(vec![[-1.0, 0.0], [1.0, 0.0]], 1e-3).unwrap();
-    let o = gradlab_generative::score::GmmOracle::new(sde, gmm).unwrap();
-    let x = sampler(&o);
+    let o = GmmOracle::new(sde, gmm).unwrap();
+    let x = Rows::of(&sampler(&o)).unwrap();
     let (mut sq, mut left) = (0.0, 0usize);
     for i in 0..x.n {
         let r = x.row(i);
@@ -208,27 +222,21 @@ fn the_last_step_denoises_nearly_discrete_data_at_any_number_of_steps() {
         let sigma0 = sde.marginal(0.0).unwrap().1;
         let spread = (2.0 * (1e-6 + sigma0 * sigma0)).sqrt();
         for steps in [20, 50, 1000] {
-            for (name, predictor, corrector, bound) in [
-                ("rd", Predictor::ReverseDiffusion, 0, 3e-3),
-                (
-                    "em",
-                    Predictor::EulerMaruyama,
-                    0,
-                    if steps < 1000 { 0.1 } else { 3.0 * spread },
-                ),
-                ("pc", Predictor::ReverseDiffusion, 1, 3e-3),
+            for (sampler, bound) in [
+                (Sampler::Rd, 3e-3),
+                (Sampler::Em, if steps < 1000 { 0.1 } else { 3.0 * spread }),
+                (Sampler::Pc, 3e-3),
             ] {
-                let cfg = PcConfig::new(steps)
-                    .with_predictor(predictor)
-                    .with_corrector_steps(corrector);
-                let (rms, left) = last_step_error(&|o| pc_sample(o, 400, &cfg, 3).unwrap().0, sde);
+                let draw =
+                    |o: &GmmOracle<Sde>| sampler.draw(o, &sde, [400, 2], steps, 3).unwrap().0;
+                let (rms, left) = last_step_error(&draw, sde);
                 assert!(
                     rms < bound,
-                    "{sde:?} {name} N = {steps}: RMS distance {rms}"
+                    "{sde:?} {sampler} N = {steps}: RMS distance {rms}"
                 );
                 assert!(
                     (left - 0.5).abs() < 0.1,
-                    "{sde:?} {name} N = {steps}: {left} at the left mode"
+                    "{sde:?} {sampler} N = {steps}: {left} at the left mode"
                 );
             }
         }
@@ -237,30 +245,37 @@ fn the_last_step_denoises_nearly_discrete_data_at_any_number_of_steps() {
 
 #[test]
 fn the_pf_ode_sampler_neither_overshoots_at_t_eps_nor_keeps_its_noise_when_denoising() {
-    use gradlab_generative::sampler::{OdeConfig, ode_sample_with};
     // Heun's corrector at t_ε would multiply the error there by ≈ 27 at 10 steps (the PF-ODE's
     // Lipschitz constant is ≈ 545 at t_ε); its last step is an Euler step instead.
+    let sde = Sde::vp();
     let heun = |steps, denoise| {
-        let cfg = OdeConfig::new(Solver::Heun(steps)).with_denoise(denoise);
-        move |o: &gradlab_generative::score::GmmOracle| ode_sample_with(o, 400, &cfg, 3).unwrap().0
+        move |o: &GmmOracle<Sde>| {
+            let x = prior(&sde, [400, 2], &mut Noise::new(3), &Device::flex());
+            let solver = Solver::Heun(steps);
+            pf_ode_sample(o, &sde, x, solver, denoise, &mut Unobserved)
+                .unwrap()
+                .0
+        }
     };
-    let (plain, _) = last_step_error(&heun(10, false), Sde::vp());
+    let (plain, _) = last_step_error(&heun(10, false), sde);
     // Without denoising the samples keep the noise of t_ε, σ(t_ε)·√2 ≈ 0.015 in RMS, plus the
     // solver's error.
     assert!(plain < 0.1, "Heun(10) ends {plain} from the modes");
     for steps in [10, 50] {
-        let (rms, left) = last_step_error(&heun(steps, true), Sde::vp());
+        let (rms, left) = last_step_error(&heun(steps, true), sde);
         assert!(
             rms < 3e-3 && (left - 0.5).abs() < 0.1,
             "Heun({steps}) + denoising: {rms}, {left}"
         );
     }
-    let (x, nfe) = ode_sample_with(
-        &GaussianOracle::diagonal(Sde::vp(), vec![0.0], vec![1.0]).unwrap(),
-        10,
-        &OdeConfig::new(Solver::Heun(10)).with_denoise(true),
-        0,
-    )
-    .unwrap();
-    assert_eq!((x.n, nfe), (10, 2 * 10 - 1 + 1));
+    let o = GaussianOracle::diagonal(sde, vec![0.0], vec![1.0]).unwrap();
+    let (x, nfe) = Sampler::Ode.draw(&o, &sde, [10, 1], 10, 0).unwrap();
+    assert_eq!((x.dims()[0], nfe), (10, 2 * 10 - 1 + 1));
+    // The observer sees every step, ending at t_ε.
+    let x = prior(&sde, [10, 1], &mut Noise::new(0), &Device::flex());
+    let mut times = vec![];
+    let mut seen = |_: usize, t: f64, _: &Tensor<2>| times.push(t);
+    pf_ode_sample(&o, &sde, x, Solver::Heun(10), true, &mut seen).unwrap();
+    assert_eq!(times.len(), 10);
+    assert_eq!(times.last().copied(), Some(sde.t_eps()));
 }

@@ -1,40 +1,38 @@
 //! Denoising score matching learns the exact score of Gaussian data, for every parameterisation.
 
-use gradlab_generative::Batch;
-use gradlab_generative::dpm::dpm_solver_pp_sample;
-use gradlab_generative::score::{GaussianOracle, ScoreModel};
-use gradlab_generative::sde::Sde;
+use burn::prelude::*;
+use gradlab_generative::points::{Rows, from_rows, moments, normal};
+use gradlab_generative::process::{Process, Sde};
+use gradlab_generative::sampling::Sampler;
+use gradlab_generative::score::{GaussianOracle, ScoreModel, denoised};
 use gradlab_generative::training::{
     DsmLoss, Prediction, TrainSettings, train_score_model_paired, train_score_net,
     train_score_net_paired,
 };
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 const MEAN: [f64; 2] = [1.0, -1.0];
 const VAR: [f64; 2] = [0.25, 1.0];
 
-fn sample(n: usize, seed: u64) -> Batch {
-    let mut b = Batch::gaussian(n, 2, &mut StdRng::seed_from_u64(seed));
-    for (k, v) in b.data.iter_mut().enumerate() {
-        *v = MEAN[k % 2] + VAR[k % 2].sqrt() * *v;
-    }
-    b
+/// `z` scaled to N(mean, diag(var)) per coordinate.
+fn scaled(z: Tensor<2>, mean: &[f64], var: &[f64]) -> Tensor<2> {
+    let sd: Vec<f64> = var.iter().map(|v| v.sqrt()).collect();
+    z * from_rows(&sd, 1, 2).unwrap() + from_rows(mean, 1, 2).unwrap()
+}
+
+fn sample(n: usize, seed: u64) -> Tensor<2> {
+    scaled(normal(n, 2, seed), &MEAN, &VAR)
 }
 
 /// ‖s_θ − s‖ / ‖s‖ over points drawn from p_t, at several t.
-fn relative_score_error(model: &impl ScoreModel, oracle: &GaussianOracle) -> f64 {
-    let mut rng = StdRng::seed_from_u64(11);
+fn relative_score_error(model: &impl ScoreModel<2>, oracle: &GaussianOracle<Sde>) -> f64 {
     let (mut num, mut den) = (0.0, 0.0);
-    for t in [0.1, 0.3, 0.6, 0.9] {
+    for (i, t) in [0.1, 0.3, 0.6, 0.9].into_iter().enumerate() {
         let (m, v) = oracle.marginal(t).unwrap();
-        let mut x = Batch::gaussian(400, 2, &mut rng);
-        for (k, xv) in x.data.iter_mut().enumerate() {
-            *xv = m[k % 2] + v[k % 2].sqrt() * *xv;
-        }
+        let x = scaled(normal(400, 2, 11 + i as u64), &m, &v);
         // Weighted by σ_t so that all times count alike (the score grows as 1/σ_t).
-        let (_, s) = oracle.sde().marginal(t).unwrap();
-        let (a, b) = (model.score(&x, t).unwrap(), oracle.score(&x, t).unwrap());
+        let (_, s) = oracle.process().marginal(t).unwrap();
+        let a = Rows::of(&model.score(x.clone(), t).unwrap()).unwrap();
+        let b = Rows::of(&oracle.score(x, t).unwrap()).unwrap();
         for (p, q) in a.data.iter().zip(&b.data) {
             num += (s * (p - q)).powi(2);
             den += (s * q).powi(2);
@@ -74,8 +72,8 @@ fn dsm_learns_the_gaussian_score() {
         if p == Prediction::Data {
             continue;
         }
-        let (x, _) = dpm_solver_pp_sample(&net, 3000, 20, 1).unwrap();
-        let (m, c) = (x.mean(), x.covariance());
+        let (x, _) = Sampler::Dpm.draw(&net, &sde, [3000, 2], 20, 1).unwrap();
+        let (m, c) = moments(&x).unwrap();
         for k in 0..2 {
             assert!((m[k] - MEAN[k]).abs() < 0.1, "{p:?}: mean {m:?}");
             assert!((c[3 * k] / VAR[k] - 1.0).abs() < 0.1, "{p:?}: var {c:?}");
@@ -119,19 +117,9 @@ fn bad_training_settings_are_errors() {
 /// model predicts the posterior mean E[x₀ | x_t] instead.
 #[test]
 fn paired_training_keeps_the_partner_along_the_path() {
-    use gradlab_generative::dpm::predict_x0;
     let pairs = |n: usize, seed: u64| {
-        let eps = Batch::gaussian(n, 2, &mut StdRng::seed_from_u64(seed));
-        let x0 = Batch {
-            data: eps
-                .data
-                .iter()
-                .enumerate()
-                .map(|(k, e)| MEAN[k % 2] + VAR[k % 2].sqrt() * e)
-                .collect(),
-            ..eps.clone()
-        };
-        (x0, eps)
+        let eps = normal(n, 2, seed);
+        (scaled(eps.clone(), &MEAN, &VAR), eps)
     };
     let settings = TrainSettings {
         steps: 1500,
@@ -146,30 +134,17 @@ fn paired_training_keeps_the_partner_along_the_path() {
     let (paired, _) = train_score_net_paired(loss, 2, pairs, &settings).unwrap();
     let (plain, _) = train_score_net(loss, 2, |n, s| pairs(n, s).0, &settings).unwrap();
     let (x0, eps) = pairs(500, 99);
-    let rms = |net: &dyn Fn(&Batch, f64) -> Batch, t: f64| {
+    let rms = |model: &dyn ScoreModel<2>, t: f64| {
         let (a, s) = sde.marginal(t).unwrap();
-        let xt = Batch {
-            data: x0
-                .data
-                .iter()
-                .zip(&eps.data)
-                .map(|(x, e)| a * x + s * e)
-                .collect(),
-            ..x0.clone()
-        };
-        let p = net(&xt, t);
-        (p.data
-            .iter()
-            .zip(&x0.data)
-            .map(|(a, b)| (a - b).powi(2))
-            .sum::<f64>()
-            / p.data.len() as f64)
-            .sqrt()
+        let xt = x0.clone() * a + eps.clone() * s;
+        let p = denoised(&model, &sde, xt, t).unwrap();
+        let mse = (p - x0.clone()).square().mean();
+        gradlab_core::bridge::scalar_to_host(mse).unwrap().sqrt()
     };
     // The paper's recipe: fine-tune the plain model on the pairs with the pseudo-Huber loss on
     // x̂₀ (its minimiser is the partner too, if the x̂₀ conversion is right).
     let (huber, _) = train_score_model_paired(
-        plain.net().clone(),
+        plain.net.clone().train(),
         loss.with_pseudo_huber(1e-3),
         2,
         pairs,
@@ -177,9 +152,7 @@ fn paired_training_keeps_the_partner_along_the_path() {
     )
     .unwrap();
     for t in [0.2, 0.4, 0.6] {
-        let e_paired = rms(&|x, t| predict_x0(&paired, x, t, 0).unwrap(), t);
-        let e_plain = rms(&|x, t| predict_x0(&plain, x, t, 0).unwrap(), t);
-        let e_huber = rms(&|x, t| predict_x0(&huber, x, t, 0).unwrap(), t);
+        let (e_paired, e_plain, e_huber) = (rms(&paired, t), rms(&plain, t), rms(&huber, t));
         assert!(
             e_paired < 0.15 && e_paired < 0.5 * e_plain,
             "t {t}: paired {e_paired}, plain {e_plain}"
@@ -217,7 +190,10 @@ fn unet_trains_on_digits_and_samples() {
     let early: f64 = losses[..20].iter().sum::<f64>() / 20.0;
     let late: f64 = losses[losses.len() - 20..].iter().sum::<f64>() / 20.0;
     assert!(late < 0.8 * early, "loss {early} → {late}");
-    let (x, nfe) = dpm_solver_pp_sample(&model, 16, 10, 0).unwrap();
-    assert_eq!((x.n, x.d, nfe), (16, 64, 10));
-    assert!(x.is_finite());
+    // Images keep their shape through the sampler.
+    let (x, nfe) = Sampler::Dpm
+        .draw(&model, &Sde::vp(), [16, 1, 8, 8], 10, 0)
+        .unwrap();
+    assert_eq!((x.dims(), nfe), ([16, 1, 8, 8], 10));
+    assert!(x.is_finite().all().into_scalar::<bool>());
 }

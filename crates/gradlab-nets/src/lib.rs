@@ -57,17 +57,26 @@ pub fn check_image_input(
 pub trait TimeNet: Module {
     /// The output for `x` at times `t`.
     fn forward_time(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2>;
+    /// The length d of one (flattened) example it takes; 0 if any (a caller checks inputs
+    /// against it, since a wrong width panics inside burn).
+    fn data_dim(&self) -> usize;
 }
 
 impl TimeNet for time_mlp::TimeMlp {
     fn forward_time(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
         self.forward(x, t)
     }
+    fn data_dim(&self) -> usize {
+        self.dim()
+    }
 }
 
 impl TimeNet for unet::UNet {
     fn forward_time(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
         self.forward(x, t)
+    }
+    fn data_dim(&self) -> usize {
+        self.image_shape().iter().product()
     }
 }
 

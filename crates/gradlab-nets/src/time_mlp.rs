@@ -63,6 +63,11 @@ impl TimeMlp {
         self.mlp
             .forward(Tensor::cat(vec![x, time_features(t, self.frequencies)], 1))
     }
+
+    /// The data dimension d.
+    pub fn dim(&self) -> usize {
+        self.mlp.layers.last().map_or(0, |l| l.weight.dims()[1])
+    }
 }
 
 /// `[t, sin(πkt), cos(πkt)]` for k = 1…K, `[b, 1 + 2K]`: the time input of the time-conditioned

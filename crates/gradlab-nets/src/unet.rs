@@ -120,6 +120,11 @@ impl UNetConfig {
 }
 
 impl UNet {
+    /// The image shape [c, h, w] it takes (flattened).
+    pub fn image_shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
     /// Output (same shape as `x`) for flattened images `x` `[b, c·h·w]` at times `t` `[b]`.
     pub fn forward(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
         let [b, _] = x.dims();

@@ -10,23 +10,23 @@
 //! are then in pixel space against the test images.
 
 use anyhow::{Result, bail};
+use burn::prelude::Tensor;
 use gradlab_data::toy2d::Toy2d;
-use gradlab_generative::Batch;
 use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd, sliced_wasserstein};
 use gradlab_generative::ode::Solver;
+use gradlab_generative::points::{Rows, from_pairs, from_rows, normal, pairs};
+use gradlab_generative::process::Sde;
 use gradlab_generative::rectified_flow::VelocityNet;
 use gradlab_generative::rectified_flow::{train_velocity, transport};
 use gradlab_generative::sampling::Sampler;
 use gradlab_generative::saved::{self, Arch, ModelCard, Output};
-use gradlab_generative::sde::Sde;
-use gradlab_generative::training::ScoreNet;
+use gradlab_generative::score::NetScore;
+use gradlab_generative::training::Prediction;
 use gradlab_generative::training::{TrainSettings, train_toy_model};
 use gradlab_lab::plot::scatter_panels;
 use gradlab_nets::time_mlp::TimeMlp;
 use gradlab_nets::unet::UNet;
 use gradlab_train::output::{IMAGE_EXTENSIONS, check_output_file};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -190,10 +190,6 @@ pub struct SampleReport {
     pub train_seconds: f64,
 }
 
-fn points(b: &Batch) -> Vec<(f64, f64)> {
-    (0..b.n).map(|i| (b.row(i)[0], b.row(i)[1])).collect()
-}
-
 /// A spinner while the model trains (hidden without `progress`).
 fn spinner(req: &SampleRequest, what: &str) -> indicatif::ProgressBar {
     gradlab_lab::experiment::progress_spinner(
@@ -248,6 +244,15 @@ fn keep<N: gradlab_nets::TimeNet>(
     Ok(())
 }
 
+/// A saved ε-prediction network of the VP SDE as a score model.
+fn noise_model<N: gradlab_nets::TimeNet>(net: N) -> NetScore<N, Sde> {
+    NetScore {
+        net,
+        process: Sde::vp(),
+        prediction: Prediction::Noise,
+    }
+}
+
 /// Image sets `sample` accepts (a U-Net is trained on them).
 /// `mnist` and `fashion` are the full sets, read from `$GRADLAB_DATA` (see `scripts/fetch-datasets.sh`).
 const IMAGE_SETS: &[&str] = &["digits", "mnist1k", "fashion1k", "mnist", "fashion"];
@@ -257,8 +262,7 @@ const IMAGE_SETS: &[&str] = &["digits", "mnist1k", "fashion1k", "mnist", "fashio
 fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
     use gradlab_generative::images::{pixel_batches, to_unit_pixels, unit_pixels};
     use gradlab_generative::rectified_flow::train_velocity_model;
-    use gradlab_generative::sde::Sde;
-    use gradlab_generative::training::{DsmLoss, Prediction, train_score_model};
+    use gradlab_generative::training::{DsmLoss, train_score_model};
     use gradlab_lab::plot::image_grid;
     let (train, test) = gradlab_data::images::load_split(&req.data, req.seed)?;
     let [c, h, w] = [train.channels, train.height, train.width];
@@ -274,60 +278,52 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
         gradlab_generative::training::image_unet(&train, req.train_steps, req.seed);
     let mut images = pixel_batches(&train);
     let (x, nfe, train_seconds, sample_seconds) = if req.method == Sampler::Rf {
-        let pairs = move |n: usize, s: u64| {
-            let noise = Batch::gaussian(n, d, &mut StdRng::seed_from_u64(s ^ 0x2015E));
-            (noise, images(n, s))
-        };
+        let pairs = move |n: usize, s: u64| (normal(n, d, s ^ 0x2015E), images(n, s));
         let arch = unet_arch(&train);
         let v = match &req.model {
-            Some(dir) => VelocityNet::new(saved::load::<UNet>(dir)?.0, d),
+            Some(dir) => VelocityNet::new(saved::load::<UNet>(dir)?.0),
             None => {
                 let (v, _) = train_velocity_model(net, d, pairs, &settings)?;
-                keep(req, v.net(), arch, Output::Velocity)?;
+                keep(req, &v.net, arch, Output::Velocity)?;
                 v
             }
         };
         let train = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let t1 = Instant::now();
-        let z0 = Batch::gaussian(req.samples, d, &mut StdRng::seed_from_u64(req.seed ^ 0x9));
+        let z0 = normal(req.samples, d, req.seed ^ 0x9);
         let (x, nfe) = transport(&v, z0, Solver::Euler(req.steps))?;
         (x, nfe, train, t1.elapsed().as_secs_f64())
     } else {
         let loss = DsmLoss::new(Sde::vp(), Prediction::Noise);
         let model = match &req.model {
-            Some(dir) => {
-                ScoreNet::new(saved::load::<UNet>(dir)?.0, Sde::vp(), Prediction::Noise, d)
-            }
+            Some(dir) => noise_model(saved::load::<UNet>(dir)?.0),
             None => {
                 let (model, _) = train_score_model(net, loss, d, images, &settings)?;
-                keep(req, model.net(), unet_arch(&train), Output::Noise)?;
+                keep(req, &model.net, unet_arch(&train), Output::Noise)?;
                 model
             }
         };
         let train = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let t1 = Instant::now();
-        let (x, nfe) = req
-            .method
-            .sample(&model, req.samples, req.steps, req.seed ^ 0x9)?;
+        let (x, nfe) = req.method.draw(
+            &model,
+            &Sde::vp(),
+            [req.samples, d],
+            req.steps,
+            req.seed ^ 0x9,
+        )?;
         (x, nfe, train, t1.elapsed().as_secs_f64())
     };
     // Distances in pixel space ([0, 1]) against the test images.
-    let px = to_unit_pixels(&x);
+    let px = to_unit_pixels(&x)?;
     let first = |set: &gradlab_data::ImageSet| {
         let idx: Vec<usize> = (0..req.samples.min(set.len())).collect();
-        Batch {
-            n: idx.len(),
-            d,
-            data: unit_pixels(set, &idx).concat(),
-        }
+        from_rows(&unit_pixels(set, &idx).concat(), idx.len(), d)
     };
-    let samples = Batch {
-        data: px.concat(),
-        ..x
-    };
-    let (reference, other) = (first(&test), first(&train));
+    let samples = from_rows(&px.concat(), px.len(), d)?;
+    let (reference, other) = (first(&test)?, first(&train)?);
     let timing = (nfe, sample_seconds, train_seconds);
     let report = measure(req, &samples, &reference, &other, timing)?;
     if c == 1 {
@@ -341,9 +337,9 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
 /// to it for scale, and `(nfe, sampling seconds, training seconds)`.
 fn measure(
     req: &SampleRequest,
-    samples: &Batch,
-    reference: &Batch,
-    other: &Batch,
+    samples: &Tensor<2>,
+    reference: &Tensor<2>,
+    other: &Tensor<2>,
     (nfe, sample_seconds, train_seconds): (usize, f64, f64),
 ) -> Result<SampleReport> {
     Ok(SampleReport {
@@ -399,24 +395,20 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
             seed,
             ..TrainSettings::default()
         };
-        let pairs = move |n: usize, s: u64| {
-            (
-                Batch::gaussian(n, 2, &mut StdRng::seed_from_u64(s)),
-                Batch::from_points(&t2.sample(n, s ^ 0xDA7A)),
-            )
-        };
+        let pairs =
+            move |n: usize, s: u64| (normal(n, 2, s), from_pairs(&t2.sample(n, s ^ 0xDA7A)));
         let v = match &req.model {
-            Some(dir) => VelocityNet::new(saved::load::<TimeMlp>(dir)?.0, 2),
+            Some(dir) => VelocityNet::new(saved::load::<TimeMlp>(dir)?.0),
             None => {
                 let (v, _) = train_velocity(2, pairs, &settings)?;
-                keep(req, v.net(), mlp_arch(&settings), Output::Velocity)?;
+                keep(req, &v.net, mlp_arch(&settings), Output::Velocity)?;
                 v
             }
         };
         let train = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let t1 = Instant::now();
-        let z0 = Batch::gaussian(req.samples, 2, &mut StdRng::seed_from_u64(seed ^ 0x9));
+        let z0 = normal(req.samples, 2, seed ^ 0x9);
         let (x, nfe) = transport(&v, z0, Solver::Euler(req.steps))?;
         (x, nfe, train, t1.elapsed().as_secs_f64())
     } else {
@@ -427,40 +419,36 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
             ..TrainSettings::default()
         };
         let net = match &req.model {
-            Some(dir) => ScoreNet::new(
-                saved::load::<TimeMlp>(dir)?.0,
-                Sde::vp(),
-                gradlab_generative::training::Prediction::Noise,
-                2,
-            ),
+            Some(dir) => noise_model(saved::load::<TimeMlp>(dir)?.0),
             None => {
                 let net = train_toy_model(&toy, Sde::vp(), &settings)?;
-                keep(req, net.net(), mlp_arch(&settings), Output::Noise)?;
+                keep(req, &net.net, mlp_arch(&settings), Output::Noise)?;
                 net
             }
         };
         let train = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let t1 = Instant::now();
-        let (x, nfe) = req
-            .method
-            .sample(&net, req.samples, req.steps, seed ^ 0x9)?;
+        let (x, nfe) =
+            req.method
+                .draw(&net, &Sde::vp(), [req.samples, 2], req.steps, seed ^ 0x9)?;
         (x, nfe, train, t1.elapsed().as_secs_f64())
     };
-    let truth = Batch::from_points(&toy.sample(req.samples.max(500), seed ^ 0x7E57));
-    let other = Batch::from_points(&toy.sample(req.samples.max(500), seed ^ 0xF100));
+    let truth = from_pairs(&toy.sample(req.samples.max(500), seed ^ 0x7E57));
+    let other = from_pairs(&toy.sample(req.samples.max(500), seed ^ 0xF100));
     let timing = (nfe, sample_seconds, train_seconds);
     let report = measure(req, &samples, &truth, &other, timing)?;
-    let lim = samples.data.iter().chain(&truth.data).fold(1.0f64, |m, v| {
+    let (s_rows, t_rows) = (Rows::of(&samples)?, Rows::of(&truth)?);
+    let lim = s_rows.data.iter().chain(&t_rows.data).fold(1.0f64, |m, v| {
         if v.is_finite() { m.max(v.abs()) } else { m }
     }) * 1.05;
     scatter_panels(
         &req.out,
         &[
-            (format!("{}: data", req.data), points(&truth)),
+            (format!("{}: data", req.data), pairs(&truth)?),
             (
                 format!("{}, {} NFE", req.method, report.nfe),
-                points(&samples),
+                pairs(&samples)?,
             ),
         ],
         2,

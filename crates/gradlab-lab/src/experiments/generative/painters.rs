@@ -16,15 +16,15 @@ use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, 
 use crate::plot::{Series, line_chart};
 use gradlab_curvature::spectrum::symmetric_eigen;
 use gradlab_data::toy2d::Toy2d;
-use gradlab_generative::Batch;
+use burn::prelude::Tensor;
 use gradlab_generative::metrics::sliced_wasserstein;
 use gradlab_generative::ode::Solver;
 use gradlab_generative::painters::GaussianData;
-use gradlab_generative::sampler::ode_map;
-use gradlab_generative::sde::Sde;
+use gradlab_generative::points::{Rows, from_pairs, moments, normal};
+use gradlab_generative::process::Sde;
+use gradlab_generative::sampling::{Unobserved, pf_ode};
+use gradlab_generative::score::{ScoreModel, denoised};
 use gradlab_generative::training::{TrainSettings, train_toy_model};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 /// The experiment.
 pub struct Painters;
@@ -65,14 +65,14 @@ fn rotated_data() -> Result<GaussianData> {
 /// projected on u_k and centred on μ_k; the median over paths of its ratio to the final value
 /// crosses 0.9 at the commit time (linear interpolation between grid times).
 fn measured_commit_times(
-    oracle: &impl gradlab_generative::score::ScoreModel,
-    x1: Batch,
+    oracle: &impl ScoreModel<2>,
+    sde: &Sde,
+    x1: Tensor<2>,
     t_end: f64,
     level: f64,
 ) -> Result<Vec<f64>> {
     let (u, mean) = rotation_and_mean();
     let d = mean.len();
-    let sde = oracle.sde();
     let steps = 300;
     let grid: Vec<f64> = (0..=steps)
         .map(|j| t_end.powf(j as f64 / steps as f64))
@@ -81,26 +81,17 @@ fn measured_commit_times(
     let mut coords: Vec<Vec<Vec<f64>>> = vec![]; // [time][path][direction]
     for (j, &t) in grid.iter().enumerate() {
         if j > 0 {
-            x = ode_map(
-                oracle,
-                x,
-                grid[j - 1],
-                t,
-                Solver::Rk45 {
-                    rtol: 1e-8,
-                    atol: 1e-8,
-                },
-            )?
-            .0;
+            let solver = Solver::Rk45 {
+                rtol: 1e-8,
+                atol: 1e-8,
+            };
+            x = pf_ode(oracle, sde, x, (grid[j - 1], t), solver, &mut Unobserved)?.0;
         }
-        let (a, s) = sde.marginal(t)?;
-        let score = oracle.score(&x, t)?;
+        let x0 = Rows::of(&denoised(oracle, sde, x.clone(), t)?)?;
         coords.push(
-            (0..x.n)
+            (0..x0.n)
                 .map(|i| {
-                    let x0: Vec<f64> = (0..d)
-                        .map(|c| (x.row(i)[c] + s * s * score.row(i)[c]) / a - mean[c])
-                        .collect();
+                    let x0: Vec<f64> = (0..d).map(|c| x0.row(i)[c] - mean[c]).collect();
                     (0..d)
                         .map(|k| (0..d).map(|c| x0[c] * u[c * d + k]).sum())
                         .collect()
@@ -132,9 +123,10 @@ fn measured_commit_times(
 }
 
 /// The Gaussian fit (mean, covariance eigen-decomposition) of a 2D sample.
-fn gaussian_fit(x: &Batch) -> Result<GaussianData> {
-    let (vals, vecs) = symmetric_eigen(&x.covariance(), x.d);
-    Ok(GaussianData::new(x.mean(), vals, vecs)?)
+fn gaussian_fit(x: &Tensor<2>) -> Result<GaussianData> {
+    let (mean, cov) = moments(x)?;
+    let (vals, vecs) = symmetric_eigen(&cov, mean.len());
+    Ok(GaussianData::new(mean, vals, vecs)?)
 }
 
 impl Experiment for Painters {
@@ -155,25 +147,19 @@ impl Experiment for Painters {
         let sde = Sde::vp();
         // (a) The exact theory.
         let data = rotated_data()?;
-        let oracle = data.oracle(sde)?;
-        let mut rng = StdRng::seed_from_u64(ctx.seed);
-        let x1 = Batch::gaussian(200, VARIANCES.len(), &mut rng);
+        let oracle = data.oracle(sde);
+        let x1 = normal(200, VARIANCES.len(), ctx.seed);
         let t_end = 1e-3;
-        let exact = data.flow(&sde, &x1, 1.0, t_end)?;
-        let (numeric, nfe) = ode_map(
-            &oracle,
-            x1,
-            1.0,
-            t_end,
-            Solver::Rk45 {
-                rtol: 1e-9,
-                atol: 1e-9,
-            },
-        )?;
+        let exact = Rows::of(&data.flow(&sde, &x1, 1.0, t_end)?)?;
+        let solver = Solver::Rk45 {
+            rtol: 1e-9,
+            atol: 1e-9,
+        };
+        let (numeric, nfe) = pf_ode(&oracle, &sde, x1, (1.0, t_end), solver, &mut Unobserved)?;
         let deviation = exact
             .data
             .iter()
-            .zip(&numeric.data)
+            .zip(&Rows::of(&numeric)?.data)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
         out.metrics
@@ -216,9 +202,8 @@ impl Experiment for Painters {
         }
         // The claim measured on sampled trajectories (not read off the formula, which orders the
         // directions by construction).
-        let mut rng = StdRng::seed_from_u64(ctx.seed ^ 0xC0);
-        let paths = Batch::gaussian(if ctx.quick { 100 } else { 400 }, VARIANCES.len(), &mut rng);
-        let measured = measured_commit_times(&oracle, paths, t_end, 0.9)?;
+        let paths = normal(if ctx.quick { 100 } else { 400 }, VARIANCES.len(), ctx.seed ^ 0xC0);
+        let measured = measured_commit_times(&oracle, &sde, paths, t_end, 0.9)?;
         for (row, m) in commit.rows.iter_mut().zip(&measured) {
             row.push(format!("{m:.3}"));
         }
@@ -267,11 +252,11 @@ impl Experiment for Painters {
             ..TrainSettings::default()
         };
         let net = train_toy_model(&toy, Sde::vp(), &settings)?;
-        let truth = Batch::from_points(&toy.sample(2000, ctx.seed ^ 0x7E57));
-        let fit = gaussian_fit(&Batch::from_points(&toy.sample(5000, ctx.seed ^ 0xF17)))?;
-        let prior = Batch::gaussian(2000, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0x9));
+        let truth = from_pairs(&toy.sample(2000, ctx.seed ^ 0x7E57));
+        let fit = gaussian_fit(&from_pairs(&toy.sample(5000, ctx.seed ^ 0xF17)))?;
+        let prior = normal(2000, 2, ctx.seed ^ 0x9);
         let floor = sliced_wasserstein(
-            &Batch::from_points(&toy.sample(2000, ctx.seed ^ 0xF100)),
+            &from_pairs(&toy.sample(2000, ctx.seed ^ 0xF100)),
             &truth,
             200,
             0,
@@ -299,14 +284,15 @@ impl Experiment for Painters {
         let mut results = std::collections::BTreeMap::new();
         for &k in budgets {
             let mut cells = vec![format!("{k} ({})", 2 * k)];
-            let (full, _) = ode_map(&net, prior.clone(), 1.0, t_end, Solver::Heun(k))?;
+            let heun = Solver::Heun(k);
+            let (full, _) = pf_ode(&net, &sde, prior.clone(), (1.0, t_end), heun, &mut Unobserved)?;
             let w_full = sliced_wasserstein(&full, &truth, 200, 0)?;
             cells.push(format!("{w_full:.3}"));
             curves[0].points.push(((2 * k) as f64, w_full));
             results.insert((k, 0), w_full);
             for (j, &skip) in skips.iter().enumerate() {
                 let start = fit.flow(&sde, &prior, 1.0, skip)?;
-                let (x, _) = ode_map(&net, start, skip, t_end, Solver::Heun(k))?;
+                let (x, _) = pf_ode(&net, &sde, start, (skip, t_end), heun, &mut Unobserved)?;
                 let w = sliced_wasserstein(&x, &truth, 200, 0)?;
                 cells.push(format!("{w:.3}"));
                 curves[j + 1].points.push(((2 * k) as f64, w));

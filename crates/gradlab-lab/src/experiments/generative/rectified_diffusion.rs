@@ -21,19 +21,19 @@ use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
 use crate::plot::{Series, line_chart};
 use gradlab_data::toy2d::Toy2d;
-use gradlab_generative::Batch;
-use gradlab_generative::dpm::{dpm_solver_pp, predict_x0, time_grid_logsnr};
+use burn::module::Module;
+use burn::prelude::Tensor;
 use gradlab_generative::metrics::sliced_wasserstein;
 use gradlab_generative::ode::Solver;
+use gradlab_generative::points::{Rows, from_pairs, moments, normal};
+use gradlab_generative::process::{Process, Sde, Vp};
 use gradlab_generative::rectified_flow::{train_velocity, transport};
-use gradlab_generative::score::ScoreModel;
-use gradlab_generative::sde::Sde;
+use gradlab_generative::sampling::{DpmScheduler, Unobserved, dpm_solver_pp, grid};
+use gradlab_generative::score::{NetScore, denoised};
 use gradlab_generative::training::{
     DsmLoss, Prediction, TrainSettings, train_score_model_paired, train_score_net_paired,
     train_toy_model,
 };
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 /// The experiment.
 pub struct RectifiedDiffusion;
@@ -49,67 +49,67 @@ const STEPS: [usize; 3] = [1, 2, 4];
 const N_EVAL: usize = 2000;
 
 /// DDIM (DPM-Solver++ order 1) with `k` logSNR steps from `x` at t = 1.
-fn ddim(model: &impl ScoreModel, x: &Batch, k: usize) -> Result<Batch> {
-    let sde = model.sde();
-    let grid = time_grid_logsnr(&sde, k, sde.t_eps())?;
-    Ok(dpm_solver_pp(
-        &sde,
-        |x: &Batch, t, i| predict_x0(model, x, t, i),
-        x.clone(),
-        &grid,
-        1,
-    )?
-    .0)
+/// A trained ε-MLP.
+type Model = NetScore<gradlab_nets::time_mlp::TimeMlp, Sde>;
+
+/// DDIM with `k` logSNR steps from `x`.
+fn ddim(model: &Model, x: &Tensor<2>, k: usize) -> Result<Tensor<2>> {
+    let sde = model.process;
+    let g = grid::logsnr(&sde, k, sde.t_eps())?;
+    Ok(dpm_solver_pp(model, &sde, x.clone(), &g, 1, &mut Unobserved)?)
 }
 
 /// The teacher's sample from noise `eps`: DPM-Solver++(2M), 25 logSNR steps.
-fn teacher_pair(teacher: &impl ScoreModel, eps: &Batch) -> Result<Batch> {
-    let sde = teacher.sde();
-    let grid = time_grid_logsnr(&sde, 25, sde.t_eps())?;
-    let sample = |x: &Batch, t, i| predict_x0(teacher, x, t, i);
-    Ok(dpm_solver_pp(&sde, sample, eps.clone(), &grid, 2)?.0)
+fn teacher_pair(teacher: &Model, eps: &Tensor<2>) -> Result<Tensor<2>> {
+    let sde = teacher.process;
+    let g = grid::logsnr(&sde, 25, sde.t_eps())?;
+    Ok(dpm_solver_pp(teacher, &sde, eps.clone(), &g, 2, &mut Unobserved)?)
 }
 
 /// RMS distance between two batches, per coordinate.
-fn rms(a: &Batch, b: &Batch) -> f64 {
+fn rms(a: &Tensor<2>, b: &Tensor<2>) -> Result<f64> {
+    let (a, b) = (Rows::of(a)?, Rows::of(b)?);
     let ss: f64 = a
         .data
         .iter()
         .zip(&b.data)
         .map(|(p, q)| (p - q).powi(2))
         .sum();
-    (ss / a.data.len().max(1) as f64).sqrt()
+    Ok((ss / a.data.len().max(1) as f64).sqrt())
 }
 
 /// The first DDIM step's x̂₀ from `eps` at t = 1 against the teacher's partner `x0` (RMS), and
 /// the ε error it implies, x̂₀ error · α(1)/σ(1).
-fn first_step_error(model: &impl ScoreModel, eps: &Batch, x0: &Batch) -> Result<(f64, f64)> {
-    let e = rms(&predict_x0(model, eps, 1.0, 0)?, x0);
-    let (a, s) = model.sde().marginal(1.0)?;
+fn first_step_error(model: &Model, eps: &Tensor<2>, x0: &Tensor<2>) -> Result<(f64, f64)> {
+    let sde = model.process;
+    let e = rms(&denoised(model, &sde, eps.clone(), 1.0)?, x0)?;
+    let (a, s) = sde.marginal(1.0)?;
     Ok((e, e * a / s))
 }
 
-/// RMS change of x̂₀ along the model's own 50-step DDIM path, over the RMS spread of the samples.
-fn x0_drift(model: &impl ScoreModel, x: &Batch) -> Result<f64> {
-    let sde = model.sde();
-    let grid = time_grid_logsnr(&sde, 50, sde.t_eps())?;
+/// RMS change of x̂₀ along the model's own 50-step DDIM path (the scheduler, step by step, to
+/// record each x̂₀), over the RMS spread of the samples.
+fn x0_drift(model: &Model, x: &Tensor<2>) -> Result<f64> {
+    let sde = model.process;
+    let mut sched = DpmScheduler::new(sde, 1)?;
+    sched.set_timesteps(50, sde.t_eps())?;
     let mut preds = vec![];
-    let (end, _) = dpm_solver_pp(
-        &sde,
-        |x: &Batch, t, i| {
-            let p = predict_x0(model, x, t, i)?;
-            preds.push(p.clone());
-            Ok(p)
-        },
-        x.clone(),
-        &grid,
-        1,
-    )?;
+    let mut end = x.clone();
+    for t in sched.timesteps().to_vec() {
+        let p = denoised(model, &sde, end.clone(), t)?;
+        preds.push(p.clone());
+        end = sched.step(p, end)?;
+    }
     let last = preds.last().cloned().unwrap_or(end.clone());
     // Skip the first tenth of the path, where x̂₀ of any model is the data mean.
     let tail = &preds[preds.len() / 10..];
-    let drift: f64 = tail.iter().map(|p| rms(p, &last).powi(2)).sum::<f64>() / tail.len() as f64;
-    let m = end.mean();
+    let mut drift = 0.0;
+    for p in tail {
+        drift += rms(p, &last)?.powi(2);
+    }
+    let drift = drift / tail.len() as f64;
+    let (m, _) = moments(&end)?;
+    let end = Rows::of(&end)?;
     let spread = end
         .data
         .iter()
@@ -117,7 +117,13 @@ fn x0_drift(model: &impl ScoreModel, x: &Batch) -> Result<f64> {
         .map(|(k, v)| (v - m[k % end.d]).powi(2))
         .sum::<f64>()
         / end.data.len() as f64;
-    Ok((drift / spread).sqrt())
+    let ratio = (drift / spread).sqrt();
+    if !ratio.is_finite() {
+        return Err(crate::error::LabError::Invalid(format!(
+            "x̂₀ drift of a model is not finite ({drift} over a spread of {spread})"
+        )));
+    }
+    Ok(ratio)
 }
 
 /// SWD after 1, 2 and 4 steps per model.
@@ -138,22 +144,18 @@ fn compare(
     let loss = DsmLoss::new(sde, Prediction::Noise);
     let teacher = train_toy_model(&toy, sde, settings)?;
     // The teacher's noise–sample pairs.
-    let eps = Batch::gaussian(n_pairs, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0xE95));
+    let eps = normal(n_pairs, 2, ctx.seed ^ 0xE95);
     let x0 = teacher_pair(&teacher, &eps)?;
     let window = move |n: usize, seed: u64| {
         let start = (seed as usize).wrapping_mul(n) % (n_pairs - n).max(1);
-        let cut = |b: &Batch| Batch {
-            n,
-            d: 2,
-            data: b.data[start * 2..(start + n) * 2].to_vec(),
-        };
+        let cut = |b: &Tensor<2>| b.clone().slice([start..start + n, 0..2]);
         (cut(&x0), cut(&eps))
     };
     let (w2, w3) = (window.clone(), window.clone());
     // The paper's recipe: fine-tune the teacher on its pairs with the pseudo-Huber loss on x̂₀
     // (c = 10⁻³, as the official train.py), at a tenth of the teacher's learning rate.
     let (rectified, _) = train_score_model_paired(
-        teacher.net().clone(),
+        teacher.net.clone().train(),
         loss.with_pseudo_huber(1e-3),
         2,
         w3,
@@ -187,8 +189,8 @@ fn compare(
         &flow_settings,
     )?;
 
-    let truth = Batch::from_points(&toy.sample(N_EVAL, ctx.seed ^ 0x7E57));
-    let probe = Batch::gaussian(N_EVAL, 2, &mut StdRng::seed_from_u64(ctx.seed ^ 0x9_0BE));
+    let truth = from_pairs(&toy.sample(N_EVAL, ctx.seed ^ 0x7E57));
+    let probe = normal(N_EVAL, 2, ctx.seed ^ 0x9_0BE);
     let probe_pair = teacher_pair(&teacher, &probe)?;
     let mut table = Table::new(
         format!(
@@ -252,9 +254,10 @@ fn compare(
             }
             // The flow's first step is its 1-step sample.
             _ => (
-                one_step
-                    .as_ref()
-                    .map_or(f64::NAN, |x1| rms(x1, &probe_pair)),
+                match one_step.as_ref() {
+                    Some(x1) => rms(x1, &probe_pair)?,
+                    None => f64::NAN,
+                },
                 f64::NAN,
             ),
         };
@@ -309,10 +312,7 @@ impl Experiment for RectifiedDiffusion {
         if !ctx.quick {
             // Schedule ablation: β_max = 10 gives σ/α ≈ 12 at t = 1, against ≈ 152 for β_max = 20
             // and ≈ 25 for the linear schedule the official train.py trains with (easier than it).
-            let sd_like = Sde::Vp {
-                beta_min: 0.1,
-                beta_max: 10.0,
-            };
+            let sd_like = Sde::from(Vp::new(0.1, 10.0)?);
             let (mut ablation, _, _) = compare(
                 ctx,
                 &mut out.metrics,

@@ -14,18 +14,17 @@ use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
 use crate::plot::{Series, line_chart, scatter_panels};
 use gradlab_data::toy2d::Toy2d;
-use gradlab_generative::Batch;
+use burn::prelude::Tensor;
 use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd, sliced_wasserstein};
 use gradlab_generative::ode::Solver;
+use gradlab_generative::points::{from_pairs, normal, pairs};
 use gradlab_generative::rectified_flow::{
     distill_velocity, reflow_pairs, straightness, train_velocity, transport,
 };
 use gradlab_generative::training::TrainSettings;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 /// A sampler from noise with a number of steps.
-type SampleFn<'a> = dyn Fn(&Batch, usize) -> gradlab_generative::Result<Batch> + 'a;
+type SampleFn<'a> = dyn Fn(&Tensor<2>, usize) -> gradlab_generative::Result<Tensor<2>> + 'a;
 
 /// The experiment.
 pub struct RectifiedFlow;
@@ -40,29 +39,18 @@ const INFO: PaperInfo = PaperInfo {
 const EVAL: usize = 2000;
 const STEPS: [usize; 4] = [1, 2, 4, 100];
 
-fn data(toy: &Toy2d, n: usize, seed: u64) -> Batch {
-    Batch::from_points(&toy.sample(n, seed))
+fn data(toy: &Toy2d, n: usize, seed: u64) -> Tensor<2> {
+    from_pairs(&toy.sample(n, seed))
 }
 
-fn noise(n: usize, seed: u64) -> Batch {
-    Batch::gaussian(n, 2, &mut StdRng::seed_from_u64(seed))
-}
-
-/// Pairs cut from fixed couplings, a different window each step.
-fn windows(p0: Batch, p1: Batch) -> impl FnMut(usize, u64) -> (Batch, Batch) {
+/// Windows of `n` consecutive pairs, the window's start drawn from the seed.
+fn windows(p0: Tensor<2>, p1: Tensor<2>) -> impl FnMut(usize, u64) -> (Tensor<2>, Tensor<2>) {
+    let len = p0.dims()[0];
     move |n, seed| {
-        let start = (seed as usize).wrapping_mul(n) % (p0.n - n).max(1);
-        let cut = |b: &Batch| Batch {
-            n,
-            d: 2,
-            data: b.data[start * 2..(start + n) * 2].to_vec(),
-        };
+        let start = (seed as usize).wrapping_mul(n) % (len - n).max(1);
+        let cut = |b: &Tensor<2>| b.clone().slice([start..start + n, 0..2]);
         (cut(&p0), cut(&p1))
     }
-}
-
-fn points(b: &Batch) -> Vec<(f64, f64)> {
-    (0..b.n).map(|i| (b.row(i)[0], b.row(i)[1])).collect()
 }
 
 impl Experiment for RectifiedFlow {
@@ -133,10 +121,10 @@ impl Experiment for RectifiedFlow {
             let floor = sliced_wasserstein(&data(&toy, EVAL, ctx.seed ^ 0xF100), &truth, 200, 0)?;
             let t2 = toy.clone();
             let independent =
-                move |n: usize, seed: u64| (noise(n, seed), data(&t2, n, seed ^ 0xDA7A));
+                move |n: usize, seed: u64| (normal(n, 2, seed), data(&t2, n, seed ^ 0xDA7A));
             let (rf1, _) = train_velocity(2, independent, &settings)?;
             bar.inc(1);
-            let (z0, z1) = reflow_pairs(&rf1, pairs_n, Solver::Heun(100), ctx.seed ^ 0x2EF)?;
+            let (z0, z1) = reflow_pairs(&rf1, pairs_n, 2, Solver::Heun(100), ctx.seed ^ 0x2EF)?;
             let (rf2, _) = train_velocity(
                 2,
                 windows(z0, z1),
@@ -146,14 +134,14 @@ impl Experiment for RectifiedFlow {
                 },
             )?;
             bar.inc(1);
-            let (d0, d1) = reflow_pairs(&rf2, pairs_n, Solver::Heun(100), ctx.seed ^ 0xD15)?;
+            let (d0, d1) = reflow_pairs(&rf2, pairs_n, 2, Solver::Heun(100), ctx.seed ^ 0xD15)?;
             let distilled_settings = TrainSettings {
                 seed: settings.seed + 2,
                 ..settings.clone()
             };
             let (distilled, _) = distill_velocity(2, windows(d0, d1), &distilled_settings)?;
             bar.inc(1);
-            let probe = noise(EVAL, ctx.seed ^ 0x9_0BE);
+            let probe = normal(EVAL, 2, ctx.seed ^ 0x9_0BE);
             let models: [(&str, &SampleFn<'_>); 3] = [
                 ("1-RF", &|z, k| {
                     Ok(transport(&rf1, z.clone(), Solver::Euler(k))?.0)
@@ -193,7 +181,7 @@ impl Experiment for RectifiedFlow {
                     if k == 1 || (name == "1-RF" && k == 100) {
                         panels.push((
                             format!("{key}: {name}, {k} step{}", if k == 1 { "" } else { "s" }),
-                            points(&x),
+                            pairs(&x)?,
                         ));
                     }
                 }
@@ -241,7 +229,7 @@ impl Experiment for RectifiedFlow {
                 Cmp::Lt,
                 2.0,
             ));
-            panels.insert(panels.len() - 4, (format!("{key}: data"), points(&truth)));
+            panels.insert(panels.len() - 4, (format!("{key}: data"), pairs(&truth)?));
         }
         bar.finish_and_clear();
         out.tables.push(table);

@@ -16,15 +16,15 @@ use super::score_sde_images::{ImageRun, image_part};
 use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
 use crate::plot::{Series, line_chart, scatter_panels};
+use burn::prelude::Tensor;
 use gradlab_data::toy2d::Toy2d;
-use gradlab_generative::Batch;
 use gradlab_generative::likelihood::{Divergence, log_likelihood};
 use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd, sliced_wasserstein};
 use gradlab_generative::ode::Solver;
-use gradlab_generative::sampler::{OdeConfig, PcConfig, Predictor, ode_sample_with, pc_sample};
-use gradlab_generative::score::{GmmOracle, ScoreModel};
+use gradlab_generative::points::{Rows, from_pairs, pairs};
+use gradlab_generative::process::{Sde, Ve};
 use gradlab_generative::sampling::Sampler;
-use gradlab_generative::sde::Sde;
+use gradlab_generative::score::{GmmOracle, ScoreModel};
 use gradlab_generative::training::{TrainSettings, train_toy_model};
 
 /// The experiment.
@@ -33,51 +33,25 @@ pub struct ScoreSde;
 const INFO: PaperInfo = PaperInfo {
     id: "score-sde",
     arxiv: "2011.13456",
-    module: "gradlab_generative::sampler",
+    module: "gradlab_generative::sampling",
     claim: "Predictor–corrector sampling beats the predictor alone at equal NFE, and the probability-flow ODE gives likelihoods close to the true ones.",
 };
 
 const N_SAMPLES: usize = 2000;
 
-/// One sampler at a budget of `nfe` score evaluations.
-fn sample(model: &impl ScoreModel, name: &str, nfe: usize, seed: u64) -> Result<Batch> {
-    let out = match name {
-        "reverse diffusion" => pc_sample(
-            model,
-            N_SAMPLES,
-            &PcConfig::new(nfe).with_corrector_steps(0),
-            seed,
-        )?,
-        "predictor-corrector" => pc_sample(model, N_SAMPLES, &PcConfig::new(nfe / 2), seed)?,
-        "Euler–Maruyama" => pc_sample(
-            model,
-            N_SAMPLES,
-            &PcConfig::new(nfe)
-                .with_predictor(Predictor::EulerMaruyama)
-                .with_corrector_steps(0),
-            seed,
-        )?,
-        // Heun's 2n − 1 evaluations (its last step is Euler's) plus the final denoising step.
-        _ => ode_sample_with(
-            model,
-            N_SAMPLES,
-            &OdeConfig::new(Solver::Heun(nfe / 2)).with_denoise(true),
-            seed,
-        )?,
+/// One sampler at a budget of `nfe` score evaluations: reverse diffusion and Euler–Maruyama
+/// with `nfe` steps, predictor–corrector with `nfe`/2 (two evaluations a step), the PF-ODE with
+/// Heun's `nfe`/2 steps (2·(nfe/2) − 1 evaluations, its last step is Euler's) plus the final
+/// denoising step.
+fn sample(model: &dyn ScoreModel<2>, sde: &Sde, sampler: Sampler, nfe: usize, seed: u64) -> Result<Tensor<2>> {
+    let steps = match sampler {
+        Sampler::Pc | Sampler::Ode => nfe / 2,
+        _ => nfe,
     };
-    Ok(out.0)
+    Ok(sampler.draw(&model, sde, [N_SAMPLES, 2], steps, seed)?.0)
 }
 
-const SAMPLERS: [&str; 4] = [
-    "reverse diffusion",
-    "predictor-corrector",
-    "Euler–Maruyama",
-    "PF-ODE (Heun)",
-];
-
-fn points(b: &Batch) -> Vec<(f64, f64)> {
-    (0..b.n).map(|i| (b.row(i)[0], b.row(i)[1])).collect()
-}
+const SAMPLERS: [Sampler; 4] = [Sampler::Rd, Sampler::Pc, Sampler::Em, Sampler::Ode];
 
 impl Experiment for ScoreSde {
     fn expect_quick(&self, e: &mut crate::experiment::Expect<'_>) {
@@ -117,15 +91,12 @@ impl Experiment for ScoreSde {
         let exact = GmmOracle::new(sde, gmm.clone())?;
         // VE: σ_max = 10 (above the data's largest pairwise distance, ≈ 6, as Song & Ermon 2020
         // advise), the same MLP predicting ε (score = −ε̂/σ, the paper's output scaled by 1/σ).
-        let ve = Sde::Ve {
-            sigma_min: 0.01,
-            sigma_max: 10.0,
-        };
+        let ve = Sde::from(Ve::new(0.01, 10.0)?);
         let ve_net = train_toy_model(&toy, ve, &settings)?;
         let ve_exact = GmmOracle::new(ve, gmm.clone())?;
-        let truth = Batch::from_points(&toy.sample(N_SAMPLES, ctx.seed ^ 0x7E57));
+        let truth = from_pairs(&toy.sample(N_SAMPLES, ctx.seed ^ 0x7E57));
         let floor = sliced_wasserstein(
-            &Batch::from_points(&toy.sample(N_SAMPLES, ctx.seed ^ 0xF100)),
+            &from_pairs(&toy.sample(N_SAMPLES, ctx.seed ^ 0xF100)),
             &truth,
             200,
             0,
@@ -152,18 +123,19 @@ impl Experiment for ScoreSde {
         );
         let mut swd = std::collections::BTreeMap::new();
         let mut curves = std::collections::BTreeMap::<&str, Vec<Series>>::new();
-        let mut panels = vec![("data".to_string(), points(&truth))];
-        for (sde_name, score_name, model) in [
-            ("vp", "trained", &net as &dyn DynScore),
-            ("vp", "exact", &exact as &dyn DynScore),
-            ("ve", "trained", &ve_net as &dyn DynScore),
-            ("ve", "exact", &ve_exact as &dyn DynScore),
+        let mut panels = vec![("data".to_string(), pairs(&truth)?)];
+        for (sde_name, score_name, model, process) in [
+            ("vp", "trained", &net as &dyn ScoreModel<2>, sde),
+            ("vp", "exact", &exact as &dyn ScoreModel<2>, sde),
+            ("ve", "trained", &ve_net as &dyn ScoreModel<2>, ve),
+            ("ve", "exact", &ve_exact as &dyn ScoreModel<2>, ve),
         ] {
-            for name in SAMPLERS {
+            for sampler in SAMPLERS {
+                let name = sampler.name();
                 let mut cells = vec![];
                 let mut curve = vec![];
                 for &b in budgets {
-                    let x = model.sample(name, b, ctx.seed ^ 0x5A)?;
+                    let x = sample(model, &process, sampler, b, ctx.seed ^ 0x5A)?;
                     let w = sliced_wasserstein(&x, &truth, 200, 0)?;
                     let m = mmd(&x, &truth, &MMD_BANDWIDTHS)?;
                     cells.push(format!("{w:.3} ({m:.4})"));
@@ -174,7 +146,7 @@ impl Experiment for ScoreSde {
                     if (sde_name, score_name) == ("vp", "trained")
                         && b == budgets[budgets.len() - 1]
                     {
-                        panels.push((format!("{name}, {b} NFE"), points(&x)));
+                        panels.push((format!("{name}, {b} NFE"), pairs(&x)?));
                     }
                 }
                 table.row(vec![
@@ -208,10 +180,10 @@ impl Experiment for ScoreSde {
             }
         }
         // Likelihood of held-out points: model (PF-ODE) against the true mixture.
-        let held =
-            Batch::from_points(&toy.sample(if ctx.quick { 100 } else { 300 }, ctx.seed ^ 0x4E1D));
+        let held = from_pairs(&toy.sample(if ctx.quick { 100 } else { 300 }, ctx.seed ^ 0x4E1D));
         let (ll, nfe) = log_likelihood(
             &net,
+            &sde,
             &held,
             Divergence::Exact,
             Solver::Rk45 {
@@ -221,16 +193,17 @@ impl Experiment for ScoreSde {
             ctx.seed,
         )?;
         let model_nll = -ll.iter().sum::<f64>() / ll.len() as f64;
-        let true_nll = -(0..held.n)
-            .map(|i| gmm.log_density([held.row(i)[0], held.row(i)[1]]))
+        let rows = Rows::of(&held)?;
+        let true_nll = -(0..rows.n)
+            .map(|i| gmm.log_density([rows.row(i)[0], rows.row(i)[1]]))
             .sum::<f64>()
-            / held.n as f64;
+            / rows.n as f64;
         out.metrics.insert("nll.model".into(), model_nll);
         out.metrics.insert("nll.true".into(), true_nll);
         let mut lt = Table::new(
             format!(
                 "Negative log-likelihood of {} held-out points (nats), PF-ODE with exact divergence, RK45 ({nfe} NFE)",
-                held.n
+                rows.n
             ),
             &["model", "NLL", "true mixture"],
         );
@@ -309,14 +282,3 @@ const IMAGE_RUNS: [ImageRun; 2] = [
         ],
     },
 ];
-
-/// A score model the table can loop over (the trained net and the exact oracle).
-trait DynScore {
-    fn sample(&self, name: &str, nfe: usize, seed: u64) -> Result<Batch>;
-}
-
-impl<T: ScoreModel> DynScore for T {
-    fn sample(&self, name: &str, nfe: usize, seed: u64) -> Result<Batch> {
-        sample(self, name, nfe, seed)
-    }
-}

@@ -18,8 +18,8 @@
 use crate::error::Result;
 use crate::experiment::{Check, Cmp, Outcome, RunContext, Table, median};
 use crate::plot::image_grid;
+use burn::prelude::Tensor;
 use gradlab_data::ImageSet;
-use gradlab_generative::Batch;
 use gradlab_generative::image_metrics::{FeatureNet, frechet_distance, kid};
 use gradlab_generative::images::{
     dequantized_pixel_batches, pixel_levels, to_unit_pixels, unit_pixels,
@@ -28,8 +28,10 @@ use gradlab_generative::likelihood::{
     Divergence, Quantization, bits_from_log_likelihood, log_likelihood,
 };
 use gradlab_generative::ode::Solver;
+use gradlab_generative::points::{Rows, moments};
+use gradlab_generative::process::Sde;
 use gradlab_generative::sampling::Sampler;
-use gradlab_generative::sde::Sde;
+use gradlab_generative::score::ScoreModel;
 use gradlab_generative::training::{DsmLoss, Prediction, train_score_model};
 use std::time::Instant;
 
@@ -99,9 +101,9 @@ pub(crate) fn image_part(ctx: &RunContext, out: &mut Outcome, run: &ImageRun) ->
     out.metrics.insert(format!("{key}.fd_reference"), fd_ref);
     for &(method, steps) in run.samplers {
         let t1 = Instant::now();
-        let (b, nfe) = method.sample(&model, n, steps, ctx.seed ^ 0xD1)?;
+        let (b, nfe) = method.draw(&model, &Sde::vp(), [n, d], steps, ctx.seed ^ 0xD1)?;
         let per_second = n as f64 / t1.elapsed().as_secs_f64().max(1e-9);
-        let px = to_unit_pixels(&b);
+        let px = to_unit_pixels(&b)?;
         let fs = features.features(&px)?;
         let (fd, k) = (frechet_distance(&fs, &ft)?, kid(&fs, &ft)?);
         let classes = predicted_classes(&features, &px)?;
@@ -166,7 +168,7 @@ fn bits_per_dim_part(
     ctx: &RunContext,
     out: &mut Outcome,
     run: &ImageRun,
-    model: &impl gradlab_generative::score::ScoreModel,
+    model: &impl ScoreModel<2>,
     train: &ImageSet,
     test: &ImageSet,
 ) -> Result<()> {
@@ -181,9 +183,11 @@ fn bits_per_dim_part(
         rtol: 1e-5,
         atol: 1e-5,
     };
-    let (ll, nfe) = log_likelihood(model, &held, Divergence::Hutchinson(1), solver, ctx.seed)?;
+    let how = Divergence::Hutchinson(1);
+    let (ll, nfe) = log_likelihood(model, &Sde::vp(), &held, how, solver, ctx.seed)?;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let per_image = bits_from_log_likelihood(&ll, held.d, q);
+    let d = held.dims()[1];
+    let per_image = bits_from_log_likelihood(&ll, d, q);
     let unet = mean(&per_image);
     let median = median(&per_image);
     let (worst_index, worst) = per_image
@@ -198,7 +202,7 @@ fn bits_per_dim_part(
     )?;
     let gauss = mean(&bits_from_log_likelihood(
         &gaussian_log_density(&fitted, &held)?,
-        held.d,
+        d,
         q,
     ));
     let uniform = (run.levels as f64).log2();
@@ -253,7 +257,7 @@ fn bits_per_dim_part(
 /// S shrunk toward its diagonal, (1 − ρ)S + ρ·diag S, with the ρ ∈ {0, 0.1, 0.5} that scores `x`
 /// best (favouring the baseline; with about as many training images as pixels, S alone
 /// overfits).
-fn gaussian_log_density(fit: &Batch, x: &Batch) -> Result<Vec<f64>> {
+fn gaussian_log_density(fit: &Tensor<2>, x: &Tensor<2>) -> Result<Vec<f64>> {
     let mut best: Option<Vec<f64>> = None;
     for rho in [0.0, 0.1, 0.5] {
         let ll = shrunk_gaussian_log_density(fit, x, rho)?;
@@ -269,10 +273,11 @@ fn gaussian_log_density(fit: &Batch, x: &Batch) -> Result<Vec<f64>> {
 
 /// [`gaussian_log_density`] at one shrinkage ρ (Cholesky; a 10⁻⁶ ridge keeps a near-singular
 /// covariance factorable).
-fn shrunk_gaussian_log_density(fit: &Batch, x: &Batch, rho: f64) -> Result<Vec<f64>> {
+fn shrunk_gaussian_log_density(fit: &Tensor<2>, x: &Tensor<2>, rho: f64) -> Result<Vec<f64>> {
     use gradlab_optim::linalg::{cholesky, forward_solve};
-    let (mu, d) = (fit.mean(), fit.d);
-    let mut cov = fit.covariance();
+    let d = fit.dims()[1];
+    let (mu, mut cov) = moments(fit)?;
+    let x = Rows::of(x)?;
     for a in 0..d {
         for b in 0..d {
             if a != b {

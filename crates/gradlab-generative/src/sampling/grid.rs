@@ -1,0 +1,71 @@
+//! Time grids from t = 1 (the prior) down to t_ε: the predictor–corrector chain's query times, a
+//! uniform grid that includes its last time, and DPM-Solver's grid equally spaced in
+//! λ_t = log(α_t/σ_t).
+//!
+//! ```
+//! use gradlab_generative::process::Sde;
+//! use gradlab_generative::sampling::grid::{chain, logsnr, uniform};
+//! assert_eq!(chain(3, 0.5), vec![1.0, 0.75, 0.5]);
+//! assert_eq!(uniform(2, 0.5).unwrap(), vec![1.0, 0.75, 0.5]);
+//! let g = logsnr(&Sde::vp(), 10, 1e-3).unwrap();
+//! assert_eq!((g.len(), g[0], g[10]), (11, 1.0, 1e-3));
+//! ```
+
+use crate::process::Process;
+use crate::{Result, invalid};
+
+/// The predictor–corrector grid: `steps` query times from 1 down to t_ε, equally spaced (one
+/// time: 1); the chain's last step goes from t_ε to 0.
+pub fn chain(steps: usize, t_eps: f64) -> Vec<f64> {
+    if steps == 1 {
+        return vec![1.0];
+    }
+    (0..steps)
+        .map(|i| 1.0 + (t_eps - 1.0) * i as f64 / (steps - 1) as f64)
+        .collect()
+}
+
+/// `steps + 1` equally spaced times from 1 down to `t_eps`.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
+pub fn uniform(steps: usize, t_eps: f64) -> Result<Vec<f64>> {
+    if steps == 0 {
+        return invalid("a sampler needs at least 1 step");
+    }
+    if !(t_eps > 0.0 && t_eps < 1.0) {
+        return invalid(format!("t_ε = {t_eps} must lie in (0, 1)"));
+    }
+    Ok((0..=steps)
+        .map(|i| 1.0 + (t_eps - 1.0) * i as f64 / steps as f64)
+        .collect())
+}
+
+/// `steps + 1` times from 1 down to `t_eps` equally spaced in λ_t = log(α_t/σ_t) (DPM-Solver's
+/// "logSNR" spacing, its choice for few steps), by bisection on the monotone λ.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
+pub fn logsnr(process: &impl Process, steps: usize, t_eps: f64) -> Result<Vec<f64>> {
+    uniform(steps, t_eps)?;
+    let lambda = |t: f64| -> Result<f64> {
+        let (a, s) = process.marginal(t)?;
+        Ok((a / s).ln())
+    };
+    let (l0, l1) = (lambda(1.0)?, lambda(t_eps)?);
+    if !(l1 > l0) {
+        return invalid("λ_t must decrease with t for a logSNR grid");
+    }
+    let mut grid = vec![1.0];
+    for i in 1..steps {
+        let target = l0 + (l1 - l0) * i as f64 / steps as f64;
+        let (mut lo, mut hi) = (t_eps, 1.0); // λ(lo) ≥ target ≥ λ(hi)
+        for _ in 0..80 {
+            let mid = 0.5 * (lo + hi);
+            if lambda(mid)? >= target {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        grid.push(0.5 * (lo + hi));
+    }
+    grid.push(t_eps);
+    Ok(grid)
+}
