@@ -3,9 +3,10 @@
 //! says why; it never returns a NaN vector or a silent zero.
 //!
 //! A method states what it needs (`P: Cost + Gradient + Hessian` for a Newton method,
-//! `P: Gradient + PerExampleGradients` for a private or adaptive-batch one), and a problem
-//! implements what it can (a closed-form regression all of them; a burn model the value, the
-//! gradient and Gauss–Newton curvature; a policy its estimated gradient).
+//! `P: PerExampleGradients` for a private or adaptive-batch one, `P: Outputs` for Gauss–Newton
+//! curvature), and a problem implements what it can (a closed-form regression all of them; a burn
+//! model the value, the gradient, per-example gradients and its outputs; a policy its estimated
+//! gradient).
 //!
 //! ```
 //! use gradlab_core::problem::{Cost, Gradient, Hessian, Problem, check_point};
@@ -68,6 +69,57 @@ pub trait PerExampleGradients: Problem {
     fn examples(&self) -> usize;
     /// ∇fᵢ(x) for each i of `idx`, concatenated row by row (|idx| × d).
     fn example_gradients(&self, x: &[f64], idx: &[usize]) -> Result<Vec<f64>>;
+    /// [`PerExampleGradients::example_gradients`] written into `out` (|idx| × d), for methods
+    /// that keep their buffers (a problem can override it to avoid the allocation).
+    fn example_gradients_into(&self, x: &[f64], idx: &[usize], out: &mut [f64]) -> Result<()> {
+        let g = self.example_gradients(x, idx)?;
+        if g.len() != out.len() {
+            return Err(CoreError::Length {
+                what: "per-example gradients",
+                expected: out.len(),
+                got: g.len(),
+            });
+        }
+        out.copy_from_slice(&g);
+        Ok(())
+    }
+}
+
+/// The outputs fᵢ(x) ∈ ℝᶜ of a model on n fixed examples, and their vector–Jacobian products:
+/// what Gauss–Newton curvature needs (G = (1/n) Σᵢ Jᵢᵀ Hᵢ Jᵢ, Jᵢ = ∂fᵢ/∂x).
+pub trait Outputs: Problem {
+    /// Outputs per example, c.
+    fn width(&self) -> usize;
+    /// The n × c outputs at `x` (row-major).
+    fn outputs(&self, x: &[f64]) -> Result<Vec<f64>>;
+    /// Jᵀu = ∇ₓ Σᵢⱼ uᵢⱼ fᵢⱼ(x) for an n × c array `u` (length d).
+    fn outputs_vjp(&self, x: &[f64], u: &[f64]) -> Result<Vec<f64>>;
+}
+
+/// The mean of |rows| × d row-major `rows`, per coordinate (d zeros for no rows).
+pub fn mean_rows(rows: &[f64], d: usize) -> Vec<f64> {
+    let mut sum = vec![0.0; d];
+    if d == 0 {
+        return sum;
+    }
+    for r in rows.chunks_exact(d) {
+        sum.iter_mut().zip(r).for_each(|(s, v)| *s += v);
+    }
+    let n = (rows.len() / d).max(1) as f64;
+    sum.iter_mut().for_each(|s| *s /= n);
+    sum
+}
+
+/// An error naming `what` unless every value is finite.
+pub fn check_finite(what: &str, values: &[f64]) -> Result<()> {
+    if values.iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(CoreError::NonFinite {
+            what: what.into(),
+            iteration: 0,
+        })
+    }
 }
 
 /// `x` must have the problem's dimension and be finite.

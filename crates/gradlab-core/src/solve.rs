@@ -45,6 +45,8 @@ pub struct Iteration<'a> {
     pub grad_norm: Option<f64>,
     /// Problem evaluations (or linear solves, or samples: the method's unit of work) so far.
     pub work: usize,
+    /// The batch size the next step draws, for methods that choose it.
+    pub batch: Option<usize>,
 }
 
 impl<'a> Iteration<'a> {
@@ -56,6 +58,7 @@ impl<'a> Iteration<'a> {
             cost: None,
             grad_norm: None,
             work: 0,
+            batch: None,
         }
     }
 }
@@ -87,6 +90,55 @@ pub struct Silent;
 impl Observer for Silent {
     fn observe(&mut self, _: &Iteration<'_>) -> Control {
         Control::Continue
+    }
+}
+
+/// An observer whose work can fail (it evaluates, writes, plots): the first error stops the run
+/// and is kept for the caller ([`Fallible::finish`]).
+///
+/// ```
+/// use gradlab_core::solve::{Fallible, Iteration};
+/// use gradlab_core::solve::Observer;
+/// let mut obs = Fallible::new(|it: &Iteration| if it.iteration < 2 { Ok(()) } else { Err("too far") });
+/// let mut it = Iteration::at(&[0.0]);
+/// for k in 0..4 {
+///     it.iteration = k;
+///     obs.observe(&it);
+/// }
+/// assert_eq!(obs.finish(), Err("too far"));
+/// ```
+pub struct Fallible<F, E> {
+    f: F,
+    error: Option<E>,
+}
+
+impl<F, E> Fallible<F, E> {
+    /// `f` as an observer.
+    pub fn new(f: F) -> Self {
+        Self { f, error: None }
+    }
+
+    /// The first error the observer met, if any.
+    pub fn finish(self) -> Result<(), E> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<F: FnMut(&Iteration<'_>) -> Result<(), E>, E> Observer for Fallible<F, E> {
+    fn observe(&mut self, it: &Iteration<'_>) -> Control {
+        if self.error.is_some() {
+            return Control::Stop;
+        }
+        match (self.f)(it) {
+            Ok(()) => Control::Continue,
+            Err(e) => {
+                self.error = Some(e);
+                Control::Stop
+            }
+        }
     }
 }
 

@@ -5,21 +5,13 @@
 //! in θ; it drops the term Σ ∂ℓ/∂f · ∇²f.
 //!
 //! J v is a central difference of the outputs along v (exact for outputs linear in θ, O(h²)
-//! otherwise); Jᵀu is one reverse-mode pass ([`OutputOracle::vjp`]).
+//! otherwise); Jᵀu is one reverse-mode pass ([`Outputs::outputs_vjp`]) of any problem with
+//! [`Outputs`] (a burn model's logits: [`crate::model::ModelOutputs`]).
 
 use crate::hvp::{CurvatureError, HessianVectorProduct};
+use gradlab_core::problem::Outputs;
 
 type Result<T> = std::result::Result<T, CurvatureError>;
-
-/// A model's outputs over a fixed set of n examples, as functions of the parameters.
-pub trait OutputOracle {
-    /// The n × c outputs (row-major) at θ.
-    fn outputs(&self, theta: &[f64]) -> Result<Vec<f64>>;
-    /// Jᵀu = ∇_θ Σᵢⱼ uᵢⱼ fᵢⱼ(θ) for an n × c array u.
-    fn vjp(&self, theta: &[f64], u: &[f64]) -> Result<Vec<f64>>;
-    /// Outputs per example, c.
-    fn classes(&self) -> usize;
-}
 
 /// The loss whose output Hessian Hᵢ the product uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +39,7 @@ impl OutputLoss {
     }
 }
 
-/// Gauss–Newton products of the mean loss over an [`OutputOracle`]'s examples at θ.
+/// Gauss–Newton products of the mean loss over the examples of a problem's [`Outputs`] at θ.
 pub struct GaussNewton<O> {
     oracle: O,
     theta: Vec<f64>,
@@ -56,7 +48,7 @@ pub struct GaussNewton<O> {
     outputs: Vec<f64>,
 }
 
-impl<O: OutputOracle> GaussNewton<O> {
+impl<O: Outputs> GaussNewton<O> {
     /// Products at `theta`; `eps` > 0 is the relative step of the J v difference (1e-5 for f64
     /// models, 1e-3 for f32 ones).
     pub fn new(oracle: O, theta: Vec<f64>, loss: OutputLoss, eps: f64) -> Result<Self> {
@@ -66,7 +58,7 @@ impl<O: OutputOracle> GaussNewton<O> {
             )));
         }
         let outputs = oracle.outputs(&theta)?;
-        let c = oracle.classes();
+        let c = oracle.width();
         if c == 0 || outputs.is_empty() || outputs.len() % c != 0 {
             return Err(CurvatureError::Invalid(format!(
                 "{} outputs are not whole rows of {c} classes",
@@ -101,7 +93,7 @@ impl<O: OutputOracle> GaussNewton<O> {
     }
 }
 
-impl<O: OutputOracle> HessianVectorProduct for GaussNewton<O> {
+impl<O: Outputs> HessianVectorProduct for GaussNewton<O> {
     fn dim(&self) -> usize {
         self.theta.len()
     }
@@ -116,14 +108,14 @@ impl<O: OutputOracle> HessianVectorProduct for GaussNewton<O> {
         if v.iter().all(|x| *x == 0.0) {
             return Ok(vec![0.0; v.len()]);
         }
-        let c = self.oracle.classes();
+        let c = self.oracle.width();
         let n = self.outputs.len() / c;
         let jv = self.jvp(v)?;
         let mut u = Vec::with_capacity(jv.len());
         for (f, w) in self.outputs.chunks(c).zip(jv.chunks(c)) {
             u.extend(self.loss.mul(f, w).into_iter().map(|x| x / n as f64));
         }
-        let out = self.oracle.vjp(&self.theta, &u)?;
+        let out = self.oracle.outputs_vjp(&self.theta, &u)?;
         if out.iter().all(|x| x.is_finite()) {
             Ok(out)
         } else {
@@ -146,8 +138,14 @@ mod tests {
         c: usize,
     }
 
-    impl OutputOracle for Linear {
-        fn outputs(&self, t: &[f64]) -> Result<Vec<f64>> {
+    impl gradlab_core::problem::Problem for Linear {
+        fn dim(&self) -> usize {
+            self.c * self.x[0].len()
+        }
+    }
+
+    impl Outputs for Linear {
+        fn outputs(&self, t: &[f64]) -> gradlab_core::Result<Vec<f64>> {
             let d = self.x[0].len();
             Ok(self
                 .x
@@ -155,7 +153,7 @@ mod tests {
                 .flat_map(|x| (0..self.c).map(move |k| (0..d).map(|j| t[k * d + j] * x[j]).sum()))
                 .collect())
         }
-        fn vjp(&self, _: &[f64], u: &[f64]) -> Result<Vec<f64>> {
+        fn outputs_vjp(&self, _: &[f64], u: &[f64]) -> gradlab_core::Result<Vec<f64>> {
             let d = self.x[0].len();
             let mut g = vec![0.0; self.c * d];
             for (i, x) in self.x.iter().enumerate() {
@@ -167,7 +165,7 @@ mod tests {
             }
             Ok(g)
         }
-        fn classes(&self) -> usize {
+        fn width(&self) -> usize {
             self.c
         }
     }

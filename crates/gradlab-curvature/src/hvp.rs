@@ -16,6 +16,7 @@
 
 use burn::prelude::*;
 use burn::tensor::DType;
+use gradlab_core::problem::Gradient;
 
 /// Errors of curvature computations.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -42,7 +43,11 @@ pub enum CurvatureError {
     Core(#[from] gradlab_core::CoreError),
 }
 
-/// Something that multiplies its Hessian with vectors.
+/// A symmetric linear operator v ↦ H v at a fixed point — the Hessian of a problem there, its
+/// Gauss–Newton part, an explicit matrix, an empirical Fisher — as the spectral tools of
+/// [`crate::spectrum`] take it. The point is part of the operator (a problem's
+/// [`gradlab_core::problem::HessianVector`] takes it on every call; [`OracleHvp`] fixes it for
+/// any problem with a gradient).
 pub trait HessianVectorProduct {
     /// The number of parameters.
     fn dim(&self) -> usize;
@@ -176,22 +181,16 @@ pub fn central_difference(
         .collect())
 }
 
-/// The gradient of a loss at any parameter vector: what [`OracleHvp`] differences. Implement it
-/// for a model (load θ, forward, backward, flatten the gradients) to get its Hessian tools.
-pub trait GradientOracle {
-    /// ∇f(θ).
-    fn gradient(&self, theta: &[f64]) -> Result<Vec<f64>, CurvatureError>;
-}
-
-/// Central-difference HVPs of a [`GradientOracle`] at θ. For f32 models use ε ≈ 1e-3 (the
-/// rounding error of an f32 gradient is ≈ 1e-7·‖g‖/h).
+/// Central-difference HVPs at θ of any problem with a gradient ([`gradlab_core::problem::Gradient`]:
+/// a model's loss, [`crate::model::ModelGradient`], a closed-form objective). For f32 models use
+/// ε ≈ 1e-3 (the rounding error of an f32 gradient is ≈ 1e-7·‖g‖/h).
 pub struct OracleHvp<G> {
     oracle: G,
     theta: Vec<f64>,
     eps: f64,
 }
 
-impl<G: GradientOracle> OracleHvp<G> {
+impl<G: Gradient> OracleHvp<G> {
     /// HVPs at `theta` with relative step `eps` > 0.
     pub fn new(oracle: G, theta: Vec<f64>, eps: f64) -> Result<Self, CurvatureError> {
         if !(eps > 0.0 && eps.is_finite()) {
@@ -203,12 +202,12 @@ impl<G: GradientOracle> OracleHvp<G> {
     }
 }
 
-impl<G: GradientOracle> HessianVectorProduct for OracleHvp<G> {
+impl<G: Gradient> HessianVectorProduct for OracleHvp<G> {
     fn dim(&self) -> usize {
         self.theta.len()
     }
     fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, CurvatureError> {
-        central_difference(&self.theta, v, self.eps, |x| self.oracle.gradient(x))
+        central_difference(&self.theta, v, self.eps, |x| Ok(self.oracle.gradient(x)?))
     }
 }
 

@@ -6,8 +6,8 @@
 //! provider can replace it later. [`spectrum`] turns HVPs into top eigenvalues (power iteration,
 //! Lanczos), spectral densities (SLQ) and traces (Hutchinson); [`opposing_signals`] finds the
 //! groups of examples that pull training in opposite directions; [`model`] gives a burn
-//! classifier's loss gradient and outputs at any flat parameter vector, for HVPs and Gauss–Newton
-//! products of real networks.
+//! classifier's loss, gradient, per-example gradients and outputs at any flat parameter vector as
+//! a [`gradlab_core::problem`] problem, for HVPs and Gauss–Newton products of real networks.
 
 pub mod gauss_newton;
 pub mod hvp;
@@ -16,5 +16,5 @@ pub mod opposing_signals;
 pub mod sharpness;
 pub mod spectrum;
 
-pub use gauss_newton::{GaussNewton, OutputLoss, OutputOracle};
-pub use hvp::{CurvatureError, FiniteDiffHvp, GradientOracle, HessianVectorProduct, OracleHvp};
+pub use gauss_newton::{GaussNewton, OutputLoss};
+pub use hvp::{CurvatureError, FiniteDiffHvp, HessianVectorProduct, OracleHvp};

@@ -11,25 +11,71 @@
 //! also jumps by ≈0.015 at x = −0.9 (−40x − 35.15 gives 0.85, the cubic branch ≈0.835); the
 //! gradient, which is all the optimizers see, is the paper's on both sides.
 
+//!
+//! Every function is a [`gradlab_core::problem`] problem: [`Cost`] and [`Gradient`] (the quadratic
+//! also [`Hessian`]) check the point's dimension and finiteness and return an error, never a NaN;
+//! [`TestFunction`] adds the name and the known minimum.
+//!
+//! ```
+//! use gradlab_core::problem::{Cost, Gradient};
+//! use gradlab_data::functions::{Rosenbrock, TestFunction};
+//! let f = Rosenbrock(2);
+//! assert_eq!(f.cost(&[1.0, 1.0]).unwrap(), 0.0);
+//! assert_eq!(f.gradient(&[1.0, 1.0]).unwrap(), vec![0.0, 0.0]);
+//! assert!(f.cost(&[1.0]).is_err()); // a point of the wrong dimension
+//! assert_eq!(f.global_min().unwrap().0, vec![1.0, 1.0]);
+//! ```
+
 use crate::error::{Result, invalid};
+use gradlab_core::problem::{Cost, Gradient, Hessian, Problem, check_finite, check_point};
 use rand::prelude::*;
 use rand_distr::StandardNormal;
 use std::f64::consts::PI;
 
-/// A differentiable test function.
-pub trait Objective: Send + Sync {
+/// A differentiable test function: a problem with a value and a gradient, a name and, where known,
+/// its global minimum.
+pub trait TestFunction: Cost + Gradient + Send + Sync {
     /// A short name.
     fn name(&self) -> String;
-    /// Input dimension.
-    fn dim(&self) -> usize;
-    /// f(x).
-    fn value(&self, x: &[f64]) -> f64;
-    /// ∇f(x).
-    fn grad(&self, x: &[f64]) -> Vec<f64>;
     /// The global minimiser and minimum, where known.
     fn global_min(&self) -> Option<(Vec<f64>, f64)> {
         None
     }
+}
+
+/// The formulas of a test function on a point of the right dimension; [`Cost`] and [`Gradient`]
+/// check the point and the results around them.
+trait Formula {
+    fn dim(&self) -> usize;
+    fn value(&self, x: &[f64]) -> f64;
+    fn grad(&self, x: &[f64]) -> Vec<f64>;
+}
+
+/// [`Problem`], [`Cost`] and [`Gradient`] of types with a [`Formula`].
+macro_rules! problem {
+    ($($t:ty),*) => {$(
+        impl Problem for $t {
+            fn dim(&self) -> usize {
+                Formula::dim(self)
+            }
+        }
+        impl Cost for $t {
+            fn cost(&self, x: &[f64]) -> gradlab_core::Result<f64> {
+                check_point(self, x)?;
+                let v = Formula::value(self, x);
+                check_finite("value", &[v])?;
+                Ok(v)
+            }
+        }
+        impl Gradient for $t {
+            fn gradient(&self, x: &[f64]) -> gradlab_core::Result<Vec<f64>> {
+                check_point(self, x)?;
+                let g = Formula::grad(self, x);
+                check_finite("gradient", &g)?;
+                Ok(g)
+            }
+        }
+    )*};
 }
 
 /// f(x) = ½ (Qx)ᵀ diag(λ) (Qx) with a chosen spectrum λ and an orthogonal Q (identity or random).
@@ -101,9 +147,12 @@ impl Quadratic {
             }
         }
     }
+}
 
-    /// The dense Hessian QᵀΛQ (row-major).
-    pub fn hessian(&self) -> Vec<f64> {
+/// The constant Hessian QᵀΛQ (row-major).
+impl Hessian for Quadratic {
+    fn hessian(&self, x: &[f64]) -> gradlab_core::Result<Vec<f64>> {
+        check_point(self, x)?;
         let n = self.spectrum.len();
         let mut h = vec![0.0; n * n];
         for j in 0..n {
@@ -114,14 +163,23 @@ impl Quadratic {
                 h[i * n + j] = col[i];
             }
         }
-        h
+        Ok(h)
     }
 }
 
-impl Objective for Quadratic {
+impl TestFunction for Quadratic {
     fn name(&self) -> String {
         format!("quadratic{}", self.spectrum.len())
     }
+    fn global_min(&self) -> Option<(Vec<f64>, f64)> {
+        self.spectrum
+            .iter()
+            .all(|l| *l > 0.0)
+            .then(|| (vec![0.0; self.spectrum.len()], 0.0))
+    }
+}
+
+impl Formula for Quadratic {
     fn dim(&self) -> usize {
         self.spectrum.len()
     }
@@ -138,22 +196,13 @@ impl Objective for Quadratic {
         let ly: Vec<f64> = y.iter().zip(&self.spectrum).map(|(y, l)| l * y).collect();
         self.rotate_back(&ly)
     }
-    fn global_min(&self) -> Option<(Vec<f64>, f64)> {
-        self.spectrum
-            .iter()
-            .all(|l| *l > 0.0)
-            .then(|| (vec![0.0; self.dim()], 0.0))
-    }
 }
 
 /// Rosenbrock in n ≥ 2 dimensions: Σ 100(x_{i+1} − x_i²)² + (1 − x_i)², minimum 0 at (1, …, 1).
 #[derive(Debug, Clone, Copy)]
 pub struct Rosenbrock(pub usize);
 
-impl Objective for Rosenbrock {
-    fn name(&self) -> String {
-        "rosenbrock".into()
-    }
+impl Formula for Rosenbrock {
     fn dim(&self) -> usize {
         self.0
     }
@@ -171,6 +220,12 @@ impl Objective for Rosenbrock {
         }
         g
     }
+}
+
+impl TestFunction for Rosenbrock {
+    fn name(&self) -> String {
+        "rosenbrock".into()
+    }
     fn global_min(&self) -> Option<(Vec<f64>, f64)> {
         Some((vec![1.0; self.0], 0.0))
     }
@@ -180,10 +235,7 @@ impl Objective for Rosenbrock {
 #[derive(Debug, Clone, Copy)]
 pub struct Rastrigin(pub usize);
 
-impl Objective for Rastrigin {
-    fn name(&self) -> String {
-        "rastrigin".into()
-    }
+impl Formula for Rastrigin {
     fn dim(&self) -> usize {
         self.0
     }
@@ -198,20 +250,25 @@ impl Objective for Rastrigin {
             .map(|v| 2.0 * v + 20.0 * PI * (2.0 * PI * v).sin())
             .collect()
     }
+}
+
+impl TestFunction for Rastrigin {
+    fn name(&self) -> String {
+        "rastrigin".into()
+    }
     fn global_min(&self) -> Option<(Vec<f64>, f64)> {
         Some((vec![0.0; self.0], 0.0))
     }
 }
+
+problem!(Quadratic, Rosenbrock, Rastrigin);
 
 macro_rules! one_d {
     ($name:ident, $label:expr, $doc:expr, $value:expr, $grad:expr, $argmin:expr) => {
         #[doc = $doc]
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $name;
-        impl Objective for $name {
-            fn name(&self) -> String {
-                $label.into()
-            }
+        impl Formula for $name {
             fn dim(&self) -> usize {
                 1
             }
@@ -223,11 +280,17 @@ macro_rules! one_d {
                 let g: fn(f64) -> f64 = $grad;
                 vec![g(x[0])]
             }
+        }
+        impl TestFunction for $name {
+            fn name(&self) -> String {
+                $label.into()
+            }
             fn global_min(&self) -> Option<(Vec<f64>, f64)> {
                 let x: f64 = $argmin;
-                Some((vec![x], self.value(&[x])))
+                Some((vec![x], Formula::value(self, &[x])))
             }
         }
+        problem!($name);
     };
 }
 
@@ -306,8 +369,8 @@ one_d!(
 pub const PROBLEM_NAMES: &[&str] = &["f1", "f2", "f3", "rosenbrock", "rastrigin", "quadratic"];
 
 /// Build a problem by name for a given dimension (`quadratic` gets the spectrum 1, 2, …, n).
-pub fn problem_by_name(name: &str, dim: usize) -> Result<Box<dyn Objective>> {
-    let one_d = |p: Box<dyn Objective>| {
+pub fn problem_by_name(name: &str, dim: usize) -> Result<Box<dyn TestFunction>> {
+    let one_d = |p: Box<dyn TestFunction>| {
         if dim == 1 {
             Ok(p)
         } else {
@@ -338,15 +401,15 @@ pub fn problem_by_name(name: &str, dim: usize) -> Result<Box<dyn Objective>> {
 mod tests {
     use super::*;
 
-    fn check_fd(p: &dyn Objective, x: &[f64]) {
-        let g = p.grad(x);
+    fn check_fd(p: &dyn TestFunction, x: &[f64]) {
+        let g = p.gradient(x).unwrap();
         for i in 0..x.len() {
             let h = 1e-6;
             let mut a = x.to_vec();
             let mut b = x.to_vec();
             a[i] += h;
             b[i] -= h;
-            let fd = (p.value(&a) - p.value(&b)) / (2.0 * h);
+            let fd = (p.cost(&a).unwrap() - p.cost(&b).unwrap()) / (2.0 * h);
             assert!(
                 (fd - g[i]).abs() < 1e-5 * (1.0 + fd.abs()),
                 "{} at {x:?}: fd {fd} vs {}",
@@ -374,14 +437,14 @@ mod tests {
     #[test]
     fn diffgrad_functions_are_continuous_with_stated_minima() {
         for (f, breaks) in [
-            (&DiffGradF1 as &dyn Objective, vec![0.0]),
+            (&DiffGradF1 as &dyn TestFunction, vec![0.0]),
             // F2 as printed in the paper is not continuous at −0.9 (0.85 vs ≈0.835); no break is checked.
             (&DiffGradF2, vec![]),
             (&DiffGradF3, vec![-0.5, -0.4, 0.0, 0.4, 0.5]),
         ] {
             for b in breaks {
                 assert!(
-                    (f.value(&[b]) - f.value(&[b + 1e-9])).abs() < 1e-6,
+                    (f.cost(&[b]).unwrap() - f.cost(&[b + 1e-9]).unwrap()).abs() < 1e-6,
                     "{} jumps at {b}",
                     f.name()
                 );
@@ -389,7 +452,7 @@ mod tests {
             let (xm, fm) = f.global_min().unwrap();
             // The stated global minimum is the lowest value on a fine grid over [−1, 1].
             let grid_min = (0..=20000)
-                .map(|i| f.value(&[-1.0 + i as f64 * 1e-4]))
+                .map(|i| f.cost(&[-1.0 + i as f64 * 1e-4]).unwrap())
                 .fold(f64::INFINITY, f64::min);
             assert!(
                 (grid_min - fm).abs() < 1e-6,
@@ -397,13 +460,13 @@ mod tests {
                 f.name()
             );
         }
-        assert!(DiffGradF2.grad(&[-0.642_918_598_915_261_7])[0].abs() < 1e-9);
+        assert!(DiffGradF2.gradient(&[-0.642_918_598_915_261_7]).unwrap()[0].abs() < 1e-9);
     }
 
     #[test]
     fn rotated_quadratic_has_the_chosen_spectrum() {
         let q = Quadratic::rotated(vec![1.0, 4.0, 9.0], 11).unwrap();
-        let h = q.hessian();
+        let h = q.hessian(&[0.0; 3]).unwrap();
         let trace = h[0] + h[4] + h[8];
         let fro2: f64 = h.iter().map(|v| v * v).sum();
         assert!((trace - 14.0).abs() < 1e-10 && (fro2 - 98.0).abs() < 1e-9);
@@ -416,5 +479,18 @@ mod tests {
         assert!(problem_by_name("rosenbrock", 1).is_err());
         assert!(problem_by_name("nope", 2).is_err());
         assert_eq!(problem_by_name("rastrigin", 3).unwrap().dim(), 3);
+    }
+
+    #[test]
+    fn bad_points_and_overflows_are_errors_not_nans() {
+        // A point of the wrong dimension (the one-dimensional functions used to panic on an
+        // empty point, the diagonal quadratic to truncate it).
+        assert!(DiffGradF1.cost(&[]).is_err() && DiffGradF3.gradient(&[0.1, 0.2]).is_err());
+        let q = Quadratic::diagonal(vec![1.0, 2.0]).unwrap();
+        assert!(q.cost(&[1.0]).is_err() && q.hessian(&[1.0, 2.0, 3.0]).is_err());
+        assert!(Rosenbrock(2).gradient(&[f64::NAN, 0.0]).is_err());
+        // A finite point whose value overflows.
+        assert!(Rosenbrock(2).cost(&[1e200, 0.0]).is_err());
+        assert!(Rastrigin(1).gradient(&[1e300]).is_ok());
     }
 }

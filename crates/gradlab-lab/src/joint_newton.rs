@@ -66,14 +66,13 @@ impl<M: Net> Problem for ModelObjective<M> {
 impl<M: Net> Cost for ModelObjective<M> {
     fn cost(&self, x: &[f64]) -> gradlab_core::Result<f64> {
         let reg = 0.5 * self.l2 * x.iter().map(|v| v * v).sum::<f64>();
-        Ok(self.grad.value(x).map_err(failed)? + reg)
+        Ok(self.grad.cost(x)? + reg)
     }
 }
 
 impl<M: Net> Gradient for ModelObjective<M> {
     fn gradient(&self, x: &[f64]) -> gradlab_core::Result<Vec<f64>> {
-        use gradlab_curvature::GradientOracle;
-        let g = self.grad.gradient(x).map_err(failed)?;
+        let g = self.grad.gradient(x)?;
         Ok(g.iter().zip(x).map(|(g, x)| g + self.l2 * x).collect())
     }
 }

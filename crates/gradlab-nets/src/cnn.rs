@@ -88,7 +88,7 @@ impl SmallCnn {
     /// δ; a convolution's per-example weight gradient is δ_i (`[out, L]`) times the example's
     /// unfolded input patches (`[L, c·3·3]`), a linear layer's the outer product of its input and δ_i.
     /// `x` must live on an autodiff device.
-    pub fn per_example_grads(
+    fn per_example_rows(
         &self,
         x: Tensor<2>,
         y: Tensor<1, Int>,
@@ -153,6 +153,11 @@ impl SmallCnn {
 }
 
 impl Net for SmallCnn {
+    /// One forward and one backward pass for the batch (`per_example_rows`).
+    fn per_example_grads(&self, x: Tensor<2>, y: Tensor<1, Int>) -> gradlab_core::Result<Vec<f64>> {
+        Ok(self.per_example_rows(x, y)?.concat())
+    }
+
     fn input_features(&self) -> usize {
         self.shape.iter().product()
     }

@@ -32,6 +32,27 @@ pub trait Net: Module {
     /// The number of input features the network takes (`c·h·w` for image networks), so that a
     /// caller can refuse a batch of another shape with an error instead of a panic.
     fn input_features(&self) -> usize;
+
+    /// Per-example gradients of each example's cross-entropy, |batch| × P row-major, each row in
+    /// the order of [`gradlab_core::flat::flatten`]. `x` must live on an autodiff device. This
+    /// default takes one backward pass per example; [`mlp::Mlp`] and [`cnn::SmallCnn`] compute
+    /// them in one pass for the batch.
+    fn per_example_grads(&self, x: Tensor<2>, y: Tensor<1, Int>) -> gradlab_core::Result<Vec<f64>>
+    where
+        Self: Sized,
+    {
+        let b = x.dims()[0];
+        let mut rows = Vec::with_capacity(b * self.num_params());
+        for i in 0..b {
+            let logp =
+                burn::tensor::activation::log_softmax(self.forward(x.clone().slice(i..i + 1)), 1);
+            let yi = y.clone().slice(i..i + 1).reshape([1, 1]);
+            let loss = logp.gather(1, yi).sum().neg();
+            let grads = burn::optim::GradientsParams::from_grads(loss.backward(), self);
+            rows.extend(gradlab_core::flat::flat_grads_host(self, &grads)?);
+        }
+        Ok(rows)
+    }
 }
 
 /// Why an image network cannot take `c×h×w` inputs: empty images, or images smaller than its
@@ -188,9 +209,10 @@ mod tests {
             .collect()
     }
 
-    fn assert_rows_close(got: &[Vec<f64>], want: &[Vec<f64>]) {
-        assert_eq!(got.len(), want.len());
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+    fn assert_rows_close(got: &[f64], want: &[Vec<f64>]) {
+        let p = want.first().map_or(1, |w| w.len());
+        assert_eq!(got.len(), want.len() * p);
+        for (i, (g, w)) in got.chunks(p).zip(want).enumerate() {
             assert_eq!(g.len(), w.len());
             for (k, (a, b)) in g.iter().zip(w).enumerate() {
                 assert!(
@@ -231,6 +253,24 @@ mod tests {
             .map(|i| ((i * 29 % 23) as f32 - 11.0) / 9.0)
             .collect();
         let ys = [1i64, 2];
+        let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [2, 64]), &dev);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(ys.to_vec(), [2]), &dev);
+        assert_rows_close(
+            &net.per_example_grads(x, y).unwrap(),
+            &one_at_a_time(&net, &xs, &ys, 64),
+        );
+    }
+
+    #[test]
+    fn the_default_per_example_gradients_match_one_example_at_a_time() {
+        // SmallResNet has no batched method of its own: the trait's default, one backward pass
+        // per example, against the independent visitor-based reference.
+        let dev = Device::flex().autodiff();
+        let net = SmallResNetConfig::new(1, 8, 8, 3).init(&dev, 4);
+        let xs: Vec<f32> = (0..2 * 64)
+            .map(|i| ((i * 13 % 17) as f32 - 8.0) / 7.0)
+            .collect();
+        let ys = [0i64, 2];
         let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [2, 64]), &dev);
         let y = Tensor::<1, Int>::from_data(TensorData::new(ys.to_vec(), [2]), &dev);
         assert_rows_close(

@@ -69,7 +69,7 @@ impl Mlp {
     /// zero probe whose gradient is the per-example δ_l = ∂ℓ_i/∂z_l; the weight gradient of example i
     /// is then the outer product a_l,iᵀ δ_l,i of the layer's input and δ (Goodfellow, 2015).
     /// `x` must live on an autodiff device.
-    pub fn per_example_grads(
+    fn per_example_rows(
         &self,
         x: Tensor<2>,
         y: Tensor<1, Int>,
@@ -118,6 +118,11 @@ impl Mlp {
 }
 
 impl Net for Mlp {
+    /// One forward and one backward pass for the batch (`per_example_rows`).
+    fn per_example_grads(&self, x: Tensor<2>, y: Tensor<1, Int>) -> gradlab_core::Result<Vec<f64>> {
+        Ok(self.per_example_rows(x, y)?.concat())
+    }
+
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         self.layers
             .last()

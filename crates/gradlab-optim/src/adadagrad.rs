@@ -15,6 +15,11 @@
 //! AdaGrad-Norm: b_t² = b_0² + Σ_{s≤t} ‖ḡ_s‖², x ← x − α ḡ/b_t (the paper's scalar form), or with
 //! the official per-output-row accumulators ([`AdaGradNorm::per_output_row`]).
 //!
+//! [`AdAdaGrad`] is the whole method as a [`Solver`] over any problem with per-example gradients
+//! ([`PerExampleGradients`]: a closed-form regression, a burn network through
+//! `gradlab_curvature::model::ModelGradient`), run by [`gradlab_core::solve::solve`]: draw a batch
+//! of the current size, step with its mean gradient, let the test set the next size.
+//!
 //! ```
 //! use gradlab_optim::adadagrad::{BatchTest, PerExampleGrads};
 //! // Two examples with gradients (1, 0) and (3, 0): ḡ = (2, 0), Σ Var = 2, ‖ḡ‖² = 4.
@@ -23,6 +28,8 @@
 //! ```
 
 use crate::error::{OptimError, Result};
+use gradlab_core::problem::{PerExampleGradients, check_point, norm};
+use gradlab_core::solve::{Iteration, Solver};
 
 /// Per-example gradients: b rows of d coordinates, optionally split into parameter tensors
 /// (consecutive blocks of coordinates) for the official per-tensor tests.
@@ -337,6 +344,151 @@ impl AdaGradNorm {
             *x -= self.lr * g / (self.acc[a].sqrt() + self.eps);
         }
         Ok(())
+    }
+}
+
+/// AdaGrad-Norm with the batch size set by a [`BatchTest`], as a [`Solver`]; see the module docs.
+///
+/// ```
+/// use gradlab_core::problem::{PerExampleGradients, Problem};
+/// use gradlab_core::solve::{Silent, solve};
+/// use gradlab_optim::adadagrad::{AdAdaGrad, AdaGradNorm, BatchTest};
+/// /// f(x) = (1/n) Σ ½(x − aᵢ)²: per-example gradients x − aᵢ.
+/// struct Means(Vec<f64>);
+/// impl Problem for Means {
+///     fn dim(&self) -> usize { 1 }
+/// }
+/// impl PerExampleGradients for Means {
+///     fn examples(&self) -> usize { self.0.len() }
+///     fn example_gradients(&self, x: &[f64], idx: &[usize]) -> gradlab_core::Result<Vec<f64>> {
+///         Ok(idx.iter().map(|&i| x[0] - self.0[i]).collect())
+///     }
+/// }
+/// let data = Means((0..100).map(|i| (i % 10) as f64).collect());
+/// // Batches of consecutive examples from a step-dependent offset.
+/// let draw = |step: usize, b: usize| (0..b).map(|k| (7 * step + k) % 100).collect();
+/// let mut method = AdAdaGrad::new(AdaGradNorm::new(5.0, 0.1).unwrap(), 2, draw)
+///     .with_test(BatchTest::Norm { eta: 0.5 })
+///     .unwrap();
+/// let (end, _) = solve(&mut method, &data, &[20.0], 200, &mut Silent).unwrap();
+/// assert!((end.x[0] - 4.5).abs() < 0.5, "{}", end.x[0]); // near the mean of the aᵢ
+/// assert!(end.batch > 2, "{}", end.batch); // the batch grew
+/// ```
+pub struct AdAdaGrad {
+    opt: AdaGradNorm,
+    test: Option<BatchTest>,
+    b0: usize,
+    tensors: Option<Vec<usize>>,
+    draw: Box<dyn FnMut(usize, usize) -> Vec<usize>>,
+}
+
+/// The state of [`AdAdaGrad`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdAdaGradState {
+    /// The iterate.
+    pub x: Vec<f64>,
+    /// The batch size of the next step.
+    pub batch: usize,
+    /// Examples whose gradients were evaluated so far.
+    pub seen: usize,
+    /// Steps taken.
+    pub steps: usize,
+    /// ‖ḡ‖ of the last batch.
+    pub grad_norm: Option<f64>,
+}
+
+impl AdAdaGrad {
+    /// `opt` from batches of `b0` ≥ 2 examples drawn by `draw(step, b)` (the indices of step
+    /// `step`'s batch of size `b`), with a fixed batch size until [`AdAdaGrad::with_test`].
+    pub fn new(
+        opt: AdaGradNorm,
+        b0: usize,
+        draw: impl FnMut(usize, usize) -> Vec<usize> + 'static,
+    ) -> Self {
+        Self {
+            opt,
+            test: None,
+            b0,
+            tensors: None,
+            draw: Box::new(draw),
+        }
+    }
+
+    /// Let `test` set the batch size after every step.
+    pub fn with_test(mut self, test: BatchTest) -> Result<Self> {
+        test.validate()?;
+        self.test = Some(test);
+        Ok(self)
+    }
+
+    /// Split the coordinates into parameter tensors of these sizes for the per-tensor test
+    /// ([`PerExampleGrads::with_tensors`]).
+    pub fn with_tensors(mut self, sizes: Vec<usize>) -> Self {
+        self.tensors = Some(sizes);
+        self
+    }
+}
+
+impl<P: PerExampleGradients + ?Sized> Solver<P> for AdAdaGrad {
+    type State = AdAdaGradState;
+    type Error = OptimError;
+
+    fn init(&mut self, problem: &P, x0: &[f64]) -> Result<AdAdaGradState> {
+        check_point(problem, x0)?;
+        if self.b0 < 2 || problem.examples() < 2 {
+            return Err(OptimError::Conflict(
+                "AdAdaGrad needs batches of at least two examples (for variances)",
+            ));
+        }
+        Ok(AdAdaGradState {
+            x: x0.to_vec(),
+            batch: self.b0.min(problem.examples()),
+            seen: 0,
+            steps: 0,
+            grad_norm: None,
+        })
+    }
+
+    fn converged(&self, _: &AdAdaGradState) -> bool {
+        false
+    }
+
+    fn step(&mut self, problem: &P, s: &mut AdAdaGradState) -> Result<()> {
+        let n = problem.examples();
+        let idx = (self.draw)(s.steps, s.batch);
+        if idx.len() != s.batch || idx.iter().any(|i| *i >= n) {
+            return Err(OptimError::Conflict(
+                "the batch drawn has the wrong size or an index past the examples",
+            ));
+        }
+        let mut g = PerExampleGrads::new(problem.example_gradients(&s.x, &idx)?, s.x.len())?;
+        if let Some(sizes) = &self.tensors {
+            g = g.with_tensors(sizes.clone())?;
+        }
+        let mean = g.mean();
+        self.opt.step(&mut s.x, &mean)?;
+        s.steps += 1;
+        if s.x.iter().any(|v| !v.is_finite()) {
+            return Err(OptimError::NonFinite {
+                what: "iterate",
+                step: s.steps,
+            });
+        }
+        s.seen += idx.len();
+        s.grad_norm = Some(norm(&mean));
+        if let Some(t) = self.test {
+            s.batch = t.required(&g).min(n);
+        }
+        Ok(())
+    }
+
+    fn iteration<'a>(&self, s: &'a AdAdaGradState) -> Iteration<'a> {
+        Iteration {
+            grad_norm: s.grad_norm,
+            work: s.seen,
+            batch: Some(s.batch),
+            ..Iteration::at(&s.x)
+        }
     }
 }
 

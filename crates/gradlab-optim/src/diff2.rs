@@ -29,13 +29,17 @@
 //!
 //! ```
 //! use gradlab_optim::diff2::Diff2Config;
-//! use gradlab_optim::privacy::{FiniteSum, PrivacyBudget};
+//! use gradlab_optim::privacy::PrivacyBudget;
+//! use gradlab_core::problem::{PerExampleGradients, Problem};
+//! /// fᵢ(x) = ½‖x − aᵢ‖² with aᵢ = ±1.
 //! struct Means;
-//! impl FiniteSum for Means {
-//!     fn len(&self) -> usize { 100 }
+//! impl Problem for Means {
 //!     fn dim(&self) -> usize { 1 }
-//!     fn example_grad(&self, x: &[f64], i: usize, out: &mut [f64]) {
-//!         out[0] = x[0] - if i % 2 == 0 { 1.0 } else { -1.0 };
+//! }
+//! impl PerExampleGradients for Means {
+//!     fn examples(&self) -> usize { 100 }
+//!     fn example_gradients(&self, x: &[f64], idx: &[usize]) -> gradlab_core::Result<Vec<f64>> {
+//!         Ok(idx.iter().map(|i| x[0] - if i % 2 == 0 { 1.0 } else { -1.0 }).collect())
 //!     }
 //! }
 //! let budget = PrivacyBudget::new(1.0, 1e-3).unwrap();
@@ -47,9 +51,10 @@
 use crate::dp_sgd::{Private, run_private};
 use crate::error::{OptimError, Result, check_lr, check_non_negative, check_positive};
 use crate::privacy::{
-    FiniteSum, Mechanism, PrivacyBudget, PrivateRun, add_gaussian, begin, check_finite_sum,
-    clip_to_norm,
+    Mechanism, PrivacyBudget, PrivateRun, add_gaussian, begin, check_finite_sum, clip_to_norm,
+    example_gradients_at,
 };
+use gradlab_core::problem::PerExampleGradients;
 use gradlab_core::solve::{Iteration, Solver};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -198,7 +203,7 @@ impl Diff2Config {
     /// [`gradlab_core::solve::solve`] over [`Private`].
     pub fn run(
         &self,
-        problem: &impl FiniteSum,
+        problem: &impl PerExampleGradients,
         x0: &[f64],
         budget: &PrivacyBudget,
         observe: impl FnMut(usize, &[f64]),
@@ -232,9 +237,11 @@ pub struct Diff2State {
     sum: Vec<f64>,
     g: Vec<f64>,
     x_prev: Vec<f64>,
+    /// Every example's index, 0..n.
+    all: Vec<usize>,
 }
 
-impl<P: FiniteSum> Solver<P> for Private<'_, Diff2Config> {
+impl<P: PerExampleGradients + ?Sized> Solver<P> for Private<'_, Diff2Config> {
     type State = Diff2State;
     type Error = OptimError;
 
@@ -242,7 +249,7 @@ impl<P: FiniteSum> Solver<P> for Private<'_, Diff2Config> {
         let m = self.method;
         m.validate()?;
         let epsilon = begin(problem, x0, self.budget, &m.mechanisms())?;
-        let (n, d) = (problem.len(), problem.dim());
+        let (n, d) = (problem.examples(), problem.dim());
         Ok(Diff2State {
             x: x0.to_vec(),
             epsilon,
@@ -254,6 +261,7 @@ impl<P: FiniteSum> Solver<P> for Private<'_, Diff2Config> {
             sum: vec![0.0; d],
             g: vec![0.0; d],
             x_prev: x0.to_vec(),
+            all: (0..n).collect(),
         })
     }
 
@@ -263,7 +271,7 @@ impl<P: FiniteSum> Solver<P> for Private<'_, Diff2Config> {
 
     fn step(&mut self, problem: &P, st: &mut Diff2State) -> Result<()> {
         let m = self.method;
-        let (n, d) = (problem.len(), problem.dim());
+        let (n, d) = (problem.examples(), problem.dim());
         let round = st.round;
         let restart = round.is_multiple_of(m.restart_every);
         let clip = if restart {
@@ -283,8 +291,8 @@ impl<P: FiniteSum> Solver<P> for Private<'_, Diff2Config> {
             }
         };
         st.sum.fill(0.0);
-        for (i, row) in st.cur.chunks_exact_mut(d).enumerate() {
-            problem.example_grad(&st.x, i, row);
+        example_gradients_at(problem, &st.x, &st.all, &mut st.cur, round + 1)?;
+        for (i, row) in st.cur.chunks_exact(d).enumerate() {
             st.g.copy_from_slice(row);
             if !restart {
                 st.g.iter_mut()

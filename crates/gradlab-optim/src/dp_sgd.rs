@@ -10,14 +10,17 @@
 //!
 //! ```
 //! use gradlab_optim::dp_sgd::DpSgdConfig;
-//! use gradlab_optim::privacy::{FiniteSum, PrivacyBudget};
+//! use gradlab_optim::privacy::PrivacyBudget;
+//! use gradlab_core::problem::{PerExampleGradients, Problem};
 //! /// fᵢ(x) = ½‖x − aᵢ‖² with aᵢ = ±1.
 //! struct Means;
-//! impl FiniteSum for Means {
-//!     fn len(&self) -> usize { 100 }
+//! impl Problem for Means {
 //!     fn dim(&self) -> usize { 1 }
-//!     fn example_grad(&self, x: &[f64], i: usize, out: &mut [f64]) {
-//!         out[0] = x[0] - if i % 2 == 0 { 1.0 } else { -1.0 };
+//! }
+//! impl PerExampleGradients for Means {
+//!     fn examples(&self) -> usize { 100 }
+//!     fn example_gradients(&self, x: &[f64], idx: &[usize]) -> gradlab_core::Result<Vec<f64>> {
+//!         Ok(idx.iter().map(|i| x[0] - if i % 2 == 0 { 1.0 } else { -1.0 }).collect())
 //!     }
 //! }
 //! let budget = PrivacyBudget::new(1.0, 1e-3).unwrap();
@@ -28,9 +31,10 @@
 
 use crate::error::{OptimError, Result, check_lr, check_non_negative, check_positive};
 use crate::privacy::{
-    FiniteSum, Mechanism, PrivacyBudget, PrivateRun, add_gaussian, begin, check_finite_sum,
-    clip_to_norm, noise_for_epsilon,
+    Mechanism, PrivacyBudget, PrivateRun, add_gaussian, begin, check_finite_sum, clip_to_norm,
+    example_gradients_at, noise_for_epsilon,
 };
+use gradlab_core::problem::PerExampleGradients;
 use gradlab_core::solve::{Control, Iteration, Solver, solve};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -114,7 +118,7 @@ impl DpSgdConfig {
     /// [`gradlab_core::solve::solve`] over [`Private`].
     pub fn run(
         &self,
-        problem: &impl FiniteSum,
+        problem: &impl PerExampleGradients,
         x0: &[f64],
         budget: &PrivacyBudget,
         observe: impl FnMut(usize, &[f64]),
@@ -155,7 +159,8 @@ impl From<DpSgdState> for PrivateRun {
     }
 }
 
-/// A private method with the budget it must stay within: a [`Solver`] on [`FiniteSum`]s.
+/// A private method with the budget it must stay within: a [`Solver`] on problems with
+/// [`PerExampleGradients`].
 pub struct Private<'a, M> {
     /// The method.
     pub method: &'a M,
@@ -175,7 +180,7 @@ pub struct DpSgdState {
     g: Vec<f64>,
 }
 
-impl<P: FiniteSum> Solver<P> for Private<'_, DpSgdConfig> {
+impl<P: PerExampleGradients + ?Sized> Solver<P> for Private<'_, DpSgdConfig> {
     type State = DpSgdState;
     type Error = OptimError;
 
@@ -200,7 +205,7 @@ impl<P: FiniteSum> Solver<P> for Private<'_, DpSgdConfig> {
 
     fn step(&mut self, problem: &P, st: &mut DpSgdState) -> Result<()> {
         let m = self.method;
-        let n = problem.len();
+        let n = problem.examples();
         let scale = m.sample_rate * n as f64;
         st.step += 1;
         st.sum.fill(0.0);
@@ -208,7 +213,7 @@ impl<P: FiniteSum> Solver<P> for Private<'_, DpSgdConfig> {
             if m.sample_rate < 1.0 && st.rng.random::<f64>() >= m.sample_rate {
                 continue;
             }
-            problem.example_grad(&st.x, i, &mut st.g);
+            example_gradients_at(problem, &st.x, &[i], &mut st.g, st.step)?;
             clip_to_norm(&mut st.g, m.clip);
             st.sum.iter_mut().zip(&st.g).for_each(|(s, v)| *s += v);
         }

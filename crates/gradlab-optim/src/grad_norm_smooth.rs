@@ -189,6 +189,7 @@ impl<P: Cost + Gradient + Hessian + ?Sized> Solver<P> for GradNormSmooth {
             cost: Some(s.value),
             grad_norm: Some(norm(&s.gradient)),
             work: s.solves,
+            batch: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Run any burn [`Optimizer`] on a plain vector in f64: for analytic test functions, the
 //! `gradlab optimize` command, and reference tests. The update is the very code that trains
-//! networks, applied to one rank-1 f64 tensor.
+//! networks, applied to one rank-1 f64 tensor; [`Descent`] runs it on any problem with a
+//! gradient through the one solver loop.
 //!
 //! ```
 //! use gradlab_optim::{point::{PointOptimizer, PointStep}, sgd::SgdConfig};
@@ -12,6 +13,8 @@
 use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::tensor::DType;
+use gradlab_core::problem::{Gradient, check_point};
+use gradlab_core::solve::{Iteration, Solver};
 
 /// An optimizer attached to one f64 vector.
 pub struct PointOptimizer<O: Optimizer> {
@@ -87,5 +90,98 @@ impl<O: Optimizer> PointStep for PointOptimizer<O> {
     }
     fn point(&self) -> crate::Result<Vec<f64>> {
         Ok(gradlab_core::bridge::to_host(self.x.clone())?)
+    }
+}
+
+/// First-order descent with any optimizer on a problem with a gradient, run by
+/// [`gradlab_core::solve::solve`]: x_{k+1} = step(lr_k, ∇f(x_k)) with the optimizer's own update
+/// rule (a [`PointStep`] attached to the starting point). A gradient or an iterate that is not
+/// finite ends the run with an error.
+///
+/// ```
+/// use gradlab_core::solve::{Control, Iteration, solve};
+/// use gradlab_data::functions::Quadratic;
+/// use gradlab_optim::point::Descent;
+/// use gradlab_optim::spec::OptimizerSpec;
+/// let f = Quadratic::diagonal(vec![1.0, 4.0]).unwrap();
+/// let x0 = [1.0, 1.0];
+/// let opt = OptimizerSpec::parse("sgd").unwrap().point_optimizer(&x0).unwrap();
+/// let mut seen = 0;
+/// let (end, report) = solve(&mut Descent::new(opt, 0.1), &f, &x0, 50, &mut |_: &Iteration| {
+///     seen += 1;
+///     Control::Continue
+/// })
+/// .unwrap();
+/// assert!(end.x.iter().all(|v| v.abs() < 0.01) && report.iterations == 50 && seen == 51);
+/// ```
+pub struct Descent {
+    opt: Box<dyn PointStep>,
+    lr: Box<dyn Fn(usize) -> f64>,
+}
+
+/// The state of [`Descent`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescentState {
+    /// The iterate.
+    pub x: Vec<f64>,
+    /// Steps taken (gradients evaluated).
+    pub steps: usize,
+}
+
+impl Descent {
+    /// `opt` (attached to the starting point) with the constant learning rate `lr`.
+    pub fn new(opt: Box<dyn PointStep>, lr: f64) -> Self {
+        Self::scheduled(opt, move |_| lr)
+    }
+
+    /// `opt` with the learning rate `lr(k)` at step k = 0, 1, ….
+    pub fn scheduled(opt: Box<dyn PointStep>, lr: impl Fn(usize) -> f64 + 'static) -> Self {
+        Self {
+            opt,
+            lr: Box::new(lr),
+        }
+    }
+}
+
+impl<P: Gradient + ?Sized> Solver<P> for Descent {
+    type State = DescentState;
+    type Error = crate::OptimError;
+
+    fn init(&mut self, problem: &P, x0: &[f64]) -> crate::Result<DescentState> {
+        check_point(problem, x0)?;
+        if self.opt.point()? != x0 {
+            return Err(crate::OptimError::Conflict(
+                "the optimizer is attached to another starting point than the run's",
+            ));
+        }
+        Ok(DescentState {
+            x: x0.to_vec(),
+            steps: 0,
+        })
+    }
+
+    fn converged(&self, _: &DescentState) -> bool {
+        false
+    }
+
+    fn step(&mut self, problem: &P, state: &mut DescentState) -> crate::Result<()> {
+        let g = problem.gradient(&state.x)?;
+        let x = self.opt.step((self.lr)(state.steps), &g)?;
+        state.steps += 1;
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(crate::OptimError::NonFinite {
+                what: "iterate",
+                step: state.steps,
+            });
+        }
+        state.x = x;
+        Ok(())
+    }
+
+    fn iteration<'a>(&self, state: &'a DescentState) -> Iteration<'a> {
+        Iteration {
+            work: state.steps,
+            ..Iteration::at(&state.x)
+        }
     }
 }

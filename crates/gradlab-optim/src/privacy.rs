@@ -17,6 +17,7 @@
 //! ```
 
 use crate::error::{OptimError, Result};
+use gradlab_core::problem::PerExampleGradients;
 
 /// Opacus's default orders: 1.1, 1.2, …, 10.9, then 12, 13, …, 63.
 pub fn default_orders() -> Vec<f64> {
@@ -249,8 +250,8 @@ pub struct PrivateRun {
 
 /// Everything a private run checks before its first step: a non-empty problem, a finite start of
 /// the right length, and ε of `mechanisms` within `budget`. Returns that ε.
-pub(crate) fn begin(
-    problem: &impl FiniteSum,
+pub(crate) fn begin<P: PerExampleGradients + ?Sized>(
+    problem: &P,
     x0: &[f64],
     budget: &PrivacyBudget,
     mechanisms: &[Mechanism],
@@ -259,8 +260,8 @@ pub(crate) fn begin(
     budget.admit(mechanisms)
 }
 
-fn check_start(problem: &impl FiniteSum, x0: &[f64]) -> Result<()> {
-    if problem.is_empty() {
+fn check_start<P: PerExampleGradients + ?Sized>(problem: &P, x0: &[f64]) -> Result<()> {
+    if problem.examples() == 0 {
         return Err(OptimError::Conflict(
             "a private run needs at least one example",
         ));
@@ -280,29 +281,22 @@ fn check_start(problem: &impl FiniteSum, x0: &[f64]) -> Result<()> {
     Ok(())
 }
 
-/// Per-example gradients of a finite sum f(x) = (1/n) Σᵢ fᵢ(x): what DP-SGD and DIFF2 clip.
-pub trait FiniteSum {
-    /// Number of examples n.
-    fn len(&self) -> usize;
-    /// Number of parameters d.
-    fn dim(&self) -> usize;
-    /// Writes ∇fᵢ(x) into `out` (length d).
-    fn example_grad(&self, x: &[f64], i: usize, out: &mut [f64]);
-    /// Whether there are no examples.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// The full gradient (1/n) Σᵢ ∇fᵢ(x).
-    fn full_grad(&self, x: &[f64]) -> Vec<f64> {
-        let mut sum = vec![0.0; self.dim()];
-        let mut g = vec![0.0; self.dim()];
-        for i in 0..self.len() {
-            self.example_grad(x, i, &mut g);
-            sum.iter_mut().zip(&g).for_each(|(s, v)| *s += v);
-        }
-        let n = self.len().max(1) as f64;
-        sum.iter_mut().for_each(|s| *s /= n);
-        sum
+/// The per-example gradients of a private step (`out`: |idx| × d): a point or a gradient that is
+/// not finite is the run's divergence at `step` ([`OptimError::NonFinite`]), other errors of the
+/// problem are its own.
+pub(crate) fn example_gradients_at<P: PerExampleGradients + ?Sized>(
+    problem: &P,
+    x: &[f64],
+    idx: &[usize],
+    out: &mut [f64],
+    step: usize,
+) -> Result<()> {
+    match problem.example_gradients_into(x, idx, out) {
+        Err(gradlab_core::CoreError::NonFinite { .. }) => Err(OptimError::NonFinite {
+            what: "per-example gradient",
+            step,
+        }),
+        other => Ok(other?),
     }
 }
 

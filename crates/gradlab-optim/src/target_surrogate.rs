@@ -27,6 +27,11 @@
 //! - the step size carries over to the next inner step;
 //! - the inner loop ends early once ‖∇S‖ ≤ 10⁻⁶ (measured before that step, which is still taken).
 //!
+//! [`TargetSurrogate`] is a [`Solver`] over an [`OutputModel`] — the model's outputs on outer step
+//! k's batch as a differentiable function of θ, and the batch's loss of the outputs — run by
+//! [`gradlab_core::solve::solve`]; [`TargetSurrogate::step`] takes one outer step with the two as
+//! closures.
+//!
 //! ```
 //! use burn::prelude::*;
 //! use gradlab_optim::target_surrogate::TargetSurrogateConfig;
@@ -41,6 +46,8 @@
 use crate::error::{OptimError, check_beta};
 use burn::prelude::*;
 use burn::tensor::DType;
+use gradlab_core::problem::{Problem, check_point};
+use gradlab_core::solve::{Iteration, Solver};
 
 /// The outer schedule of the target step size s.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -280,6 +287,78 @@ impl TargetSurrogate {
     }
 }
 
+/// A model in output space, batch by batch, as the target surrogate needs it (the method's
+/// problem capability: the surrogate is built from the outputs and the loss's gradient in output
+/// space, not from the loss's gradient in θ).
+pub trait OutputModel: Problem {
+    /// The outputs `[n, k]` of outer step `step`'s batch at θ (an f64 tensor on any device;
+    /// differentiable on an autodiff device).
+    fn batch_outputs(&self, theta: Tensor<1>, step: usize) -> Tensor<2>;
+    /// The batch's loss of `outputs` as a **mean** over the batch (one element).
+    fn batch_loss(&self, outputs: Tensor<2>, step: usize) -> Tensor<1>;
+}
+
+/// The state of a [`TargetSurrogate`] run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SurrogateState {
+    /// The iterate.
+    pub x: Vec<f64>,
+    /// Outer steps taken (loss-gradient evaluations).
+    pub outer: usize,
+    /// The batch loss at the start of the last outer step.
+    pub last_loss: Option<f64>,
+    /// Failed line-search trials so far.
+    pub backtracks: usize,
+    /// Inner steps whose line search found no step satisfying Armijo's condition, so far.
+    pub unsatisfied: usize,
+}
+
+impl<P: OutputModel + ?Sized> Solver<P> for TargetSurrogate {
+    type State = SurrogateState;
+    type Error = OptimError;
+
+    fn init(&mut self, problem: &P, x0: &[f64]) -> crate::Result<SurrogateState> {
+        check_point(problem, x0)?;
+        Ok(SurrogateState {
+            x: x0.to_vec(),
+            outer: 0,
+            last_loss: None,
+            backtracks: 0,
+            unsatisfied: 0,
+        })
+    }
+
+    fn converged(&self, _: &SurrogateState) -> bool {
+        false
+    }
+
+    fn step(&mut self, problem: &P, s: &mut SurrogateState) -> crate::Result<()> {
+        let k = s.outer;
+        let model = |t: Tensor<1>| problem.batch_outputs(t, k);
+        let loss = |f: Tensor<2>| problem.batch_loss(f, k);
+        let out = TargetSurrogate::step(self, &s.x, &model, &loss)?;
+        s.outer += 1;
+        if out.theta.iter().any(|v| !v.is_finite()) {
+            return Err(OptimError::NonFinite {
+                what: "target surrogate iterate",
+                step: s.outer,
+            });
+        }
+        s.x = out.theta;
+        s.last_loss = Some(out.loss);
+        s.backtracks += out.backtracks;
+        s.unsatisfied += out.unsatisfied;
+        Ok(())
+    }
+
+    fn iteration<'a>(&self, s: &'a SurrogateState) -> Iteration<'a> {
+        Iteration {
+            work: s.outer,
+            ..Iteration::at(&s.x)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +468,66 @@ mod tests {
             (out.last_step - t2).abs() < 1e-12,
             "{} vs {t2}",
             out.last_step
+        );
+    }
+
+    /// f(θ) = θ on a batch that alternates between two targets, through the solver loop.
+    struct Alternating;
+    impl Problem for Alternating {
+        fn dim(&self) -> usize {
+            2
+        }
+    }
+    impl OutputModel for Alternating {
+        fn batch_outputs(&self, theta: Tensor<1>, _: usize) -> Tensor<2> {
+            theta.reshape([2, 1])
+        }
+        fn batch_loss(&self, f: Tensor<2>, step: usize) -> Tensor<1> {
+            let y = if step.is_multiple_of(2) {
+                [1.0, -3.0]
+            } else {
+                [2.0, 0.0]
+            };
+            identity_problem(y.to_vec()).1(f)
+        }
+    }
+
+    #[test]
+    fn the_solver_takes_the_outer_steps_of_its_batches() {
+        use gradlab_core::solve::{Silent, solve};
+        let cfg = TargetSurrogateConfig::new()
+            .with_step_size(0.5)
+            .with_inner_steps(20);
+        let (end, report) = solve(
+            &mut cfg.init().unwrap(),
+            &Alternating,
+            &[0.0, 0.0],
+            3,
+            &mut Silent,
+        )
+        .unwrap();
+        // By hand: the same outer steps with the closures of each batch.
+        let mut opt = cfg.init().unwrap();
+        let mut theta = vec![0.0, 0.0];
+        for k in 0..3 {
+            let y = if k.is_multiple_of(2) {
+                vec![1.0, -3.0]
+            } else {
+                vec![2.0, 0.0]
+            };
+            let (model, loss) = identity_problem(y);
+            theta = opt.step(&theta, &model, &loss).unwrap().theta;
+        }
+        assert_eq!((end.x, end.outer, report.iterations), (theta, 3, 3));
+        assert!(
+            solve(
+                &mut cfg.init().unwrap(),
+                &Alternating,
+                &[0.0],
+                3,
+                &mut Silent
+            )
+            .is_err()
         );
     }
 

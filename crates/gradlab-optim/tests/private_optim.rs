@@ -2,10 +2,11 @@
 //! DIFF2 with T = 1 against DP-GD, the noise scale against its formula, Poisson sampling against
 //! its rate, and the budget check before the first step.
 
+use gradlab_core::problem::{PerExampleGradients, Problem, mean_rows as mean_of};
 use gradlab_optim::OptimError;
 use gradlab_optim::diff2::Diff2Config;
 use gradlab_optim::dp_sgd::DpSgdConfig;
-use gradlab_optim::privacy::{FiniteSum, PrivacyBudget};
+use gradlab_optim::privacy::PrivacyBudget;
 use std::cell::Cell;
 
 /// Logistic regression on fixed pseudo-random data: fᵢ(x) = log(1 + exp(−yᵢ aᵢᵀx)); counts calls.
@@ -36,18 +37,39 @@ impl Logistic {
     }
 }
 
-impl FiniteSum for Logistic {
+impl Logistic {
     fn len(&self) -> usize {
         self.a.len()
-    }
-    fn dim(&self) -> usize {
-        self.a[0].len()
     }
     fn example_grad(&self, x: &[f64], i: usize, out: &mut [f64]) {
         self.calls.set(self.calls.get() + 1);
         let z: f64 = self.a[i].iter().zip(x).map(|(a, b)| a * b).sum::<f64>() * self.y[i];
         let s = -self.y[i] / (1.0 + z.exp());
         out.iter_mut().zip(&self.a[i]).for_each(|(o, a)| *o = s * a);
+    }
+    fn full_grad(&self, x: &[f64]) -> Vec<f64> {
+        let all: Vec<usize> = (0..self.len()).collect();
+        mean_of(&self.example_gradients(x, &all).unwrap(), self.dim())
+    }
+}
+
+impl Problem for Logistic {
+    fn dim(&self) -> usize {
+        self.a[0].len()
+    }
+}
+
+impl PerExampleGradients for Logistic {
+    fn examples(&self) -> usize {
+        self.len()
+    }
+    fn example_gradients(&self, x: &[f64], idx: &[usize]) -> gradlab_core::Result<Vec<f64>> {
+        let d = self.dim();
+        let mut out = vec![0.0; idx.len() * d];
+        for (row, &i) in out.chunks_exact_mut(d).zip(idx) {
+            self.example_grad(x, i, row);
+        }
+        Ok(out)
     }
 }
 
@@ -216,15 +238,17 @@ fn clipping_bounds_each_example() {
 
 /// fᵢ = 0: a step is pure noise.
 struct Zero(usize, usize);
-impl FiniteSum for Zero {
-    fn len(&self) -> usize {
-        self.0
-    }
+impl Problem for Zero {
     fn dim(&self) -> usize {
         self.1
     }
-    fn example_grad(&self, _: &[f64], _: usize, out: &mut [f64]) {
-        out.fill(0.0);
+}
+impl PerExampleGradients for Zero {
+    fn examples(&self) -> usize {
+        self.0
+    }
+    fn example_gradients(&self, _: &[f64], idx: &[usize]) -> gradlab_core::Result<Vec<f64>> {
+        Ok(vec![0.0; idx.len() * self.1])
     }
 }
 

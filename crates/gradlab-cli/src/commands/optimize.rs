@@ -1,7 +1,10 @@
 //! `gradlab optimize`: an optimizer on a test function, its trajectory streamed to stdout.
 
 use anyhow::{Result, bail};
-use gradlab_data::functions::problem_by_name;
+use gradlab_core::solve::{Fallible, Iteration, solve};
+use gradlab_data::functions::{TestFunction, problem_by_name};
+use gradlab_optim::OptimError;
+use gradlab_optim::point::Descent;
 use gradlab_optim::spec::OptimizerSpec;
 
 /// The arguments of `gradlab optimize`.
@@ -63,79 +66,68 @@ pub fn run(args: Args) -> Result<()> {
     if x0.iter().any(|v| !v.is_finite()) {
         bail!("x0 must be finite");
     }
-    if !f.value(&x0).is_finite() {
+    if f.cost(&x0).is_err() {
         bail!("{problem} is not finite at x0 = {x0:?}; start closer to the origin");
     }
     let mut spec = OptimizerSpec::parse(&optimizer)?.with_lr(lr);
     (spec.beta1, spec.beta2, spec.eps, spec.momentum) = (beta1, beta2, eps, momentum);
-    let opt = spec.point_optimizer(&x0)?;
-    optimize(opt, f.as_ref(), x0, lr, steps, json)
+    let descent = Descent::new(spec.point_optimizer(&x0)?, lr);
+    optimize(descent, f.as_ref(), &x0, steps, json)
 }
 
-/// Run a point optimizer and stream its trajectory to stdout (constant memory at any number of
-/// steps): every point as JSON, or about 20 evenly spaced lines of text. In JSON mode a run that
-/// diverges still ends the document, with an `"error"` field, before the error exit.
+/// Run `descent` on `f` through the solver loop and stream its trajectory to stdout (constant
+/// memory at any number of steps): every point as JSON, or about 20 evenly spaced lines of text.
+/// In JSON mode a run that diverges still ends the document, with an `"error"` field, before the
+/// error exit.
 fn optimize(
-    mut opt: Box<dyn gradlab_optim::point::PointStep>,
-    f: &dyn gradlab_data::functions::Objective,
-    x0: Vec<f64>,
-    lr: f64,
+    mut descent: Descent,
+    f: &dyn TestFunction,
+    x0: &[f64],
     steps: usize,
     json: bool,
 ) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let stride = (steps / 20).max(1);
-    let emit = |out: &mut dyn Write, step: usize, x: &[f64], v: f64| -> std::io::Result<()> {
-        if json {
-            let sep = if step == 0 { "" } else { "," };
-            write!(
-                out,
-                "{sep}{}",
-                serde_json::json!({"step": step, "x": x, "f": v})
-            )
-        } else if step.is_multiple_of(stride) || step == steps {
-            writeln!(
-                out,
-                "step {step:>6}  f = {v:<12.6e}  x = {}",
-                serde_json::json!(x)
-            )
-        } else {
-            Ok(())
-        }
-    };
     if json {
         write!(out, "{{\"trajectory\":[")?;
     }
-    let mut x = x0;
-    emit(&mut out, 0, &x, f.value(&x))?;
-    let mut failure = None;
-    for step in 1..=steps {
-        x = match opt.step(lr, &f.grad(&x)) {
-            Ok(x) => x,
-            Err(e) => {
-                failure = Some(format!("step {step} failed: {e}"));
-                break;
-            }
-        };
-        let v = f.value(&x);
-        if !v.is_finite() || x.iter().any(|c| !c.is_finite()) {
-            failure = Some(format!(
-                "the iterate became non-finite at step {step}; try a smaller --lr"
-            ));
-            break;
+    let mut emit = Fallible::new(|it: &Iteration| -> Result<()> {
+        let step = it.iteration;
+        let v = f.cost(it.x).map_err(|_| diverged(step))?;
+        if json {
+            let sep = if step == 0 { "" } else { "," };
+            let point = serde_json::json!({"step": step, "x": it.x, "f": v});
+            write!(out, "{sep}{point}")?;
+        } else if step.is_multiple_of(stride) || step == steps {
+            let x = serde_json::json!(it.x);
+            writeln!(out, "step {step:>6}  f = {v:<12.6e}  x = {x}")?;
         }
-        emit(&mut out, step, &x, v)?;
-    }
+        Ok(())
+    });
+    let failure = match solve(&mut descent, f, x0, steps, &mut emit) {
+        Err(OptimError::NonFinite { step, .. }) => Some(diverged(step)),
+        Err(OptimError::Core(gradlab_core::CoreError::NonFinite { .. })) => Some(anyhow::anyhow!(
+            "the gradient became non-finite; try a smaller --lr"
+        )),
+        Err(e) => Some(e.into()),
+        Ok(_) => None,
+    };
+    let failure = failure.or_else(|| emit.finish().err());
     if json {
         match &failure {
-            Some(e) => writeln!(out, "],\"error\":{}}}", serde_json::json!(e))?,
+            Some(e) => writeln!(out, "],\"error\":{}}}", serde_json::json!(e.to_string()))?,
             None => writeln!(out, "]}}")?,
         }
     }
     out.flush()?;
     match failure {
-        Some(e) => bail!(e),
+        Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The error of a run whose iterate or value left the finite numbers at `step`.
+fn diverged(step: usize) -> anyhow::Error {
+    anyhow::anyhow!("the iterate became non-finite at step {step}; try a smaller --lr")
 }

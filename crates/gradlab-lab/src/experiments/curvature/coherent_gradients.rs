@@ -113,7 +113,7 @@ pub fn run(
         let idx = &order[start..start + batch];
         let (x, y) = to_tensors(set, idx, &dev);
         let rows = model.per_example_grads(x, y);
-        let g = PerExampleGrads::new(rows?.concat(), theta.len())?;
+        let g = PerExampleGrads::new(rows?, theta.len())?;
         if s < steps / 5 {
             coherence.push(m_coherence(&g));
         }

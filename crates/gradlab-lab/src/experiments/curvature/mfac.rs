@@ -18,9 +18,9 @@ use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, 
 use gradlab_curvature::model::ModelGradient;
 use crate::plot::{Series, line_chart};
 use gradlab_train::{LossKind, autodiff_device, evaluate};
-use gradlab_curvature::GradientOracle;
+use gradlab_core::problem::{Gradient, PerExampleGradients, Problem};
 use gradlab_data::ImageSet;
-use gradlab_data::batch::{epoch_batches, to_tensors};
+use gradlab_data::batch::epoch_batches;
 use gradlab_data::images::load_split;
 use gradlab_nets::mlp::{Mlp, MlpConfig};
 use gradlab_nets::{Activation};
@@ -222,10 +222,10 @@ fn block_fisher(
     alive: &[usize],
 ) -> Result<BlockFisherInverse> {
     let idx: Vec<usize> = (0..PRUNE_EXAMPLES.min(set.len())).collect();
-    let (x, y) = to_tensors(set, &idx, &autodiff_device());
-    let rows: Vec<f64> = loaded(net, theta)?
-        .per_example_grads(x, y)?
-        .iter()
+    let problem = ModelGradient::new(net.clone(), set, &idx, LossKind::CrossEntropy);
+    let rows: Vec<f64> = problem
+        .example_gradients(theta, &idx)?
+        .chunks(problem.dim())
         .flat_map(|g| alive.iter().map(|&i| g[i]))
         .collect();
     let mean_diag = rows.iter().map(|g| g * g).sum::<f64>() / rows.len().max(1) as f64;

@@ -11,10 +11,12 @@
 use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
 use crate::plot::{Series, line_chart};
+use gradlab_core::problem::{Cost, PerExampleGradients, Problem};
+use gradlab_core::solve::{Fallible, Iteration, solve};
 use gradlab_data::ImageSet;
 use gradlab_data::batch::epoch_order;
 use gradlab_data::images::load_split;
-use gradlab_optim::adadagrad::{AdaGradNorm, BatchTest, LinearShape, PerExampleGrads};
+use gradlab_optim::adadagrad::{self as method_impl, AdaGradNorm, BatchTest, LinearShape};
 
 /// The experiment.
 pub struct AdAdaGrad;
@@ -77,6 +79,73 @@ pub fn full_loss(set: &ImageSet, theta: &[f64]) -> f64 {
         / set.len() as f64
 }
 
+/// Multinomial logistic regression on an image set, θ = [W (d × K row-major); b (K)], with
+/// closed-form per-example gradients.
+pub struct Logistic<'a>(pub &'a ImageSet);
+
+impl Problem for Logistic<'_> {
+    fn dim(&self) -> usize {
+        (self.0.feature_dim() + 1) * K
+    }
+}
+
+impl Cost for Logistic<'_> {
+    fn cost(&self, x: &[f64]) -> gradlab_core::Result<f64> {
+        gradlab_core::problem::check_point(self, x)?;
+        Ok(full_loss(self.0, x))
+    }
+}
+
+impl PerExampleGradients for Logistic<'_> {
+    fn examples(&self) -> usize {
+        self.0.len()
+    }
+    fn example_gradients(&self, x: &[f64], idx: &[usize]) -> gradlab_core::Result<Vec<f64>> {
+        gradlab_core::problem::check_point(self, x)?;
+        Ok(per_example(self.0, idx, x))
+    }
+}
+
+/// AdaGrad-Norm (the paper's scalar form with b₀ = 0.1, or `per_row`: the official per-output-row
+/// accumulators of `layers`) from batches of [`B0`] drawn from a fresh seeded shuffle at every
+/// step, the batch size set by `test` if any.
+fn method(
+    n: usize,
+    seed: u64,
+    test: Option<BatchTest>,
+    per_row: Option<&[LinearShape]>,
+) -> Result<method_impl::AdAdaGrad> {
+    let opt = match per_row {
+        Some(layers) => AdaGradNorm::per_output_row(1.0, layers)?,
+        None => AdaGradNorm::new(1.0, 0.1)?,
+    };
+    let draw = move |step: usize, b: usize| epoch_order(n, seed, step)[..b].to_vec();
+    let method = method_impl::AdAdaGrad::new(opt, B0, draw);
+    Ok(match test {
+        Some(t) => method.with_test(t)?,
+        None => method,
+    })
+}
+
+/// Run `method` on `problem` from `x0` for `steps` steps, the curve of (samples seen, batch size,
+/// `loss(θ)`) at every iterate.
+fn curve<P: PerExampleGradients>(
+    mut method: method_impl::AdAdaGrad,
+    problem: &P,
+    x0: &[f64],
+    steps: usize,
+    mut loss: impl FnMut(&[f64]) -> Result<f64>,
+) -> Result<Vec<(usize, usize, f64)>> {
+    let mut points = vec![];
+    let mut observe = Fallible::new(|it: &Iteration| -> Result<()> {
+        points.push((it.work, it.batch.unwrap_or(B0), loss(it.x)?));
+        Ok(())
+    });
+    solve(&mut method, problem, x0, steps, &mut observe)?;
+    observe.finish()?;
+    Ok(points)
+}
+
 /// One run: per step (samples seen, batch size, full loss). AdaGrad-Norm in the paper's scalar
 /// form (b₀ = 0.1), or with `per_row` the official per-output-row accumulators; the per-example
 /// gradients are split into the weight and bias tensors for the per-tensor test.
@@ -87,71 +156,41 @@ pub fn run(
     steps: usize,
     seed: u64,
 ) -> Result<Vec<(usize, usize, f64)>> {
-    let dim = (set.feature_dim() + 1) * K;
-    let mut theta = vec![0.0; dim];
-    let mut opt = if per_row {
-        let shape = LinearShape {
-            inputs: set.feature_dim(),
-            outputs: K,
-            bias: true,
-        };
-        AdaGradNorm::per_output_row(1.0, &[shape])?
-    } else {
-        AdaGradNorm::new(1.0, 0.1)?
-    };
-    let mut b = B0;
-    let mut seen = 0;
-    let mut curve = vec![(0, b, full_loss(set, &theta))];
-    for s in 0..steps {
-        let order = epoch_order(set.len(), seed, s);
-        let idx = &order[..b.min(set.len())];
-        let g = PerExampleGrads::new(per_example(set, idx, &theta), dim)?
-            .with_tensors(vec![dim - K, K])?;
-        opt.step(&mut theta, &g.mean())?;
-        seen += idx.len();
-        if let Some(t) = test {
-            b = t.required(&g).min(set.len());
-        }
-        curve.push((seen, b, full_loss(set, &theta)));
-    }
-    Ok(curve)
+    let problem = Logistic(set);
+    let dim = problem.dim();
+    let shape = [LinearShape {
+        inputs: set.feature_dim(),
+        outputs: K,
+        bias: true,
+    }];
+    let m = method(set.len(), seed, test, per_row.then_some(&shape[..]))?;
+    let m = m.with_tensors(vec![dim - K, K]);
+    curve(m, &problem, &vec![0.0; dim], steps, |x| Ok(problem.cost(x)?))
 }
 
-/// The same protocol on an MLP 64-32-10 (tanh), with per-example gradients from
-/// [`gradlab_nets::mlp::Mlp::per_example_grads`]: per step (samples seen, batch size, full loss).
+/// The same protocol on an MLP 64-32-10 (tanh), with per-example gradients from one backward
+/// pass (`gradlab_curvature::model::ModelGradient`): per step (samples seen, batch size, full
+/// loss).
 pub fn run_mlp(
     set: &ImageSet,
     test: Option<BatchTest>,
     steps: usize,
     seed: u64,
 ) -> Result<Vec<(usize, usize, f64)>> {
-    use gradlab_train::{LossKind, autodiff_device, evaluate};
+    use gradlab_curvature::model::ModelGradient;
     use gradlab_nets::{Activation, mlp::MlpConfig};
-    let dev = autodiff_device();
-    let mut model = MlpConfig::new(vec![set.feature_dim(), 32, K])
+    use gradlab_train::{LossKind, autodiff_device, evaluate};
+    let model = MlpConfig::new(vec![set.feature_dim(), 32, K])
         .with_activation(Activation::Tanh)
-        .init(&dev, seed);
-    let mut theta: Vec<f64> = gradlab_core::flat::flatten_host(&model)?;
-    let mut opt = AdaGradNorm::new(1.0, 0.1)?;
-    let mut b = B0;
-    let mut seen = 0;
-    let loss = |m: &gradlab_nets::mlp::Mlp| evaluate(m, set, LossKind::CrossEntropy).0;
-    let mut curve = vec![(0, b, loss(&model))];
-    for s in 0..steps {
-        let order = epoch_order(set.len(), seed, s);
-        let idx = &order[..b.min(set.len())];
-        let (x, y) = gradlab_data::batch::to_tensors(set, idx, &dev);
-        let rows = model.per_example_grads(x, y);
-        let g = PerExampleGrads::new(rows?.concat(), theta.len())?;
-        opt.step(&mut theta, &g.mean())?;
-        model = gradlab_core::flat::load_host(model, &theta).map_err(crate::LabError::from)?;
-        seen += idx.len();
-        if let Some(t) = test {
-            b = t.required(&g).min(set.len());
-        }
-        curve.push((seen, b, loss(&model)));
-    }
-    Ok(curve)
+        .init(&autodiff_device(), seed);
+    let theta: Vec<f64> = gradlab_core::flat::flatten_host(&model)?;
+    let all: Vec<usize> = (0..set.len()).collect();
+    let problem = ModelGradient::new(model.clone(), set, &all, LossKind::CrossEntropy);
+    let loss = |x: &[f64]| -> Result<f64> {
+        let m = gradlab_core::flat::load_host(model.clone(), x)?;
+        Ok(evaluate(&m, set, LossKind::CrossEntropy).0)
+    };
+    curve(method(set.len(), seed, test, None)?, &problem, &theta, steps, loss)
 }
 
 impl Experiment for AdAdaGrad {

@@ -13,9 +13,12 @@ use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
 use crate::plot::{Series, line_chart};
 use gradlab_curvature::sharpness::diagonal_sharpness;
-use gradlab_data::functions::{Objective, Quadratic};
+use gradlab_core::problem::Cost;
+use gradlab_core::solve::{Control, Iteration, solve};
+use gradlab_data::functions::Quadratic;
+use gradlab_optim::OptimError;
 use gradlab_optim::adam_clip::AdamClipConfig;
-use gradlab_optim::point::{PointOptimizer, PointStep};
+use gradlab_optim::point::{Descent, PointOptimizer, PointStep};
 use gradlab_optim::sgd::SgdConfig;
 use gradlab_optim::spec::OptimizerSpec;
 use gradlab_optim::transform::ClipTopCoordinates;
@@ -102,30 +105,38 @@ fn optimizer(method: &str, lr: f64, x0: &[f64]) -> Result<Box<dyn PointStep>> {
     })
 }
 
-/// Run `method` at learning rate `lr` for `steps` steps.
+/// Run `method` at learning rate `lr` for `steps` steps (the one solver loop; a run whose loss
+/// leaves [0, 10⁶·f₀], or whose iterate or gradient stops being finite, is unstable and ends).
 pub fn run(method: &str, lr: f64, q: &Quadratic, x0: &[f64], steps: usize) -> Result<Run> {
-    let mut opt = optimizer(method, lr, x0)?;
-    let mut x = x0.to_vec();
-    let f0 = q.value(&x);
-    let (mut losses, mut sharpness) = (vec![f0], vec![]);
-    for _ in 0..steps {
-        let next = opt.step(lr, &q.grad(&x))?;
-        let f = q.value(&next);
-        if !f.is_finite() || f > 1e6 * f0 {
-            return Ok(Run {
-                losses,
-                sharpness,
-                stable: false,
-            });
-        }
-        let u: Vec<f64> = next.iter().zip(&x).map(|(a, b)| a - b).collect();
+    let mut descent = Descent::new(optimizer(method, lr, x0)?, lr);
+    let f0 = q.cost(x0)?;
+    let (mut losses, mut sharpness) = (vec![], vec![]);
+    let mut prev = x0.to_vec();
+    let mut diverged = false;
+    let mut observe = |it: &Iteration| {
+        let f = match q.cost(it.x) {
+            Ok(f) if f <= 1e6 * f0 => f,
+            _ => {
+                diverged = true;
+                return Control::Stop;
+            }
+        };
+        let u: Vec<f64> = it.x.iter().zip(&prev).map(|(a, b)| a - b).collect();
         if u.iter().any(|v| *v != 0.0) {
             sharpness.push(diagonal_sharpness(q.spectrum(), &u));
         }
         losses.push(f);
-        x = next;
+        prev = it.x.to_vec();
+        Control::Continue
+    };
+    match solve(&mut descent, q, x0, steps, &mut observe) {
+        Err(OptimError::NonFinite { .. })
+        | Err(OptimError::Core(gradlab_core::CoreError::NonFinite { .. })) => diverged = true,
+        other => {
+            other?;
+        }
     }
-    let stable = *losses.last().unwrap_or(&f64::INFINITY) < f0;
+    let stable = !diverged && *losses.last().unwrap_or(&f64::INFINITY) < f0;
     Ok(Run {
         losses,
         sharpness,

@@ -16,7 +16,8 @@ use crate::plot::{Series, line_chart};
 use gradlab_data::procedural::logistic_data;
 use gradlab_optim::diff2::Diff2Config;
 use gradlab_optim::dp_sgd::DpSgdConfig;
-use gradlab_optim::privacy::{FiniteSum, PrivacyBudget, PrivateRun};
+use gradlab_core::problem::{Gradient, PerExampleGradients, check_finite, check_point, mean_rows};
+use gradlab_optim::privacy::{PrivacyBudget, PrivateRun};
 
 use super::diff2_net::SoftplusRegression;
 
@@ -69,13 +70,18 @@ impl LogisticRegression {
     }
 }
 
-impl FiniteSum for LogisticRegression {
+impl LogisticRegression {
+    /// The number of parameters d.
+    fn param_count(&self) -> usize {
+        self.d
+    }
+
+    /// The number of examples n.
     fn len(&self) -> usize {
         self.y.len()
     }
-    fn dim(&self) -> usize {
-        self.d
-    }
+
+    /// ∇fᵢ(x) into `out`.
     fn example_grad(&self, x: &[f64], i: usize, out: &mut [f64]) {
         let row = &self.a[i * self.d..(i + 1) * self.d];
         let margin = self.y[i] * row.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
@@ -84,19 +90,74 @@ impl FiniteSum for LogisticRegression {
     }
 }
 
-/// What the study needs of a problem: its start, its loss and its gradient norm.
-pub trait Problem: FiniteSum + Sync {
+/// [`gradlab_core::problem::Problem`], [`PerExampleGradients`] (checked: the point's length and
+/// finiteness, finite rows) and the finite sum's [`Gradient`] (the mean of the rows) of a problem
+/// with inherent `param_count()`, `len()` and `example_grad(x, i, out)`.
+macro_rules! finite_sum {
+    ($t:ty) => {
+        impl gradlab_core::problem::Problem for $t {
+            fn dim(&self) -> usize {
+                self.param_count()
+            }
+        }
+        impl PerExampleGradients for $t {
+            fn examples(&self) -> usize {
+                self.len()
+            }
+            fn example_gradients(
+                &self,
+                x: &[f64],
+                idx: &[usize],
+            ) -> gradlab_core::Result<Vec<f64>> {
+                let mut out = vec![0.0; idx.len() * x.len()];
+                self.example_gradients_into(x, idx, &mut out)?;
+                Ok(out)
+            }
+            fn example_gradients_into(
+                &self,
+                x: &[f64],
+                idx: &[usize],
+                out: &mut [f64],
+            ) -> gradlab_core::Result<()> {
+                check_point(self, x)?;
+                let d = x.len();
+                if out.len() != idx.len() * d || idx.iter().any(|i| *i >= self.len()) {
+                    return Err(gradlab_core::CoreError::Failed(
+                        "per-example gradients of examples the problem does not have".into(),
+                    ));
+                }
+                for (row, &i) in out.chunks_exact_mut(d).zip(idx) {
+                    self.example_grad(x, i, row);
+                }
+                check_finite("per-example gradient", out)
+            }
+        }
+        impl Gradient for $t {
+            fn gradient(&self, x: &[f64]) -> gradlab_core::Result<Vec<f64>> {
+                let all: Vec<usize> = (0..self.len()).collect();
+                Ok(mean_rows(&self.example_gradients(x, &all)?, x.len()))
+            }
+        }
+    };
+}
+
+finite_sum!(LogisticRegression);
+finite_sum!(SoftplusRegression);
+
+/// What the study needs of a problem beyond its per-example gradients: its start and its loss.
+pub trait PrivateStudy: PerExampleGradients + Gradient + Sync {
     /// The starting point.
     fn x0(&self) -> Vec<f64>;
-    /// The training loss.
+    /// The training loss (non-finite for a diverged iterate: the metrics count it as +∞).
     fn loss(&self, x: &[f64]) -> f64;
-    /// ‖∇f(x)‖².
+    /// ‖∇f(x)‖², +∞ where the gradient is not finite.
     fn grad_sq_norm(&self, x: &[f64]) -> f64 {
-        self.full_grad(x).iter().map(|g| g * g).sum()
+        self.gradient(x)
+            .map_or(f64::INFINITY, |g| g.iter().map(|g| g * g).sum())
     }
 }
 
-impl Problem for LogisticRegression {
+impl PrivateStudy for LogisticRegression {
     fn x0(&self) -> Vec<f64> {
         vec![0.0; self.d]
     }
@@ -113,7 +174,7 @@ impl Problem for LogisticRegression {
     }
 }
 
-impl Problem for SoftplusRegression {
+impl PrivateStudy for SoftplusRegression {
     fn x0(&self) -> Vec<f64> {
         SoftplusRegression::initial(0)
     }
@@ -132,7 +193,7 @@ enum Metric {
 }
 
 impl Metric {
-    fn of(self, p: &impl Problem, x: &[f64]) -> f64 {
+    fn of(self, p: &impl PrivateStudy, x: &[f64]) -> f64 {
         let v = match self {
             Metric::GradSqNorm => p.grad_sq_norm(x),
             Metric::Loss => p.loss(x),
@@ -172,7 +233,7 @@ impl Method {
     /// The run from 0 with noise seed `seed`; `observe` sees every iterate.
     fn execute(
         &self,
-        p: &impl Problem,
+        p: &impl PrivateStudy,
         budget: &PrivacyBudget,
         seed: u64,
         observe: impl FnMut(usize, &[f64]),
@@ -187,7 +248,7 @@ impl Method {
     /// `metric` along the run with noise seed `seed`, every `every` rounds.
     fn run(
         &self,
-        p: &impl Problem,
+        p: &impl PrivateStudy,
         metric: Metric,
         budget: &PrivacyBudget,
         seed: u64,
@@ -203,7 +264,7 @@ impl Method {
     }
 
     /// The final iterate with noise seed `seed`.
-    fn final_x(&self, p: &impl Problem, budget: &PrivacyBudget, seed: u64) -> Result<Vec<f64>> {
+    fn final_x(&self, p: &impl PrivateStudy, budget: &PrivacyBudget, seed: u64) -> Result<Vec<f64>> {
         Ok(self.execute(p, budget, seed, |_, _| {})?.x)
     }
 
@@ -212,7 +273,7 @@ impl Method {
     /// the experiment. Other errors are errors.
     fn final_x_unless_diverged(
         &self,
-        p: &impl Problem,
+        p: &impl PrivateStudy,
         budget: &PrivacyBudget,
         seed: u64,
     ) -> Result<Option<Vec<f64>>> {
@@ -231,7 +292,7 @@ fn unless_diverged<T>(r: Result<T>) -> Result<Option<T>> {
 }
 
 /// `metric` at `x`, +∞ for a diverged run.
-fn metric_or_inf(p: &impl Problem, metric: Metric, x: &Option<Vec<f64>>) -> f64 {
+fn metric_or_inf(p: &impl PrivateStudy, metric: Metric, x: &Option<Vec<f64>>) -> f64 {
     x.as_ref().map_or(f64::INFINITY, |x| metric.of(p, x))
 }
 
@@ -367,7 +428,7 @@ fn restart_share(c: &Diff2Config) -> f64 {
 /// over the available cores).
 fn tune(
     grid: Vec<Method>,
-    p: &impl Problem,
+    p: &impl PrivateStudy,
     metric: Metric,
     budget: &PrivacyBudget,
     bar: &indicatif::ProgressBar,
@@ -430,7 +491,7 @@ fn study(
     ctx: &RunContext,
     title: String,
     label: &str,
-    p: &impl Problem,
+    p: &impl PrivateStudy,
     metric: Metric,
     budget: &PrivacyBudget,
     grids: Vec<(&str, Vec<Method>)>,
@@ -498,7 +559,7 @@ fn study(
         });
     }
     bar.finish_and_clear();
-    let x = gradient_descent(p, gd.0, gd.1);
+    let x = gradient_descent(p, gd.0, gd.1)?;
     let gd_value = metric.of(p, &x);
     let mut row = vec![
         "GD, no privacy (reference)".into(),
@@ -699,11 +760,11 @@ impl Experiment for Diff2 {
 }
 
 /// The iterate after plain gradient descent (no privacy), for scale.
-fn gradient_descent(p: &impl Problem, lr: f64, steps: usize) -> Vec<f64> {
+fn gradient_descent(p: &impl PrivateStudy, lr: f64, steps: usize) -> Result<Vec<f64>> {
     let mut x = p.x0();
     for _ in 0..steps {
-        let g = p.full_grad(&x);
+        let g = p.gradient(&x)?;
         x.iter_mut().zip(&g).for_each(|(a, b)| *a -= lr * b);
     }
-    x
+    Ok(x)
 }

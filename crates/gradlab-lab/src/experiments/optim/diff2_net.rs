@@ -9,7 +9,6 @@
 //! normal features, a target from a random teacher (16 tanh units, weights N(0, 1/8), output
 //! weights N(0, 1)) plus N(0, 0.1²) noise, divided by its max |y|.
 
-use gradlab_optim::privacy::FiniteSum;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -105,14 +104,19 @@ impl SoftplusRegression {
     }
 }
 
-impl FiniteSum for SoftplusRegression {
-    fn len(&self) -> usize {
-        self.y.len()
-    }
-    fn dim(&self) -> usize {
+impl SoftplusRegression {
+    /// The number of parameters.
+    pub(crate) fn param_count(&self) -> usize {
         Self::params()
     }
-    fn example_grad(&self, theta: &[f64], i: usize, out: &mut [f64]) {
+
+    /// The number of examples.
+    pub(crate) fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// ∇fᵢ(θ) into `out`.
+    pub(crate) fn example_grad(&self, theta: &[f64], i: usize, out: &mut [f64]) {
         let (pred, z) = self.forward(theta, i);
         let r = 2.0 * (pred - self.y[i]);
         let xi = &self.x[i * FEATURES..(i + 1) * FEATURES];
@@ -139,9 +143,9 @@ mod tests {
         let theta = SoftplusRegression::initial(4);
         let loss_i = |t: &[f64], i: usize| (p.forward(t, i).0 - p.y[i]).powi(2);
         for i in 0..5 {
-            let mut g = vec![0.0; p.dim()];
+            let mut g = vec![0.0; p.param_count()];
             p.example_grad(&theta, i, &mut g);
-            for c in 0..p.dim() {
+            for c in 0..p.param_count() {
                 let h = 1e-6;
                 let (mut a, mut b) = (theta.clone(), theta.clone());
                 a[c] += h;
@@ -155,6 +159,6 @@ mod tests {
             }
         }
         assert!(p.y.iter().all(|v| v.abs() <= 1.0));
-        assert_eq!(p.dim(), 101);
+        assert_eq!(p.param_count(), 101);
     }
 }

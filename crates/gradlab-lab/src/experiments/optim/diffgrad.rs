@@ -16,11 +16,13 @@ use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, 
 use crate::plot::{Series, line_chart};
 use gradlab_train::{EpochStats, TrainConfig, Trainer, autodiff_device};
 use gradlab_data::ImageSet;
-use gradlab_data::functions::{DiffGradF1, DiffGradF2, DiffGradF3, Objective};
+use gradlab_data::functions::{DiffGradF1, DiffGradF2, DiffGradF3, TestFunction};
 use gradlab_data::images::load_split;
 use gradlab_nets::cnn::SmallCnnConfig;
 use gradlab_optim::schedule::Schedule;
+use gradlab_optim::point::Descent;
 use gradlab_optim::spec::OptimizerSpec;
+use gradlab_core::solve::{Control, Iteration, solve};
 
 /// The diffGrad experiment.
 pub struct DiffGradExperiment;
@@ -36,16 +38,22 @@ const INFO: PaperInfo = PaperInfo {
 pub const ANALYTIC_STEPS: usize = 300;
 
 /// The trajectory x₀, x₁, …, x_steps of `optimizer` ("adam" or "diffgrad") on `f` with the paper's settings.
-pub fn analytic_trajectory(optimizer: &str, f: &dyn Objective, steps: usize) -> Result<Vec<f64>> {
+pub fn analytic_trajectory(
+    optimizer: &str,
+    f: &dyn TestFunction,
+    steps: usize,
+) -> Result<Vec<f64>> {
     let mut spec = OptimizerSpec::parse(optimizer)?.with_lr(0.1);
     spec.beta1 = Some(0.95);
     spec.beta2 = Some(0.999);
-    let mut opt = spec.point_optimizer(&[-1.0])?;
-    let mut xs = vec![-1.0];
-    for _ in 0..steps {
-        let x = *xs.last().unwrap_or(&-1.0);
-        xs.push(opt.step(0.1, &f.grad(&[x]))?[0]);
-    }
+    let x0 = [-1.0];
+    let mut descent = Descent::new(spec.point_optimizer(&x0)?, 0.1);
+    let mut xs = vec![];
+    let mut record = |it: &Iteration| {
+        xs.push(it.x[0]);
+        Control::Continue
+    };
+    solve(&mut descent, f, &x0, steps, &mut record)?;
     Ok(xs)
 }
 
@@ -55,7 +63,7 @@ fn std_dev(v: &[f64]) -> f64 {
 }
 
 fn analytic(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
-    let cases: [(&dyn Objective, &str, Vec<f64>); 3] = [
+    let cases: [(&dyn TestFunction, &str, Vec<f64>); 3] = [
         (&DiffGradF1, "F1", vec![0.2]),
         (&DiffGradF2, "F2", vec![0.0, 0.588_1]),
         (&DiffGradF3, "F3", vec![-0.5, 0.5]),
@@ -84,7 +92,7 @@ fn analytic(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
                 name.into(),
                 label.into(),
                 format!("{last:.4}"),
-                format!("{:.4}", f.value(&[last])),
+                format!("{:.4}", f.cost(&[last])?),
                 format!("{gx:.4}"),
                 format!("{:.4}", std_dev(&xs[xs.len() - 100..])),
             ]);

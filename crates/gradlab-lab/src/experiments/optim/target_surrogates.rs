@@ -20,7 +20,11 @@ use burn::tensor::DType;
 use gradlab_data::ImageSet;
 use gradlab_data::batch::epoch_batches;
 use gradlab_data::procedural::logistic_data;
-use gradlab_optim::target_surrogate::{StepSchedule, TargetSurrogateConfig};
+use gradlab_core::problem::Problem;
+use gradlab_core::solve::{Fallible, Iteration, solve};
+use gradlab_optim::OptimError;
+use gradlab_optim::target_surrogate::{OutputModel, StepSchedule, TargetSurrogateConfig};
+use std::cell::RefCell;
 use rand::{Rng, SeedableRng};
 
 /// The experiment.
@@ -82,8 +86,51 @@ pub fn initial_theta(seed: u64) -> Vec<f64> {
     (0..=D).map(|_| rng.random_range(-bound..bound)).collect()
 }
 
+/// The linear logistic model on the minibatches of [`epoch_batches`] (outer step k takes batch
+/// k mod (batches per epoch) of epoch ⌊k / per epoch⌋), as the surrogate's [`OutputModel`]; the
+/// current batch's tensors are kept while its outer step lasts.
+struct Minibatches<'a> {
+    set: &'a ImageSet,
+    batch: usize,
+    seed: u64,
+    current: RefCell<Option<(usize, Tensor<2>, Tensor<2>)>>,
+}
+
+impl Minibatches<'_> {
+    /// The inputs and labels of outer step `k`'s batch.
+    fn tensors(&self, k: usize) -> (Tensor<2>, Tensor<2>) {
+        let mut current = self.current.borrow_mut();
+        if current.as_ref().is_none_or(|(step, _, _)| *step != k) {
+            let per_epoch = self.set.len().div_ceil(self.batch);
+            let idx = &epoch_batches(self.set.len(), self.batch, self.seed, k / per_epoch)
+                [k % per_epoch];
+            let (x, y) = batch_tensors(self.set, idx, &Device::flex());
+            *current = Some((k, x, y));
+        }
+        let (_, x, y) = current.as_ref().expect("set above");
+        (x.clone(), y.clone())
+    }
+}
+
+impl Problem for Minibatches<'_> {
+    fn dim(&self) -> usize {
+        D + 1
+    }
+}
+
+impl OutputModel for Minibatches<'_> {
+    fn batch_outputs(&self, theta: Tensor<1>, step: usize) -> Tensor<2> {
+        let d = theta.device();
+        logits(theta, self.tensors(step).0.to_device(&d))
+    }
+    fn batch_loss(&self, outputs: Tensor<2>, step: usize) -> Tensor<1> {
+        let d = outputs.device();
+        bce(outputs, self.tensors(step).1.to_device(&d))
+    }
+}
+
 /// Full-data loss after each outer step of the surrogate method with `m` inner steps, step size
-/// `s` and `schedule` (a non-finite loss ends the curve there with +∞).
+/// `s` and `schedule` (a diverging run ends its curve there with +∞).
 pub fn run_surrogate(
     set: &ImageSet,
     batch: usize,
@@ -100,30 +147,26 @@ pub fn run_surrogate(
         .with_inner_steps(m)
         .with_batches_per_epoch(per_epoch as f64)
         .init()?;
-    let mut theta = initial_theta(seed);
-    let mut curve = vec![full_loss(set, &theta)];
-    let dev = Device::flex();
-    for k in 0..steps {
-        let idx = &epoch_batches(set.len(), batch, seed, k / per_epoch)[k % per_epoch];
-        let (x, y) = batch_tensors(set, idx, &dev);
-        let model = |t: Tensor<1>| {
-            let d = t.device();
-            logits(t, x.clone().to_device(&d))
-        };
-        let loss = |f: Tensor<2>| {
-            let d = f.device();
-            bce(f, y.clone().to_device(&d))
-        };
-        match opt.step(&theta, &model, &loss) {
-            Ok(out) if out.theta.iter().all(|v| v.is_finite()) => theta = out.theta,
-            // A diverging grid point: its curve ends here (the grid search discards it).
-            _ => {
-                curve.resize(steps + 1, f64::INFINITY);
-                return Ok(curve);
-            }
+    let problem = Minibatches {
+        set,
+        batch,
+        seed,
+        current: RefCell::new(None),
+    };
+    let mut curve = vec![];
+    let mut observe = Fallible::new(|it: &Iteration| -> Result<()> {
+        curve.push(full_loss(set, it.x));
+        Ok(())
+    });
+    match solve(&mut opt, &problem, &initial_theta(seed), steps, &mut observe) {
+        // A diverging grid point: its curve ends here (the grid search discards it).
+        Err(OptimError::NonFinite { .. }) => {}
+        other => {
+            other?;
         }
-        curve.push(full_loss(set, &theta));
     }
+    observe.finish()?;
+    curve.resize(steps + 1, f64::INFINITY);
     Ok(curve)
 }
 
