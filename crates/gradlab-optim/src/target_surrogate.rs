@@ -509,7 +509,7 @@ mod tests {
         // By hand: the same outer steps with the closures of each batch.
         let mut opt = cfg.init().unwrap();
         let mut theta = vec![0.0, 0.0];
-        for k in 0..3 {
+        for k in 0..3usize {
             let y = if k.is_multiple_of(2) {
                 vec![1.0, -3.0]
             } else {
