@@ -13,7 +13,7 @@
 //! θ = 0.5, ν = 1 (the official argparse defaults are 0.1 for all three).
 //!
 //! AdaGrad-Norm: b_t² = b_0² + Σ_{s≤t} ‖ḡ_s‖², x ← x − α ḡ/b_t (the paper's scalar form), or with
-//! the official per-output-row accumulators ([`AdaGradNorm::per_output_row`]).
+//! the official per-output-row accumulators ([`AdaGradNormConfig::layers`]).
 //!
 //! [`AdAdaGrad`] is the whole method as a [`Solver`] over any problem with per-example gradients
 //! ([`PerExampleGradients`]: a closed-form regression, a burn network through
@@ -27,7 +27,8 @@
 //! assert_eq!(BatchTest::Norm { eta: 0.5 }.required(&g), 2); // 2 / (0.25 · 4) = 2
 //! ```
 
-use crate::error::{OptimError, Result};
+use crate::error::OptimError;
+use burn::config::Config;
 use gradlab_core::problem::{PerExampleGradients, check_point, norm};
 use gradlab_core::solve::{Iteration, Solver};
 
@@ -42,7 +43,7 @@ pub struct PerExampleGrads {
 
 impl PerExampleGrads {
     /// Rows of length `d` (at least two rows, for variances).
-    pub fn new(data: Vec<f64>, d: usize) -> Result<Self> {
+    pub fn new(data: Vec<f64>, d: usize) -> crate::Result<Self> {
         if d == 0 || !data.len().is_multiple_of(d) || data.len() / d < 2 {
             return Err(OptimError::Conflict(
                 "per-example gradients need at least two rows of equal length",
@@ -56,7 +57,7 @@ impl PerExampleGrads {
     }
     /// The same gradients with the coordinates split into parameter tensors of these sizes (in
     /// order; they must add up to d).
-    pub fn with_tensors(mut self, sizes: Vec<usize>) -> Result<Self> {
+    pub fn with_tensors(mut self, sizes: Vec<usize>) -> crate::Result<Self> {
         if sizes.contains(&0) || sizes.iter().sum::<usize>() != self.d {
             return Err(OptimError::Conflict(
                 "tensor sizes must be positive and add up to the gradient's length",
@@ -87,14 +88,6 @@ impl PerExampleGrads {
     /// Example i's gradient.
     pub fn row(&self, i: usize) -> &[f64] {
         &self.data[i * self.d..(i + 1) * self.d]
-    }
-    /// Per-example clipping (DP-SGD): every row scaled to norm at most `max_norm` > 0.
-    pub fn clip_rows(mut self, max_norm: f64) -> Result<Self> {
-        crate::error::check_positive("clip", max_norm)?;
-        self.data
-            .chunks_exact_mut(self.d)
-            .for_each(|row| crate::privacy::clip_to_norm(row, max_norm));
-        Ok(self)
     }
     /// The mean gradient ḡ.
     pub fn mean(&self) -> Vec<f64> {
@@ -138,7 +131,7 @@ pub enum BatchTest {
 
 impl BatchTest {
     /// Validate the constants.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> crate::Result<()> {
         let ok = |v: f64| v > 0.0 && v.is_finite();
         match *self {
             BatchTest::Norm { eta } if !ok(eta) => Err(OptimError::Invalid {
@@ -223,9 +216,9 @@ impl BatchTest {
 }
 
 /// A linear layer's place in a flat parameter vector: its weight `[inputs, outputs]` row-major
-/// (burn's layout, as `gradlab_nets::params::flatten` lays it out), then its bias
+/// (burn's layout, as `gradlab_core::flat::flatten` lays it out), then its bias
 /// `[outputs]` if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LinearShape {
     /// Input features.
     pub inputs: usize,
@@ -235,11 +228,34 @@ pub struct LinearShape {
     pub bias: bool,
 }
 
+/// AdaGrad-Norm's hyperparameters: the paper's scalar form (no `layers`), or the official
+/// per-output-row form of the linear `layers` of the flat vector, in order.
+#[derive(Config, Debug, PartialEq)]
+pub struct AdaGradNormConfig {
+    /// α > 0.
+    #[config(default = 1.0)]
+    pub lr: f64,
+    /// b₀ > 0 of the scalar form (its accumulator starts at b₀²).
+    #[config(default = 0.1)]
+    pub b0: f64,
+    /// The layers of the per-output-row form.
+    pub layers: Option<Vec<LinearShape>>,
+}
+
+impl AdaGradNormConfig {
+    /// Validate and build.
+    pub fn init(&self) -> crate::Result<AdaGradNorm> {
+        match &self.layers {
+            Some(layers) => AdaGradNorm::per_output_row(self.lr, layers),
+            None => AdaGradNorm::new(self.lr, self.b0),
+        }
+    }
+}
+
 /// AdaGrad-Norm: accumulators b² += ‖ḡ‖² over groups of coordinates, x ← x − α ḡ/(b + ε).
 ///
-/// - [`AdaGradNorm::new`]: the paper's scalar form, one accumulator over all parameters, from b₀²,
-///   ε = 0.
-/// - [`AdaGradNorm::per_output_row`]: the official `adagradnorm.py`: one accumulator per output
+/// - the paper's scalar form, one accumulator over all parameters, from b₀², ε = 0;
+/// - the official `adagradnorm.py` ([`AdaGradNormConfig::layers`]): one accumulator per output
 ///   row of every weight (the squared norm of that row's gradient), starting at 10⁻² with
 ///   ε = 10⁻¹⁰ added after the square root; a bias entry j accumulates its own squared gradient
 ///   plus the squared norm of row j of the weight before it (the official "tricky way to find the
@@ -257,7 +273,7 @@ pub struct AdaGradNorm {
 
 impl AdaGradNorm {
     /// The scalar form with α > 0 and b₀ > 0 (any number of coordinates).
-    pub fn new(lr: f64, b0: f64) -> Result<Self> {
+    fn new(lr: f64, b0: f64) -> crate::Result<Self> {
         crate::error::check_lr(lr)?;
         if !(b0 > 0.0 && b0.is_finite()) {
             return Err(OptimError::Invalid {
@@ -276,7 +292,7 @@ impl AdaGradNorm {
     }
 
     /// The official per-output-row form for a flat vector made of `layers` in order.
-    pub fn per_output_row(lr: f64, layers: &[LinearShape]) -> Result<Self> {
+    fn per_output_row(lr: f64, layers: &[LinearShape]) -> crate::Result<Self> {
         crate::error::check_lr(lr)?;
         let (mut sources, mut of) = (vec![], vec![]);
         let mut start = 0;
@@ -325,7 +341,7 @@ impl AdaGradNorm {
     }
 
     /// Update `x` in place with the mean gradient `g`.
-    pub fn step(&mut self, x: &mut [f64], g: &[f64]) -> Result<()> {
+    pub fn step(&mut self, x: &mut [f64], g: &[f64]) -> crate::Result<()> {
         if x.len() != g.len() || (!self.of.is_empty() && self.of.len() != x.len()) {
             return Err(OptimError::Failed(
                 "AdaGrad-Norm: the point, the gradient and the layer layout differ in length",
@@ -352,7 +368,7 @@ impl AdaGradNorm {
 /// ```
 /// use gradlab_core::problem::{PerExampleGradients, Problem};
 /// use gradlab_core::solve::{Silent, solve};
-/// use gradlab_optim::adadagrad::{AdAdaGrad, AdaGradNorm, BatchTest};
+/// use gradlab_optim::adadagrad::{AdAdaGrad, AdaGradNormConfig, BatchTest};
 /// /// f(x) = (1/n) Σ ½(x − aᵢ)²: per-example gradients x − aᵢ.
 /// struct Means(Vec<f64>);
 /// impl Problem for Means {
@@ -367,7 +383,8 @@ impl AdaGradNorm {
 /// let data = Means((0..100).map(|i| (i % 10) as f64).collect());
 /// // Batches of consecutive examples from a step-dependent offset.
 /// let draw = |step: usize, b: usize| (0..b).map(|k| (7 * step + k) % 100).collect();
-/// let mut method = AdAdaGrad::new(AdaGradNorm::new(5.0, 0.1).unwrap(), 2, draw)
+/// let opt = AdaGradNormConfig::new().with_lr(5.0).init().unwrap();
+/// let mut method = AdAdaGrad::new(opt, 2, draw)
 ///     .with_test(BatchTest::Norm { eta: 0.5 })
 ///     .unwrap();
 /// let (end, _) = solve(&mut method, &data, &[20.0], 200, &mut Silent).unwrap();
@@ -415,7 +432,7 @@ impl AdAdaGrad {
     }
 
     /// Let `test` set the batch size after every step.
-    pub fn with_test(mut self, test: BatchTest) -> Result<Self> {
+    pub fn with_test(mut self, test: BatchTest) -> crate::Result<Self> {
         test.validate()?;
         self.test = Some(test);
         Ok(self)
@@ -433,7 +450,7 @@ impl<P: PerExampleGradients + ?Sized> Solver<P> for AdAdaGrad {
     type State = AdAdaGradState;
     type Error = OptimError;
 
-    fn init(&mut self, problem: &P, x0: &[f64]) -> Result<AdAdaGradState> {
+    fn init(&mut self, problem: &P, x0: &[f64]) -> crate::Result<AdAdaGradState> {
         check_point(problem, x0)?;
         if self.b0 < 2 || problem.examples() < 2 {
             return Err(OptimError::Conflict(
@@ -453,7 +470,7 @@ impl<P: PerExampleGradients + ?Sized> Solver<P> for AdAdaGrad {
         false
     }
 
-    fn step(&mut self, problem: &P, s: &mut AdAdaGradState) -> Result<()> {
+    fn step(&mut self, problem: &P, s: &mut AdAdaGradState) -> crate::Result<()> {
         let n = problem.examples();
         let idx = (self.draw)(s.steps, s.batch);
         if idx.len() != s.batch || idx.iter().any(|i| *i >= n) {
@@ -540,32 +557,25 @@ mod tests {
             5usize.max(want.ceil() as usize)
         );
         assert!(PerExampleGrads::new(vec![1.0, 2.0], 2).is_err());
-        let clipped = PerExampleGrads::new(vec![3.0, 4.0, 0.3, 0.4], 2)
+        let m = PerExampleGrads::new(vec![3.0, 4.0, 0.3, 0.4], 2)
             .unwrap()
-            .clip_rows(1.0)
-            .unwrap();
-        let m = clipped.mean();
+            .mean();
         assert!(
-            (m[0] - 0.45).abs() < 1e-15 && (m[1] - 0.6).abs() < 1e-15,
+            (m[0] - 1.65).abs() < 1e-15 && (m[1] - 2.2).abs() < 1e-15,
             "{m:?}"
-        );
-        assert!(
-            PerExampleGrads::new(vec![1.0; 4], 2)
-                .unwrap()
-                .clip_rows(0.0)
-                .is_err()
         );
         assert!(BatchTest::Norm { eta: 0.0 }.validate().is_err());
     }
 
     #[test]
     fn adagrad_norm_accumulates_the_squared_norm() {
-        let mut a = AdaGradNorm::new(1.0, 1.0).unwrap();
+        let mut a = AdaGradNormConfig::new().with_b0(1.0).init().unwrap();
         let mut x = vec![0.0, 0.0];
         a.step(&mut x, &[3.0, 4.0]).unwrap();
         // b² = 1 + 25 → step 1/√26 · (3, 4).
         assert!((x[0] + 3.0 / 26f64.sqrt()).abs() < 1e-12);
-        assert!(AdaGradNorm::new(1.0, 0.0).is_err());
+        assert!(AdaGradNormConfig::new().with_b0(0.0).init().is_err());
+        assert!(AdaGradNormConfig::new().with_lr(f64::NAN).init().is_err());
         assert!(a.step(&mut x, &[1.0]).is_err());
     }
 
@@ -578,7 +588,11 @@ mod tests {
             outputs: 3,
             bias: true,
         };
-        let mut a = AdaGradNorm::per_output_row(0.5, &[shape]).unwrap();
+        let mut a = AdaGradNormConfig::new()
+            .with_lr(0.5)
+            .with_layers(Some(vec![shape]))
+            .init()
+            .unwrap();
         let g = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, -1.0, 2.0];
         let mut x = vec![0.0; 9];
         a.step(&mut x, &g).unwrap();

@@ -49,11 +49,12 @@
 //! ```
 
 use crate::dp_sgd::{Private, run_private};
-use crate::error::{OptimError, Result, check_lr, check_non_negative, check_positive};
+use crate::error::{OptimError, check_lr, check_non_negative, check_positive};
 use crate::privacy::{
     Mechanism, PrivacyBudget, PrivateRun, add_gaussian, begin, check_finite_sum, clip_to_norm,
     example_gradients_at,
 };
+use burn::config::Config;
 use gradlab_core::problem::PerExampleGradients;
 use gradlab_core::solve::{Iteration, Solver};
 use rand::SeedableRng;
@@ -68,8 +69,9 @@ pub enum DiffClip {
     Fixed,
 }
 
-/// DIFF2 hyperparameters.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+/// DIFF2 hyperparameters: `new(η, C₁, C₂, T, R)`; σ₁ = σ₂ = 1, the paper's step-scaled
+/// difference clipping and seed 0 until set.
+#[derive(Config, Debug, Copy, PartialEq)]
 pub struct Diff2Config {
     /// Step size η > 0.
     pub lr: f64,
@@ -78,40 +80,33 @@ pub struct Diff2Config {
     /// C₂ > 0: the per-example gradient differences are clipped at C₂·‖x_r − x_{r−1}‖ or at C₂
     /// ([`Diff2Config::diff_clip`]).
     pub clip_diff: f64,
-    /// How C₂ applies (default: the paper's [`DiffClip::StepScaled`]).
-    pub diff_clip: DiffClip,
     /// Restart period T ≥ 1 (a full private gradient every T rounds).
     pub restart_every: usize,
     /// Number of rounds R.
     pub rounds: usize,
+    /// How C₂ applies (default: the paper's [`DiffClip::StepScaled`]).
+    #[config(default = "DiffClip::StepScaled")]
+    pub diff_clip: DiffClip,
     /// Noise multiplier σ₁ ≥ 0 of the restart rounds.
+    #[config(default = 1.0)]
     pub noise_grad: f64,
     /// Noise multiplier σ₂ ≥ 0 of the difference rounds.
+    #[config(default = 1.0)]
     pub noise_diff: f64,
     /// Seed of the noise.
+    #[config(default = 0)]
     pub seed: u64,
 }
 
 impl Diff2Config {
-    /// η, C₁, C₂, T and R; σ₁ = σ₂ = 1 and seed 0 until set.
-    pub fn new(
-        lr: f64,
-        clip_grad: f64,
-        clip_diff: f64,
-        restart_every: usize,
-        rounds: usize,
-    ) -> Self {
-        Self {
-            lr,
-            clip_grad,
-            clip_diff,
-            diff_clip: DiffClip::StepScaled,
-            restart_every,
-            rounds,
-            noise_grad: 1.0,
-            noise_diff: 1.0,
-            seed: 0,
-        }
+    /// Validate and attach the `budget` the whole run must stay within: the method as a
+    /// [`Solver`] ([`Private`]), for [`gradlab_core::solve::solve`] with any observer.
+    pub fn init<'a>(&'a self, budget: &'a PrivacyBudget) -> crate::Result<Private<'a, Self>> {
+        self.validate()?;
+        Ok(Private {
+            method: self,
+            budget,
+        })
     }
 
     /// With noise multipliers σ₁ (restarts) and σ₂ (differences).
@@ -121,20 +116,8 @@ impl Diff2Config {
         self
     }
 
-    /// With the difference clipping `mode`.
-    pub fn with_diff_clip(mut self, mode: DiffClip) -> Self {
-        self.diff_clip = mode;
-        self
-    }
-
-    /// With a seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-
     /// Checks every hyperparameter.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> crate::Result<()> {
         check_lr(self.lr)?;
         check_positive("clip_grad", self.clip_grad)?;
         check_positive("clip_diff", self.clip_diff)?;
@@ -176,7 +159,7 @@ impl Diff2Config {
     /// The same run with noise multipliers that spend exactly `budget`, a share `restart_share`
     /// in (0, 1) of it (in RDP) on the restart rounds and the rest on the difference rounds
     /// (all of it on restarts when there are no difference rounds).
-    pub fn calibrated(mut self, budget: &PrivacyBudget, restart_share: f64) -> Result<Self> {
+    pub fn calibrated(mut self, budget: &PrivacyBudget, restart_share: f64) -> crate::Result<Self> {
         self.validate()?;
         if !(restart_share > 0.0 && restart_share < 1.0) {
             return Err(OptimError::Invalid {
@@ -207,7 +190,7 @@ impl Diff2Config {
         x0: &[f64],
         budget: &PrivacyBudget,
         observe: impl FnMut(usize, &[f64]),
-    ) -> Result<PrivateRun> {
+    ) -> crate::Result<PrivateRun> {
         run_private(self, problem, x0, budget, self.rounds, observe)
     }
 }
@@ -245,7 +228,7 @@ impl<P: PerExampleGradients + ?Sized> Solver<P> for Private<'_, Diff2Config> {
     type State = Diff2State;
     type Error = OptimError;
 
-    fn init(&mut self, problem: &P, x0: &[f64]) -> Result<Diff2State> {
+    fn init(&mut self, problem: &P, x0: &[f64]) -> crate::Result<Diff2State> {
         let m = self.method;
         m.validate()?;
         let epsilon = begin(problem, x0, self.budget, &m.mechanisms())?;
@@ -269,7 +252,7 @@ impl<P: PerExampleGradients + ?Sized> Solver<P> for Private<'_, Diff2Config> {
         false
     }
 
-    fn step(&mut self, problem: &P, st: &mut Diff2State) -> Result<()> {
+    fn step(&mut self, problem: &P, st: &mut Diff2State) -> crate::Result<()> {
         let m = self.method;
         let (n, d) = (problem.examples(), problem.dim());
         let round = st.round;

@@ -29,60 +29,49 @@
 //! assert!(run.epsilon <= 1.0 && run.x[0].abs() < 1.0);
 //! ```
 
-use crate::error::{OptimError, Result, check_lr, check_non_negative, check_positive};
+use crate::error::{OptimError, check_lr, check_non_negative, check_positive};
 use crate::privacy::{
     Mechanism, PrivacyBudget, PrivateRun, add_gaussian, begin, check_finite_sum, clip_to_norm,
     example_gradients_at, noise_for_epsilon,
 };
+use burn::config::Config;
 use gradlab_core::problem::PerExampleGradients;
 use gradlab_core::solve::{Control, Iteration, Solver, solve};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// DP-SGD hyperparameters.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+/// DP-SGD hyperparameters: `new(η, C, q, steps)`, σ = 1 and seed 0 until set.
+#[derive(Config, Debug, Copy, PartialEq)]
 pub struct DpSgdConfig {
     /// Step size η > 0.
     pub lr: f64,
     /// Per-example clipping norm C > 0.
     pub clip: f64,
-    /// Noise multiplier σ ≥ 0 (noise std = σC).
-    pub noise_multiplier: f64,
     /// Poisson sampling rate q in (0, 1].
     pub sample_rate: f64,
     /// Number of steps.
     pub steps: usize,
+    /// Noise multiplier σ ≥ 0 (noise std = σC).
+    #[config(default = 1.0)]
+    pub noise_multiplier: f64,
     /// Seed of the sampling and the noise.
+    #[config(default = 0)]
     pub seed: u64,
 }
 
 impl DpSgdConfig {
-    /// η, C, q and the number of steps; σ = 1 and seed 0 until set.
-    pub fn new(lr: f64, clip: f64, sample_rate: f64, steps: usize) -> Self {
-        Self {
-            lr,
-            clip,
-            noise_multiplier: 1.0,
-            sample_rate,
-            steps,
-            seed: 0,
-        }
-    }
-
-    /// With noise multiplier σ.
-    pub fn with_noise_multiplier(mut self, sigma: f64) -> Self {
-        self.noise_multiplier = sigma;
-        self
-    }
-
-    /// With a seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
+    /// Validate and attach the `budget` the whole run must stay within: the method as a
+    /// [`Solver`] ([`Private`]), for [`solve`] with any observer.
+    pub fn init<'a>(&'a self, budget: &'a PrivacyBudget) -> crate::Result<Private<'a, Self>> {
+        self.validate()?;
+        Ok(Private {
+            method: self,
+            budget,
+        })
     }
 
     /// Checks every hyperparameter.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> crate::Result<()> {
         check_lr(self.lr)?;
         check_positive("clip", self.clip)?;
         check_non_negative("sigma", self.noise_multiplier)?;
@@ -106,7 +95,7 @@ impl DpSgdConfig {
     }
 
     /// The same run with the smallest noise multiplier that stays within `budget`.
-    pub fn calibrated(mut self, budget: &PrivacyBudget) -> Result<Self> {
+    pub fn calibrated(mut self, budget: &PrivacyBudget) -> crate::Result<Self> {
         self.validate()?;
         self.noise_multiplier =
             noise_for_epsilon(self.sample_rate, self.steps, budget.delta, budget.epsilon)?;
@@ -122,7 +111,7 @@ impl DpSgdConfig {
         x0: &[f64],
         budget: &PrivacyBudget,
         observe: impl FnMut(usize, &[f64]),
-    ) -> Result<PrivateRun> {
+    ) -> crate::Result<PrivateRun> {
         run_private(self, problem, x0, budget, self.steps, observe)
     }
 }
@@ -136,7 +125,7 @@ pub(crate) fn run_private<'a, P, M>(
     budget: &'a PrivacyBudget,
     iters: usize,
     mut observe: impl FnMut(usize, &[f64]),
-) -> Result<PrivateRun>
+) -> crate::Result<PrivateRun>
 where
     Private<'a, M>: Solver<P, Error = OptimError>,
     <Private<'a, M> as Solver<P>>::State: Into<PrivateRun>,
@@ -184,7 +173,7 @@ impl<P: PerExampleGradients + ?Sized> Solver<P> for Private<'_, DpSgdConfig> {
     type State = DpSgdState;
     type Error = OptimError;
 
-    fn init(&mut self, problem: &P, x0: &[f64]) -> Result<DpSgdState> {
+    fn init(&mut self, problem: &P, x0: &[f64]) -> crate::Result<DpSgdState> {
         let m = self.method;
         m.validate()?;
         let epsilon = begin(problem, x0, self.budget, &m.mechanisms())?;
@@ -203,7 +192,7 @@ impl<P: PerExampleGradients + ?Sized> Solver<P> for Private<'_, DpSgdConfig> {
         false
     }
 
-    fn step(&mut self, problem: &P, st: &mut DpSgdState) -> Result<()> {
+    fn step(&mut self, problem: &P, st: &mut DpSgdState) -> crate::Result<()> {
         let m = self.method;
         let n = problem.examples();
         let scale = m.sample_rate * n as f64;

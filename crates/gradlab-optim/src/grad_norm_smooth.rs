@@ -12,12 +12,13 @@
 //!
 //! It is a [`Solver`] of the one problem shape ([`gradlab_core::problem`]: cost, gradient and
 //! Hessian, each returning `Result`), run by [`gradlab_core::solve::solve`] with any observer;
-//! [`GradNormSmooth::run`] runs it and records every iterate.
+//! [`GradNormSmooth::run`] runs it and records every iterate. Its hyperparameters are a
+//! [`GradNormSmoothConfig`], validated by [`GradNormSmoothConfig::init`].
 //!
 //! ```
 //! use gradlab_core::Result;
 //! use gradlab_core::problem::{Cost, Gradient, Hessian, Problem};
-//! use gradlab_optim::grad_norm_smooth::GradNormSmooth;
+//! use gradlab_optim::grad_norm_smooth::GradNormSmoothConfig;
 //! /// f(x) = ½‖x − 1‖²: H = I.
 //! struct Bowl;
 //! impl Problem for Bowl { fn dim(&self) -> usize { 2 } }
@@ -30,38 +31,57 @@
 //! impl Hessian for Bowl {
 //!     fn hessian(&self, _: &[f64]) -> Result<Vec<f64>> { Ok(vec![1.0, 0.0, 0.0, 1.0]) }
 //! }
-//! let (x, trace) = GradNormSmooth::default().run(&Bowl, &[5.0, -3.0], 30).unwrap();
+//! let method = GradNormSmoothConfig::new().init().unwrap(); // the authors' defaults
+//! let (x, trace) = method.run(&Bowl, &[5.0, -3.0], 30).unwrap();
+//! assert!(GradNormSmoothConfig::new().with_gamma0(0.0).init().is_err());
 //! assert!((x[0] - 1.0).abs() < 1e-9 && trace.last().unwrap().grad_norm < 1e-9);
 //! ```
 
-use crate::error::{OptimError, Result, check_positive};
+use crate::error::{OptimError, check_non_negative, check_positive};
 use crate::linalg;
+use burn::config::Config;
 use gradlab_core::CoreError;
 use gradlab_core::problem::{Cost, Gradient, Hessian, check_point, norm};
 use gradlab_core::solve::{Iteration, Observer, Solver, solve};
 
 /// Hyperparameters (the authors' defaults).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GradNormSmooth {
+#[derive(Config, Debug, Copy, PartialEq)]
+pub struct GradNormSmoothConfig {
     /// γ₀ > 0.
+    #[config(default = 1.0)]
     pub gamma0: f64,
-    /// Lower bound of γ after an accepted step.
+    /// Lower bound of γ after an accepted step (> 0).
+    #[config(default = 1e-9)]
     pub gamma_min: f64,
-    /// Retries of the adaptive search per iteration.
+    /// Retries of the adaptive search per iteration (≥ 1).
+    #[config(default = 40)]
     pub max_search: usize,
-    /// Stop once ‖∇f‖ ≤ this (0: run every iteration), as the authors' `grad_tol`.
+    /// Stop once ‖∇f‖ ≤ this (≥ 0; 0: run every iteration), as the authors' `grad_tol`.
+    #[config(default = 0.0)]
     pub grad_tol: f64,
 }
 
-impl Default for GradNormSmooth {
-    fn default() -> Self {
-        Self {
-            gamma0: 1.0,
-            gamma_min: 1e-9,
-            max_search: 40,
-            grad_tol: 0.0,
+impl GradNormSmoothConfig {
+    /// Validate and build the method.
+    pub fn init(&self) -> crate::Result<GradNormSmooth> {
+        check_positive("gamma0", self.gamma0)?;
+        check_positive("gamma_min", self.gamma_min)?;
+        check_non_negative("grad_tol", self.grad_tol)?;
+        if self.max_search == 0 {
+            return Err(OptimError::Invalid {
+                name: "max_search",
+                value: 0.0,
+                requirement: ">= 1",
+            });
         }
+        Ok(GradNormSmooth { cfg: *self })
     }
+}
+
+/// The method, a [`Solver`] (built by [`GradNormSmoothConfig::init`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GradNormSmooth {
+    cfg: GradNormSmoothConfig,
 }
 
 /// One iterate's record.
@@ -111,15 +131,13 @@ impl<P: Cost + Gradient + Hessian + ?Sized> Solver<P> for GradNormSmooth {
     type State = State;
     type Error = OptimError;
 
-    fn init(&mut self, f: &P, x0: &[f64]) -> Result<State> {
-        check_positive("gamma0", self.gamma0)?;
-        check_positive("gamma_min", self.gamma_min)?;
+    fn init(&mut self, f: &P, x0: &[f64]) -> crate::Result<State> {
         check_point(f, x0)?;
         let mut s = State {
             x: x0.to_vec(),
             value: f.cost(x0)?,
             gradient: f.gradient(x0)?,
-            gamma: self.gamma0,
+            gamma: self.cfg.gamma0,
             solves: 0,
             k: 0,
             history: vec![],
@@ -131,10 +149,10 @@ impl<P: Cost + Gradient + Hessian + ?Sized> Solver<P> for GradNormSmooth {
     /// ‖∇f‖ ≤ `grad_tol`, or exactly 0.
     fn converged(&self, s: &State) -> bool {
         let gn = norm(&s.gradient);
-        gn <= self.grad_tol || gn == 0.0
+        gn <= self.cfg.grad_tol || gn == 0.0
     }
 
-    fn step(&mut self, f: &P, s: &mut State) -> Result<()> {
+    fn step(&mut self, f: &P, s: &mut State) -> crate::Result<()> {
         let d = s.x.len();
         let gn = norm(&s.gradient);
         if !(s.value.is_finite() && gn.is_finite()) {
@@ -153,7 +171,7 @@ impl<P: Cost + Gradient + Hessian + ?Sized> Solver<P> for GradNormSmooth {
             .into());
         }
         let mut accepted = None;
-        for _ in 0..self.max_search.max(1) {
+        for _ in 0..self.cfg.max_search {
             let lambda = gn / (s.gamma + 1e-8);
             let mut a = h.clone();
             (0..d).for_each(|i| a[i * d + i] += lambda);
@@ -170,7 +188,7 @@ impl<P: Cost + Gradient + Hessian + ?Sized> Solver<P> for GradNormSmooth {
             let ok = s.value - f_new >= g_new.iter().map(|v| v * v).sum::<f64>() / (8.0 * lambda);
             accepted = Some((x_new, f_new, g_new));
             if ok {
-                s.gamma = (2.0 * s.gamma).max(self.gamma_min);
+                s.gamma = (2.0 * s.gamma).max(self.cfg.gamma_min);
                 break;
             }
             s.gamma *= 0.5;
@@ -203,7 +221,7 @@ impl GradNormSmooth {
         x0: &[f64],
         iters: usize,
         observer: &mut impl Observer,
-    ) -> Result<State> {
+    ) -> crate::Result<State> {
         let mut method = *self;
         Ok(solve(&mut method, f, x0, iters, observer)?.0)
     }
@@ -215,7 +233,7 @@ impl GradNormSmooth {
         f: &P,
         x0: &[f64],
         iters: usize,
-    ) -> Result<(Vec<f64>, Vec<Iterate>)> {
+    ) -> crate::Result<(Vec<f64>, Vec<Iterate>)> {
         let state = self.run_observed(f, x0, iters, &mut gradlab_core::solve::Silent)?;
         Ok((state.x, state.history))
     }
@@ -272,7 +290,11 @@ mod tests {
             b: vec![1.0, -1.0],
         };
         // x₀ = 0: g = −b, ‖g‖ = √2, λ = √2/(1 + 1e-8); x₁ = (A + λI)⁻¹ b if accepted.
-        let (_, t1) = GradNormSmooth::default().run(&q, &[0.0, 0.0], 1).unwrap();
+        let (_, t1) = GradNormSmoothConfig::new()
+            .init()
+            .unwrap()
+            .run(&q, &[0.0, 0.0], 1)
+            .unwrap();
         let lam = 2f64.sqrt() / (1.0 + 1e-8);
         let (a, b, c, dd) = (3.0 + lam, 1.0, 1.0, 2.0 + lam);
         let det = a * dd - b * c;
@@ -280,7 +302,11 @@ mod tests {
         let x1 = [(dd + b) / det, (-c - a) / det];
         assert!((t1[1].value - q.value(&x1)).abs() < 1e-12);
         assert_eq!(t1[1].gamma, 2.0);
-        let (x, t) = GradNormSmooth::default().run(&q, &[0.0, 0.0], 40).unwrap();
+        let (x, t) = GradNormSmoothConfig::new()
+            .init()
+            .unwrap()
+            .run(&q, &[0.0, 0.0], 40)
+            .unwrap();
         // A⁻¹b = (3/5, −4/5).
         assert!((x[0] - 0.6).abs() < 1e-10 && (x[1] + 0.8).abs() < 1e-10);
         assert!(t.last().unwrap().grad_norm < 1e-10);
@@ -292,7 +318,7 @@ mod tests {
             a: vec![-1.0, 0.0, 0.0, -1.0],
             b: vec![0.1, 0.1],
         };
-        let m = GradNormSmooth::default();
+        let m = GradNormSmoothConfig::new().init().unwrap();
         assert!(m.run(&q, &[0.0], 3).is_err());
         // An indefinite "Hessian" with λ = ‖g‖ ≈ 0.14 < 1 fails to factor; the error names λ.
         let e = m.run(&q, &[0.0, 0.0], 3).unwrap_err();
@@ -301,7 +327,13 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("λ = 1.41"), "{e}");
-        let bad = GradNormSmooth { gamma0: 0.0, ..m };
-        assert!(bad.run(&q, &[0.0, 0.0], 3).is_err());
+        for bad in [
+            GradNormSmoothConfig::new().with_gamma0(0.0),
+            GradNormSmoothConfig::new().with_gamma_min(f64::NAN),
+            GradNormSmoothConfig::new().with_max_search(0),
+            GradNormSmoothConfig::new().with_grad_tol(-1.0),
+        ] {
+            assert!(bad.init().is_err(), "{bad:?}");
+        }
     }
 }

@@ -15,6 +15,15 @@
 //! - [`schedule`]s (also as burn `LrScheduler`s), optimizers by name ([`spec`]) and a vector
 //!   runner ([`point`]).
 //!
+//! Three shapes, one per idea: an element-wise update rule is a burn `Optimizer` (on flat vectors
+//! through [`point::PointOptimizer`] and [`point::Descent`]); a transformation of the whole
+//! gradient is a [`transform::GradientTransform`]; a method that owns its iterate and needs more
+//! than one gradient (Hessians, per-example gradients, outputs, a privacy budget) is a
+//! [`gradlab_core::solve::Solver`] over the [`gradlab_core::problem`] capabilities it needs —
+//! [`grad_norm_smooth`], [`dp_sgd`], [`diff2`], [`adadagrad::AdAdaGrad`],
+//! [`target_surrogate`], [`point::Descent`]. Hyperparameters are `#[derive(Config)]` structs whose
+//! `init()` validates them.
+//!
 //! ```
 //! use burn::prelude::*;
 //! use burn::nn::{Linear, LinearConfig};

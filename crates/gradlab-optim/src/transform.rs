@@ -403,6 +403,17 @@ impl ClipSpec {
     }
 }
 
+/// `transform` applied to the gradients of `module`, as burn gradients again (what
+/// [`TransformedOptimizer::step`] and a training loop with its own optimizer do before a step).
+pub fn apply<M: Module>(
+    transform: &mut (impl GradientTransform + ?Sized),
+    module: &M,
+    mut grads: GradientsParams,
+) -> Result<GradientsParams> {
+    let set = transform.update(GradSet::take(module, &mut grads))?;
+    Ok(set.into_grads(module))
+}
+
 /// A transformation in front of a burn optimizer.
 pub struct TransformedOptimizer {
     transform: Box<dyn GradientTransform>,
@@ -424,10 +435,9 @@ impl TransformedOptimizer {
         &mut self,
         lr: LearningRate,
         module: M,
-        mut grads: GradientsParams,
+        grads: GradientsParams,
     ) -> Result<M> {
-        let set = self.transform.update(GradSet::take(&module, &mut grads))?;
-        let grads = set.into_grads(&module);
+        let grads = apply(self.transform.as_mut(), &module, grads)?;
         Ok(self.optim.step(lr, module, grads))
     }
 

@@ -28,7 +28,7 @@ pub use gradlab_nets::{LossKind, autodiff_device};
 use gradlab_optim::schedule::Schedule;
 use gradlab_optim::spec::OptimizerSpec;
 use gradlab_optim::tract::TrAct;
-use gradlab_optim::transform::{ClipSpec, GradSet, GradientTransform};
+use gradlab_optim::transform::{ClipSpec, GradientTransform};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -367,11 +367,7 @@ impl<M: Net> Trainer<M> {
             _ => grads,
         };
         let grads = match &mut self.clip {
-            Some(t) => {
-                let mut grads = grads;
-                t.update(GradSet::take(&self.model, &mut grads))?
-                    .into_grads(&self.model)
-            }
+            Some(t) => gradlab_optim::transform::apply(t.as_mut(), &self.model, grads)?,
             None => grads,
         };
         let lr = self.current_lr();

@@ -23,7 +23,7 @@ use gradlab_data::images::load_split;
 use gradlab_nets::mlp::MlpConfig;
 use gradlab_nets::{Activation};
 use gradlab_core::problem::{Cost, Gradient, Hessian, Problem, check_point};
-use gradlab_optim::grad_norm_smooth::GradNormSmooth;
+use gradlab_optim::grad_norm_smooth::GradNormSmoothConfig;
 
 /// The experiment.
 pub struct GradNormSmoothness;
@@ -284,10 +284,7 @@ impl GradNormSmoothness {
             .init(&autodiff_device(), ctx.seed);
         let theta0: Vec<f64> = gradlab_core::flat::flatten_host(&model)?;
         let objective = ModelObjective::new(model.clone(), train, &idx, L2)?;
-        let method = GradNormSmooth {
-            grad_tol: MLP_FLOOR,
-            ..GradNormSmooth::default()
-        };
+        let method = GradNormSmoothConfig::new().with_grad_tol(MLP_FLOOR).init()?;
         let (_, trace) = joint_newton::fit(model, train, &idx, L2, &method, iters)?;
         let norms: Vec<f64> = trace.iter().map(|t| t.grad_norm).collect();
         let gd = gradient_method(&objective, &theta0, iters)?;
@@ -394,10 +391,7 @@ impl Experiment for GradNormSmoothness {
             let mut f = SoftmaxRegression::new(features, &y, k);
             f.approximate = approximate;
             let x0 = vec![0.0; f.dim()];
-            let method_cfg = GradNormSmooth {
-                grad_tol: FLOOR,
-                ..GradNormSmooth::default()
-            };
+            let method_cfg = GradNormSmoothConfig::new().with_grad_tol(FLOOR).init()?;
             let (_, trace) = method_cfg.run(&f, &x0, iters)?;
             let norms: Vec<f64> = trace.iter().map(|t| t.grad_norm).collect();
             let (slope, r2) = linear_fit(&norms, FLOOR);

@@ -14,8 +14,11 @@
 use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
 use crate::plot::{Series, line_chart};
+use gradlab_core::problem::{Gradient, Problem, check_point};
+use gradlab_core::solve::{Silent, solve};
 use gradlab_optim::adam::AdamConfig;
-use gradlab_optim::point::{PointOptimizer, PointStep};
+use gradlab_optim::point::{Descent, PointOptimizer};
+use gradlab_optim::sgd::SgdConfig;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -57,7 +60,7 @@ impl LeastSquares {
     }
 
     /// ∇f(w) = Xᵀ(Xw − y)/n.
-    pub fn gradient(&self, w: &[f64]) -> Vec<f64> {
+    fn grad_of(&self, w: &[f64]) -> Vec<f64> {
         let r = self.residual(w);
         let mut g = vec![0.0; self.d];
         for (row, ri) in self.x.chunks(self.d).zip(&r) {
@@ -124,6 +127,19 @@ impl LeastSquares {
     }
 }
 
+impl Problem for LeastSquares {
+    fn dim(&self) -> usize {
+        self.d
+    }
+}
+
+impl Gradient for LeastSquares {
+    fn gradient(&self, w: &[f64]) -> gradlab_core::Result<Vec<f64>> {
+        check_point(self, w)?;
+        Ok(self.grad_of(w))
+    }
+}
+
 /// Adam from 0 on one equation xᵀw = y: every gradient is x·r_t, so coordinate j's moments are
 /// x_j·m̄ and x_j²·v̄ and the update m_j/√v_j = sign(x_j)·m̄/√v̄ is the same for every
 /// coordinate (up to ε). Adam therefore moves along sign(x) and, if it interpolates, ends at
@@ -155,29 +171,27 @@ pub fn sparse_problem(n: usize, d: usize, k: usize, rng: &mut StdRng) -> (LeastS
     (LeastSquares { x, y, n, d }, w)
 }
 
-fn gd(p: &LeastSquares, steps: usize, lr: f64) -> Vec<f64> {
-    let mut w = vec![0.0; p.d];
-    for _ in 0..steps {
-        let g = p.gradient(&w);
-        w.iter_mut().zip(&g).for_each(|(a, b)| *a -= lr * b);
-    }
-    w
+/// Gradient descent from 0 at a constant `lr` (the solver loop with SGD's update).
+fn gd(p: &LeastSquares, steps: usize, lr: f64) -> Result<Vec<f64>> {
+    let x0 = vec![0.0; p.d];
+    let sgd = PointOptimizer::new(SgdConfig::new().build()?, &x0);
+    let mut method = Descent::new(Box::new(sgd), lr);
+    Ok(solve(&mut method, p, &x0, steps, &mut Silent)?.0.x)
 }
 
+/// Adam from 0 with its learning rate decayed linearly to 0, so that the last iterates settle.
 fn adam(p: &LeastSquares, steps: usize, lr: f64) -> Result<Vec<f64>> {
-    let mut opt = PointOptimizer::new(AdamConfig::new().build()?, &vec![0.0; p.d]);
-    for t in 0..steps {
-        let g = p.gradient(&opt.point()?);
-        // Linear decay to 0 so that the last iterates settle.
-        opt.step(lr * (1.0 - t as f64 / steps as f64), &g)?;
-    }
-    Ok(opt.point()?)
+    let x0 = vec![0.0; p.d];
+    let adam = PointOptimizer::new(AdamConfig::new().build()?, &x0);
+    let decay = move |t: usize| lr * (1.0 - t as f64 / steps as f64);
+    let mut method = Descent::scheduled(Box::new(adam), decay);
+    Ok(solve(&mut method, p, &x0, steps, &mut Silent)?.0.x)
 }
 
 fn sign_descent(p: &LeastSquares, steps: usize, lr: f64) -> Vec<f64> {
     let mut w = vec![0.0; p.d];
     for t in 0..steps {
-        let g = p.gradient(&w);
+        let g = p.grad_of(&w);
         let step = lr * (1.0 - t as f64 / steps as f64);
         w.iter_mut()
             .zip(&g)
@@ -191,7 +205,7 @@ fn diagonal_reparam(p: &LeastSquares, steps: usize, lr: f64, alpha: f64) -> Vec<
     let (mut u, mut v) = (vec![alpha; p.d], vec![alpha; p.d]);
     for _ in 0..steps {
         let w: Vec<f64> = u.iter().zip(&v).map(|(a, b)| a * a - b * b).collect();
-        let g = p.gradient(&w);
+        let g = p.grad_of(&w);
         for j in 0..p.d {
             u[j] -= lr * 2.0 * g[j] * u[j];
             v[j] += lr * 2.0 * g[j] * v[j];
@@ -250,7 +264,7 @@ impl Experiment for OptimizersAlterSolutions {
         let l_bound: f64 = p.x.iter().map(|a| a * a).sum::<f64>() / N as f64;
         let min_norm = p.min_norm_solution();
         let solutions = [
-            ("gradient descent", gd(&p, steps, 1.0 / l_bound)),
+            ("gradient descent", gd(&p, steps, 1.0 / l_bound)?),
             ("Adam (lr 0.01, linear decay)", adam(&p, steps, 0.01)?),
             (
                 "sign descent (lr 0.01, linear decay)",

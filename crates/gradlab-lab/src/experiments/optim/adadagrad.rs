@@ -16,7 +16,7 @@ use gradlab_core::solve::{Fallible, Iteration, solve};
 use gradlab_data::ImageSet;
 use gradlab_data::batch::epoch_order;
 use gradlab_data::images::load_split;
-use gradlab_optim::adadagrad::{self as method_impl, AdaGradNorm, BatchTest, LinearShape};
+use gradlab_optim::adadagrad::{self as method_impl, AdaGradNormConfig, BatchTest, LinearShape};
 
 /// The experiment.
 pub struct AdAdaGrad;
@@ -115,10 +115,9 @@ fn method(
     test: Option<BatchTest>,
     per_row: Option<&[LinearShape]>,
 ) -> Result<method_impl::AdAdaGrad> {
-    let opt = match per_row {
-        Some(layers) => AdaGradNorm::per_output_row(1.0, layers)?,
-        None => AdaGradNorm::new(1.0, 0.1)?,
-    };
+    let opt = AdaGradNormConfig::new()
+        .with_layers(per_row.map(|l| l.to_vec()))
+        .init()?;
     let draw = move |step: usize, b: usize| epoch_order(n, seed, step)[..b].to_vec();
     let method = method_impl::AdAdaGrad::new(opt, B0, draw);
     Ok(match test {
