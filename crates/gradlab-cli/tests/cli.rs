@@ -492,7 +492,7 @@ fn hostile_arguments_fail_before_the_work_with_one_clear_line() {
             vec![
                 "sample",
                 "--train-steps",
-                "100000000",
+                "1000000",
                 "--out",
                 svg.to_str().unwrap(),
             ],
@@ -549,6 +549,24 @@ fn hostile_arguments_fail_before_the_work_with_one_clear_line() {
         ),
         (
             vec!["sample", "--samples", "10000000000"],
+            "above the limit",
+        ),
+        (vec!["sample", "--steps", "0"], "--steps must be at least 1"),
+        (vec!["sample", "--data", "nowhere"], "unknown 2D data set"),
+        (
+            vec![
+                "optimize",
+                "--optimizer",
+                "adam",
+                "--problem",
+                "f1",
+                "--x0",
+                "1",
+                "--lr",
+                "0.1",
+                "--steps",
+                "1000001",
+            ],
             "above the limit",
         ),
         (
@@ -694,8 +712,88 @@ fn a_saved_generative_model_samples_without_training_and_the_same() {
         let (ok, _, stderr) = run(&extra);
         assert!(!ok && stderr.contains(needle), "{extra:?}: {stderr}");
     }
+    // A model card edited by hand (with its checksum updated, so that only the sizes are wrong)
+    // is refused with one line, not a panic or an allocation that exhausts the memory.
+    for (field, value) in [
+        ("hidden", "0"),
+        ("hidden", "18446744073709551615"),
+        ("dim", "3"),
+    ] {
+        let edited = dir.join(format!("edited-{field}-{value}"));
+        copy_dir(&model, &edited);
+        edit_card(&edited, field, value);
+        let e = edited.to_str().unwrap();
+        let (ok, _, stderr) = run(&["--model", e]);
+        assert!(
+            !ok && stderr.trim().lines().count() == 1 && !stderr.contains("panicked"),
+            "{field} = {value}: {stderr}"
+        );
+    }
+    // A saved rectified flow samples with its own method when none is given, and a failed
+    // request leaves no output folder behind.
+    let flow = dir.join("flow");
+    let f = flow.to_str().unwrap();
+    let (ok, _, stderr) = run(&[
+        "--data",
+        "moons",
+        "--method",
+        "rf",
+        "--train-steps",
+        "50",
+        "--save",
+        f,
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, report, stderr) = run(&["--model", f]);
+    assert!(ok && field(&report, "method") == "rf", "{stderr}");
+    let fresh = dir.join("fresh");
+    let png = fresh.join("x.png");
+    let (ok, _, _) = gradlab(&[
+        "sample",
+        "--model",
+        "no-such-model",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(!ok && !fresh.exists());
     std::fs::write(model.join("manifest.json"), "junk").unwrap();
     let (ok, _, stderr) = run(&["--model", m]);
     assert!(!ok && stderr.contains("corrupt"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A copy of the folder `from` (and its sub-folders) at `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Set `field` of the architecture in the saved model's card to `value`, and the card's size and
+/// SHA-256 in the manifest to match, so that the checkpoint still verifies.
+fn edit_card(dir: &std::path::Path, field: &str, value: &str) {
+    use sha2::{Digest, Sha256};
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let generation = dir.join(manifest["generation"].as_str().unwrap());
+    let card_path = generation.join("model.json");
+    let card = std::fs::read_to_string(&card_path).unwrap();
+    let pattern = format!("\"{field}\": ");
+    let start = card.find(&pattern).unwrap() + pattern.len();
+    let end = start + card[start..].find([',', '\n', '}']).unwrap();
+    let card = format!("{}{value}{}", &card[..start], &card[end..]);
+    std::fs::write(&card_path, &card).unwrap();
+    manifest["files"]["model.json"] = serde_json::json!({
+        "bytes": card.len(),
+        "sha256": format!("{:x}", Sha256::digest(card.as_bytes())),
+    });
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
 }

@@ -88,8 +88,61 @@ pub trait Rebuild: TimeNet + Sized {
     fn rebuild(arch: Arch) -> Result<Self>;
 }
 
+impl Arch {
+    /// What the card describes, in words.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arch::TimeMlp { .. } => "a time-conditioned MLP",
+            Arch::UNet { .. } => "a U-Net",
+        }
+    }
+
+    /// An error unless every size is one the networks can be built with (a card edited by hand
+    /// must not make the rebuild panic or exhaust the memory).
+    pub fn check(&self) -> Result<()> {
+        let within = |what: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(GenError::Saved(format!(
+                    "the model card's {what} {v} is outside {lo}..={hi}"
+                )))
+            }
+        };
+        match *self {
+            Arch::TimeMlp {
+                dim,
+                hidden,
+                layers,
+            } => {
+                within("data dimension", dim, 1, 1 << 16)?;
+                within("hidden width", hidden, 1, 1 << 14)?;
+                within("number of layers", layers, 1, 64)
+            }
+            Arch::UNet {
+                channels,
+                height,
+                width,
+                base,
+            } => {
+                within("channel count", channels, 1, 16)?;
+                within("height", height, 4, 1024)?;
+                within("width", width, 4, 1024)?;
+                within("base width", base, 1, 512)?;
+                if height % 2 != 0 || width % 2 != 0 {
+                    return Err(GenError::Saved(format!(
+                        "the model card's image size {height}×{width} is odd; the U-Net halves it"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl Rebuild for TimeMlp {
     fn rebuild(arch: Arch) -> Result<Self> {
+        arch.check()?;
         match arch {
             Arch::TimeMlp {
                 dim,
@@ -100,7 +153,8 @@ impl Rebuild for TimeMlp {
                 .with_layers(layers)
                 .init(&gradlab_nets::autodiff_device(), 0)),
             other => Err(GenError::Saved(format!(
-                "a {other:?} is not a time-conditioned MLP"
+                "the model is {}, not a time-conditioned MLP",
+                other.name()
             ))),
         }
     }
@@ -108,6 +162,7 @@ impl Rebuild for TimeMlp {
 
 impl Rebuild for UNet {
     fn rebuild(arch: Arch) -> Result<Self> {
+        arch.check()?;
         match arch {
             Arch::UNet {
                 channels,
@@ -117,7 +172,10 @@ impl Rebuild for UNet {
             } => Ok(UNetConfig::new(channels, height, width)
                 .with_width(base)
                 .init(&gradlab_nets::autodiff_device(), 0)),
-            other => Err(GenError::Saved(format!("a {other:?} is not a U-Net"))),
+            other => Err(GenError::Saved(format!(
+                "the model is {}, not a U-Net",
+                other.name()
+            ))),
         }
     }
 }
@@ -162,10 +220,29 @@ pub fn card(dir: &Path) -> Result<ModelCard> {
 /// The network saved in `dir` (on the inner device, ready to sample; `.train()` trains on) and its
 /// card; an error if the files are missing, corrupt, or of another architecture than `N`.
 pub fn load<N: Rebuild>(dir: &Path) -> Result<(N, ModelCard)> {
+    let named = |e: GenError| GenError::Saved(format!("{}: {e}", dir.display()));
     let card = card(dir)?;
     let gdir = gradlab_train::checkpoint::load_set(dir).map_err(saved_err)?;
-    let net = N::rebuild(card.arch)?
-        .try_load_file(gdir.join(WEIGHTS))
-        .map_err(|e| GenError::Saved(format!("{}: the weights do not fit: {e}", dir.display())))?;
+    let net = N::rebuild(card.arch).map_err(named)?;
+    let net = net.try_load_file(gdir.join(WEIGHTS)).map_err(|e| {
+        // burn's message lists every mismatching tensor; the first line says enough.
+        let e = e.to_string();
+        let first: String = e
+            .chars()
+            .take(160)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        GenError::Saved(format!(
+            "{}: the saved weights do not fit the network its model card describes ({first}…)",
+            dir.display()
+        ))
+    })?;
+    let values = gradlab_core::flat::flatten_host(&net)?;
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(GenError::Saved(format!(
+            "{}: the saved weights are not all finite (a diverged or damaged model)",
+            dir.display()
+        )));
+    }
     Ok((net.valid(), card))
 }

@@ -34,6 +34,9 @@ pub fn check_output_dir(dir: &Path) -> Result<()> {
 /// extension is supported, it is not a directory, and its parent directory is writable (created
 /// if missing).
 pub fn check_output_file(path: &Path, extensions: &[&str]) -> Result<()> {
+    if path.is_dir() {
+        return Err(file_err(path, "is a directory, not a file"));
+    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -46,9 +49,6 @@ pub fn check_output_file(path: &Path, extensions: &[&str]) -> Result<()> {
                 extensions.join(", .")
             ),
         ));
-    }
-    if path.is_dir() {
-        return Err(file_err(path, "is a directory, not a file"));
     }
     check_output_dir(&parent_dir(path))
 }

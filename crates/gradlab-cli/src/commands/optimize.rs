@@ -39,7 +39,7 @@ pub struct Args {
     /// Momentum.
     #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
-    /// Steps.
+    /// Steps (at most 1,000,000).
     #[arg(long, default_value_t = 100)]
     pub steps: usize,
     /// Print {"trajectory":[{"step":0,"x":[...],"f":...},...]}.
@@ -62,7 +62,10 @@ pub fn run(args: Args) -> Result<()> {
         json,
     } = args;
 
-    let f = problem_by_name(&problem, x0.len())?;
+    if steps > MAX_STEPS {
+        bail!("--steps {steps} is above the limit {MAX_STEPS}");
+    }
+    let f = problem_by_name(&problem.to_ascii_lowercase(), x0.len())?;
     if x0.iter().any(|v| !v.is_finite()) {
         bail!("x0 must be finite");
     }
@@ -129,5 +132,8 @@ fn optimize(
 
 /// The error of a run whose iterate or value left the finite numbers at `step`.
 fn diverged(step: usize) -> anyhow::Error {
-    anyhow::anyhow!("the iterate became non-finite at step {step}; try a smaller --lr")
+    anyhow::anyhow!("the iterate or f(x) became non-finite at step {step}; try a smaller --lr")
 }
+
+/// The most steps `optimize` takes (its trajectory is streamed: a step is a line of output).
+pub const MAX_STEPS: usize = 1_000_000;

@@ -35,19 +35,20 @@ use std::time::Instant;
 /// The arguments of `gradlab sample`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The sampler. The PF-ODE samplers end with the official final denoising step (one more
-    /// score evaluation, counted in the NFE).
-    #[arg(long, value_enum, default_value_t = Sampler::Dpm, ignore_case = true)]
-    pub method: Sampler,
+    /// The sampler (default: dpm, or rf for a saved rectified flow). The PF-ODE samplers (ode,
+    /// rk45) end with the official final denoising step (one more score evaluation, counted in
+    /// the NFE).
+    #[arg(long, value_enum, ignore_case = true)]
+    pub method: Option<Sampler>,
     /// 8gaussians (the default), moons, spirals, checkerboard, swissroll, pinwheel or circles; or
     /// an image set (digits, mnist1k, fashion1k; mnist, fashion once fetched), on which a small
     /// U-Net is trained. With --model: the data the model was trained on (the default).
     #[arg(long)]
     pub data: Option<String>,
-    /// Sampler steps (rk45 chooses its own and ignores this).
+    /// Sampler steps (rk45 chooses its own and ignores this; at most 100,000).
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
-    /// Samples to draw.
+    /// Samples to draw (at most 1,000,000; the MMD² is taken on the first 5,000).
     #[arg(long, default_value_t = 2000)]
     pub samples: usize,
     /// Training steps of the model.
@@ -85,10 +86,18 @@ pub fn run(args: Args) -> Result<()> {
         seed,
         json,
     } = args;
-    check_output_file(&out, IMAGE_EXTENSIONS)?;
-    let (data, train_steps) = match &model {
+    // Names in any case, as the samplers'.
+    let data = data.map(|d| d.to_ascii_lowercase());
+    let (data, train_steps, method) = match &model {
         Some(dir) => {
             let card = saved::card(dir)?;
+            if !IMAGE_SETS.contains(&card.data.as_str()) && Toy2d::from_str(&card.data).is_err() {
+                bail!(
+                    "{}: the model card names an unknown data set '{}'",
+                    dir.display(),
+                    card.data
+                );
+            }
             if data.as_ref().is_some_and(|d| *d != card.data) {
                 bail!(
                     "{}: the model was trained on {}, not {}",
@@ -98,6 +107,8 @@ pub fn run(args: Args) -> Result<()> {
                 );
             }
             let velocity = card.output == saved::Output::Velocity;
+            let default = if velocity { Sampler::Rf } else { Sampler::Dpm };
+            let method = method.unwrap_or(default);
             if velocity != (method == Sampler::Rf) {
                 bail!(
                     "{}: a {} model cannot be sampled with --method {method}",
@@ -109,14 +120,15 @@ pub fn run(args: Args) -> Result<()> {
                     }
                 );
             }
-            (card.data, card.train_steps)
+            (card.data, card.train_steps, method)
         }
-        None => (data.unwrap_or_else(|| "8gaussians".into()), train_steps),
+        None => (
+            data.unwrap_or_else(|| "8gaussians".into()),
+            train_steps,
+            method.unwrap_or(Sampler::Dpm),
+        ),
     };
-    if let Some(dir) = &save {
-        saved::check_destination(dir)?;
-    }
-    let r = run_sample(&SampleRequest {
+    let req = SampleRequest {
         method,
         data: data.clone(),
         steps,
@@ -127,7 +139,14 @@ pub fn run(args: Args) -> Result<()> {
         out: out.clone(),
         seed,
         progress: !json,
-    })?;
+    };
+    // Everything that can be refused without touching the disk, before any folder is created.
+    validate(&req)?;
+    check_output_file(&out, IMAGE_EXTENSIONS)?;
+    if let Some(dir) = &req.save {
+        saved::check_destination(dir)?;
+    }
+    let r = run_sample(&req)?;
     if json {
         outln!("{}", serde_json::to_string(&r)?);
     } else {
@@ -182,7 +201,8 @@ pub struct SampleReport {
     pub samples_per_second: f64,
     /// Sliced Wasserstein distance to fresh data.
     pub swd: f64,
-    /// MMD² to fresh data.
+    /// MMD² to fresh data (on the first [`MMD_POINTS`] points of each sample: its cost grows
+    /// with the square of their number).
     pub mmd: f64,
     /// The same SWD between two data samples, for scale.
     pub swd_data_vs_data: f64,
@@ -204,6 +224,14 @@ pub const MAX_STEPS: usize = 100_000;
 pub const MAX_SAMPLES: usize = 1_000_000;
 /// The most training steps `sample` takes.
 pub const MAX_TRAIN_STEPS: usize = 10_000_000;
+/// The most points of each sample the MMD² is taken on.
+pub const MMD_POINTS: usize = 5_000;
+
+/// The first `n` rows of `x` (all if it has fewer).
+fn head(x: &Tensor<2>, n: usize) -> Tensor<2> {
+    let [rows, d] = x.dims();
+    x.clone().slice([0..rows.min(n), 0..d])
+}
 
 /// The architecture of the 2D models (`hidden`-wide, `layers` deep time-conditioned MLPs).
 fn mlp_arch(settings: &TrainSettings) -> Arch {
@@ -244,6 +272,35 @@ fn keep<N: gradlab_nets::TimeNet>(
     Ok(())
 }
 
+/// The U-Net saved in `dir`, which must take images of `shape` [c, h, w].
+fn loaded_unet(dir: &std::path::Path, shape: [usize; 3]) -> Result<UNet> {
+    let net = saved::load::<UNet>(dir)?.0;
+    let [c, h, w] = net.image_shape();
+    if [c, h, w] != shape {
+        bail!(
+            "{}: the model takes {c}×{h}×{w} images, the data set has {}×{}×{}",
+            dir.display(),
+            shape[0],
+            shape[1],
+            shape[2]
+        );
+    }
+    Ok(net)
+}
+
+/// The 2D time-conditioned MLP saved in `dir`.
+fn loaded_mlp(dir: &std::path::Path) -> Result<TimeMlp> {
+    let net = saved::load::<TimeMlp>(dir)?.0;
+    if net.dim() != 2 {
+        bail!(
+            "{}: the model takes points of dimension {}, not 2D data",
+            dir.display(),
+            net.dim()
+        );
+    }
+    Ok(net)
+}
+
 /// A saved ε-prediction network of the VP SDE as a score model.
 fn noise_model<N: gradlab_nets::TimeNet>(net: N) -> NetScore<N, Sde> {
     NetScore {
@@ -281,7 +338,7 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
         let pairs = move |n: usize, s: u64| (normal(n, d, s ^ 0x2015E), images(n, s));
         let arch = unet_arch(&train);
         let v = match &req.model {
-            Some(dir) => VelocityNet::new(saved::load::<UNet>(dir)?.0),
+            Some(dir) => VelocityNet::new(loaded_unet(dir, [c, h, w])?),
             None => {
                 let (v, _) = train_velocity_model(net, d, pairs, &settings)?;
                 keep(req, &v.net, arch, Output::Velocity)?;
@@ -297,7 +354,7 @@ fn run_image_sample(req: &SampleRequest) -> Result<SampleReport> {
     } else {
         let loss = DsmLoss::new(Sde::vp(), Prediction::Noise);
         let model = match &req.model {
-            Some(dir) => noise_model(saved::load::<UNet>(dir)?.0),
+            Some(dir) => noise_model(loaded_unet(dir, [c, h, w])?),
             None => {
                 let (model, _) = train_score_model(net, loss, d, images, &settings)?;
                 keep(req, &model.net, unet_arch(&train), Output::Noise)?;
@@ -347,7 +404,11 @@ fn measure(
         nfe,
         samples_per_second: req.samples as f64 / sample_seconds.max(1e-9),
         swd: sliced_wasserstein(samples, reference, 200, 0)?,
-        mmd: mmd(samples, reference, &MMD_BANDWIDTHS)?,
+        mmd: mmd(
+            &head(samples, MMD_POINTS),
+            &head(reference, MMD_POINTS),
+            &MMD_BANDWIDTHS,
+        )?,
         swd_data_vs_data: sliced_wasserstein(other, reference, 200, 0)?,
         // A loaded model (--model) was not trained here.
         train_seconds: if req.model.is_some() {
@@ -358,32 +419,42 @@ fn measure(
     })
 }
 
-/// Train, sample, measure and plot.
-pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
-    check_output_file(&req.out, IMAGE_EXTENSIONS)?;
-    if req.steps == 0 || req.samples == 0 || req.train_steps == 0 {
-        bail!("--steps, --samples and --train-steps must be at least 1");
-    }
-    // Bounds that keep memory and time finite on any machine (checked before any training).
-    for (name, value, most) in [
-        ("--steps", req.steps, MAX_STEPS),
-        ("--samples", req.samples, MAX_SAMPLES),
-        ("--train-steps", req.train_steps, MAX_TRAIN_STEPS),
+/// The request's numbers within their bounds (which keep memory and time finite on any machine;
+/// rk45 chooses its own steps) and its data set known.
+fn validate(req: &SampleRequest) -> Result<()> {
+    let steps_matter = !req.method.is_adaptive();
+    for (name, value, most, matters) in [
+        ("--steps", req.steps, MAX_STEPS, steps_matter),
+        ("--samples", req.samples, MAX_SAMPLES, true),
+        ("--train-steps", req.train_steps, MAX_TRAIN_STEPS, true),
     ] {
-        if value > most {
+        if matters && value == 0 {
+            bail!("{name} must be at least 1");
+        }
+        if matters && value > most {
             bail!("{name} {value} is above the limit {most}");
         }
     }
+    if !IMAGE_SETS.contains(&req.data.as_str()) {
+        Toy2d::from_str(&req.data).map_err(|e| {
+            anyhow::anyhow!(
+                "{}; images: {}",
+                e.to_string().trim_start_matches("invalid argument: "),
+                IMAGE_SETS.join(", ")
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Train, sample, measure and plot.
+pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
+    validate(req)?;
+    check_output_file(&req.out, IMAGE_EXTENSIONS)?;
     if IMAGE_SETS.contains(&req.data.as_str()) {
         return run_image_sample(req);
     }
-    let toy = Toy2d::from_str(&req.data).map_err(|e| {
-        anyhow::anyhow!(
-            "{}; images: {}",
-            e.to_string().trim_start_matches("invalid argument: "),
-            IMAGE_SETS.join(", ")
-        )
-    })?;
+    let toy = Toy2d::from_str(&req.data)?;
     let spinner = spinner(req, "");
     let t0 = Instant::now();
     let t2 = toy.clone();
@@ -398,7 +469,7 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
         let pairs =
             move |n: usize, s: u64| (normal(n, 2, s), from_pairs(&t2.sample(n, s ^ 0xDA7A)));
         let v = match &req.model {
-            Some(dir) => VelocityNet::new(saved::load::<TimeMlp>(dir)?.0),
+            Some(dir) => VelocityNet::new(loaded_mlp(dir)?),
             None => {
                 let (v, _) = train_velocity(2, pairs, &settings)?;
                 keep(req, &v.net, mlp_arch(&settings), Output::Velocity)?;
@@ -419,7 +490,7 @@ pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
             ..TrainSettings::default()
         };
         let net = match &req.model {
-            Some(dir) => noise_model(saved::load::<TimeMlp>(dir)?.0),
+            Some(dir) => noise_model(loaded_mlp(dir)?),
             None => {
                 let net = train_toy_model(&toy, Sde::vp(), &settings)?;
                 keep(req, &net.net, mlp_arch(&settings), Output::Noise)?;
