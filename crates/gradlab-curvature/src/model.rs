@@ -59,12 +59,8 @@ impl<M: Net> ModelGradient<M> {
 
 /// The kinks of `model` loaded with `theta` on the inputs `x`.
 fn record_kinks<M: Net>(model: &M, theta: &[f64], x: &Tensor<2>) -> Result<Kinks> {
-    let model = load_flat(model, theta)?;
+    let model = flat::load_host(model.clone(), theta)?;
     Ok(kinks::record(|| model.forward(x.clone())).1)
-}
-
-fn load_flat<M: Net>(model: &M, theta: &[f64]) -> Result<M> {
-    flat::load_host(model.clone(), theta)
 }
 
 /// `f` under the replayed kinks, if any.
@@ -85,7 +81,7 @@ impl<M: Net> Cost for ModelGradient<M> {
     /// The mean loss at `theta`.
     fn cost(&self, theta: &[f64]) -> Result<f64> {
         check_point(self, theta)?;
-        let model = load_flat(&self.model, theta)?;
+        let model = flat::load_host(self.model.clone(), theta)?;
         let logits = with_kinks(&self.kinks, || model.forward(self.x.clone()));
         let v = self
             .loss
@@ -99,7 +95,7 @@ impl<M: Net> Cost for ModelGradient<M> {
 impl<M: Net> Gradient for ModelGradient<M> {
     fn gradient(&self, theta: &[f64]) -> Result<Vec<f64>> {
         check_point(self, theta)?;
-        let model = load_flat(&self.model, theta)?;
+        let model = flat::load_host(self.model.clone(), theta)?;
         let logits = with_kinks(&self.kinks, || model.forward(self.x.clone()));
         let loss = self.loss.forward(logits, self.y.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -130,7 +126,7 @@ impl<M: Net> PerExampleGradients for ModelGradient<M> {
                 "example {bad} of a problem of {n} examples"
             )));
         }
-        let model = load_flat(&self.model, theta)?;
+        let model = flat::load_host(self.model.clone(), theta)?;
         let rows: Vec<i64> = idx.iter().map(|i| *i as i64).collect();
         let rows = Tensor::<1, Int>::from_data(rows.as_slice(), &self.x.device());
         let (x, y) = (
@@ -173,7 +169,7 @@ impl<M: Net> ModelOutputs<M> {
 
     fn logits(&self, theta: &[f64]) -> Result<(M, Tensor<2>)> {
         check_point(self, theta)?;
-        let model = load_flat(&self.model, theta)?;
+        let model = flat::load_host(self.model.clone(), theta)?;
         let logits = with_kinks(&self.kinks, || model.forward(self.x.clone()));
         Ok((model, logits))
     }

@@ -138,9 +138,6 @@ impl<const D: usize, N: TimeNet> VelocityField<D> for VelocityNet<N> {
     }
 }
 
-/// A coupling: `pairs(n, seed) -> (X₀, X₁)`, `[n, d]` host tensors each.
-pub type Coupling<'a> = dyn FnMut(usize, u64) -> (Tensor<2>, Tensor<2>) + 'a;
-
 /// Train a time-conditioned MLP of the settings' size by flow matching on couplings drawn by
 /// `pairs(n, seed) -> (X₀, X₁)`; returns the field (its network on the inner device) and the loss
 /// per step. For 1-rectified flow draw X₀ and X₁ independently; for reflow return fixed pairs

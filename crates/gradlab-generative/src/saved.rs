@@ -209,7 +209,11 @@ pub fn save<N: TimeNet>(dir: &Path, net: &N, card: &ModelCard) -> Result<()> {
 
 /// The card of the model saved in `dir` (after verifying the saved files).
 pub fn card(dir: &Path) -> Result<ModelCard> {
-    let gdir = gradlab_train::checkpoint::load_set(dir).map_err(saved_err)?;
+    read_card(&gradlab_train::checkpoint::load_set(dir).map_err(saved_err)?)
+}
+
+/// The card in the verified generation folder `gdir`.
+fn read_card(gdir: &Path) -> Result<ModelCard> {
     let path = gdir.join(CARD);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| GenError::Saved(format!("{}: {e}", path.display())))?;
@@ -221,8 +225,8 @@ pub fn card(dir: &Path) -> Result<ModelCard> {
 /// card; an error if the files are missing, corrupt, or of another architecture than `N`.
 pub fn load<N: Rebuild>(dir: &Path) -> Result<(N, ModelCard)> {
     let named = |e: GenError| GenError::Saved(format!("{}: {e}", dir.display()));
-    let card = card(dir)?;
     let gdir = gradlab_train::checkpoint::load_set(dir).map_err(saved_err)?;
+    let card = read_card(&gdir)?;
     let net = N::rebuild(card.arch).map_err(named)?;
     let net = net.try_load_file(gdir.join(WEIGHTS)).map_err(|e| {
         // burn's message lists every mismatching tensor; the first line says enough.

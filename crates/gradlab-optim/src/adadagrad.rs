@@ -29,7 +29,7 @@
 
 use crate::error::OptimError;
 use burn::config::Config;
-use gradlab_core::problem::{PerExampleGradients, check_point, norm};
+use gradlab_core::problem::{PerExampleGradients, check_point, mean_rows, norm};
 use gradlab_core::solve::{Iteration, Solver};
 
 /// Per-example gradients: b rows of d coordinates, optionally split into parameter tensors
@@ -91,10 +91,7 @@ impl PerExampleGrads {
     }
     /// The mean gradient ḡ.
     pub fn mean(&self) -> Vec<f64> {
-        let b = self.batch() as f64;
-        (0..self.d)
-            .map(|j| (0..self.batch()).map(|i| self.row(i)[j]).sum::<f64>() / b)
-            .collect()
+        mean_rows(&self.data, self.d)
     }
 }
 

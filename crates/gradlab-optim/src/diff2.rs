@@ -191,7 +191,7 @@ impl Diff2Config {
         budget: &PrivacyBudget,
         observe: impl FnMut(usize, &[f64]),
     ) -> crate::Result<PrivateRun> {
-        run_private(self, problem, x0, budget, self.rounds, observe)
+        run_private(self.init(budget)?, problem, x0, self.rounds, observe)
     }
 }
 

@@ -112,17 +112,16 @@ impl DpSgdConfig {
         budget: &PrivacyBudget,
         observe: impl FnMut(usize, &[f64]),
     ) -> crate::Result<PrivateRun> {
-        run_private(self, problem, x0, budget, self.steps, observe)
+        run_private(self.init(budget)?, problem, x0, self.steps, observe)
     }
 }
 
 /// Run a private method by [`solve`] for `iters` iterations, `observe(k, x)` seeing every
 /// iterate: the shared body of [`DpSgdConfig::run`] and DIFF2's.
 pub(crate) fn run_private<'a, P, M>(
-    method: &'a M,
+    mut private: Private<'a, M>,
     problem: &P,
     x0: &[f64],
-    budget: &'a PrivacyBudget,
     iters: usize,
     mut observe: impl FnMut(usize, &[f64]),
 ) -> crate::Result<PrivateRun>
@@ -130,7 +129,6 @@ where
     Private<'a, M>: Solver<P, Error = OptimError>,
     <Private<'a, M> as Solver<P>>::State: Into<PrivateRun>,
 {
-    let mut private = Private { method, budget };
     let mut obs = |it: &Iteration<'_>| {
         observe(it.iteration, it.x);
         Control::Continue

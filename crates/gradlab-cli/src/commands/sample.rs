@@ -140,12 +140,6 @@ pub fn run(args: Args) -> Result<()> {
         seed,
         progress: !json,
     };
-    // Everything that can be refused without touching the disk, before any folder is created.
-    validate(&req)?;
-    check_output_file(&out, IMAGE_EXTENSIONS)?;
-    if let Some(dir) = &req.save {
-        saved::check_destination(dir)?;
-    }
     let r = run_sample(&req)?;
     if json {
         outln!("{}", serde_json::to_string(&r)?);
@@ -449,8 +443,12 @@ fn validate(req: &SampleRequest) -> Result<()> {
 
 /// Train, sample, measure and plot.
 pub fn run_sample(req: &SampleRequest) -> Result<SampleReport> {
+    // Everything that can be refused without touching the disk, before any folder is created.
     validate(req)?;
     check_output_file(&req.out, IMAGE_EXTENSIONS)?;
+    if let Some(dir) = &req.save {
+        saved::check_destination(dir)?;
+    }
     if IMAGE_SETS.contains(&req.data.as_str()) {
         return run_image_sample(req);
     }

@@ -11,8 +11,9 @@ use gradlab_nets::TimeNet;
 /// trained: [`Prediction`]) converted to the score, on whatever device and with whatever tracking
 /// the network and the input have (so gradients reach its parameters on an autodiff device).
 /// Examples are flattened to the network's input `[n, d]` (f32, the networks' dtype) and the score
-/// takes their shape and dtype again. Sample with the network on the inner device
-/// ([`NetScore::valid`]): a sampling chain on the autodiff device builds a graph it never uses.
+/// takes their shape and dtype again. Sample with the network on the inner device (the training
+/// functions return it there): a sampling chain on the autodiff device builds a graph it never
+/// uses.
 #[derive(Debug, Clone)]
 pub struct NetScore<N, P> {
     /// The network.
@@ -21,17 +22,6 @@ pub struct NetScore<N, P> {
     pub process: P,
     /// What its output is.
     pub prediction: Prediction,
-}
-
-impl<N: TimeNet, P: Process + Clone> NetScore<N, P> {
-    /// The same model on the inner device (no autodiff), for sampling and likelihoods.
-    pub fn valid(&self) -> Self {
-        NetScore {
-            net: self.net.valid(),
-            process: self.process.clone(),
-            prediction: self.prediction,
-        }
-    }
 }
 
 impl<const D: usize, N: TimeNet, P: Process> ScoreModel<D> for NetScore<N, P> {

@@ -137,7 +137,10 @@ fn curve<P: PerExampleGradients>(
 ) -> Result<Vec<(usize, usize, f64)>> {
     let mut points = vec![];
     let mut observe = Fallible::new(|it: &Iteration| -> Result<()> {
-        points.push((it.work, it.batch.unwrap_or(B0), loss(it.x)?));
+        let batch = it.batch.ok_or_else(|| {
+            crate::LabError::Invalid("AdAdaGrad reported no batch size".into())
+        })?;
+        points.push((it.work, batch, loss(it.x)?));
         Ok(())
     });
     solve(&mut method, problem, x0, steps, &mut observe)?;
