@@ -22,6 +22,10 @@
 //! - [`training`]: denoising score matching with score, ε, x₀ or v prediction;
 //! - [`rectified_flow`]: velocity fields, flow matching, transport, reflow, straightness,
 //!   one-step distillation;
+//! - [`conditional`]: conditional ε-models for restoration (a network that also reads the
+//!   degraded input), their training and a direct-regression baseline;
+//! - [`resfusion`]: Resfusion's residual process, resnoise target, truncated schedule and
+//!   5-step restoration;
 //! - [`likelihood`]: exact log-likelihoods through the probability-flow ODE, bits per dimension;
 //! - [`painters`]: the closed-form probability flow of Gaussian data;
 //! - [`points`], [`images`]: point sets and images as tensors and back;
@@ -38,6 +42,7 @@
 //! assert!((mean - 1.0).abs() < 0.03 && nfe == 10);
 //! ```
 
+pub mod conditional;
 pub mod image_metrics;
 pub mod images;
 pub mod likelihood;
@@ -48,6 +53,7 @@ pub mod painters;
 pub mod points;
 pub mod process;
 pub mod rectified_flow;
+pub mod resfusion;
 pub mod sampling;
 pub mod saved;
 pub mod score;

@@ -238,7 +238,7 @@ pub(crate) fn to_net_input(x: Tensor<2>, dev: &Device) -> Result<Tensor<2>> {
 /// the last weights are not a snapshot of Adam's noise) and a finite-loss check, on `net` (built
 /// on the autodiff device). `loss_at(net, step, device)` builds the step's loss.
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
-pub(crate) fn fit_net<N: TimeNet>(
+pub(crate) fn fit_net<N: burn::module::Module>(
     mut net: N,
     settings: &TrainSettings,
     mut loss_at: impl FnMut(&N, usize, &Device) -> Result<Tensor<1>>,

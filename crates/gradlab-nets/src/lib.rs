@@ -7,6 +7,7 @@
 
 pub mod binary;
 pub mod cnn;
+pub mod cond_time_mlp;
 pub mod init;
 pub mod kinks;
 pub mod loss;

@@ -35,10 +35,12 @@
 //! assert_eq!(Sde::vp().marginal(0.3).unwrap(), Vp::default().marginal(0.3).unwrap());
 //! ```
 
+mod mean_reverting;
 mod sub_vp;
 mod ve;
 mod vp;
 
+pub use mean_reverting::MeanReverting;
 pub use sub_vp::SubVp;
 pub use ve::Ve;
 pub use vp::Vp;

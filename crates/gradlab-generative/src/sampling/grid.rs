@@ -41,21 +41,33 @@ pub fn uniform(steps: usize, t_eps: f64) -> Result<Vec<f64>> {
 
 /// `steps + 1` times from 1 down to `t_eps` equally spaced in λ_t = log(α_t/σ_t) (DPM-Solver's
 /// "logSNR" spacing, its choice for few steps), by bisection on the monotone λ.
-#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub fn logsnr(process: &impl Process, steps: usize, t_eps: f64) -> Result<Vec<f64>> {
     uniform(steps, t_eps)?;
+    logsnr_to(process, steps, t_eps)
+}
+
+/// [`logsnr`] down to any `t_end` in [0, 1) where λ is finite (0 for a process whose σ stays
+/// positive at t = 0, such as [`crate::process::MeanReverting`]: MRS's "linear-lambda" grid).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
+pub fn logsnr_to(process: &impl Process, steps: usize, t_end: f64) -> Result<Vec<f64>> {
+    if steps == 0 {
+        return invalid("a sampler needs at least 1 step");
+    }
+    if !(0.0..1.0).contains(&t_end) {
+        return invalid(format!("the grid's end {t_end} must lie in [0, 1)"));
+    }
     let lambda = |t: f64| -> Result<f64> {
         let (a, s) = process.marginal(t)?;
         Ok((a / s).ln())
     };
-    let (l0, l1) = (lambda(1.0)?, lambda(t_eps)?);
-    if !(l1 > l0) {
-        return invalid("λ_t must decrease with t for a logSNR grid");
+    let (l0, l1) = (lambda(1.0)?, lambda(t_end)?);
+    if !(l1 > l0 && l1.is_finite() && l0.is_finite()) {
+        return invalid("λ_t must be finite and decrease with t for a logSNR grid");
     }
     let mut grid = vec![1.0];
     for i in 1..steps {
         let target = l0 + (l1 - l0) * i as f64 / steps as f64;
-        let (mut lo, mut hi) = (t_eps, 1.0); // λ(lo) ≥ target ≥ λ(hi)
+        let (mut lo, mut hi) = (t_end, 1.0); // λ(lo) ≥ target ≥ λ(hi)
         for _ in 0..80 {
             let mid = 0.5 * (lo + hi);
             if lambda(mid)? >= target {
@@ -66,6 +78,6 @@ pub fn logsnr(process: &impl Process, steps: usize, t_eps: f64) -> Result<Vec<f6
         }
         grid.push(0.5 * (lo + hi));
     }
-    grid.push(t_eps);
+    grid.push(t_end);
     Ok(grid)
 }

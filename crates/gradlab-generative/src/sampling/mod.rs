@@ -10,6 +10,8 @@
 //! - [`ode`](mod@ode): the probability-flow ODE with any [`crate::ode::Solver`] (Euler, Heun,
 //!   adaptive RK45), either direction, and its sampler with the final denoising step;
 //! - [`dpm`](mod@dpm): DDIM and DPM-Solver++(2M), as a function and as a stateful scheduler;
+//! - [`mrs`](mod@mrs): MRS, the ODE and SDE solvers of orders 1 and 2 in the data or noise
+//!   parameterisation for mean-reverting processes;
 //! - [`grid`]: the time grids.
 //!
 //! [`Sampler`] names them all, is what `gradlab sample --method` and the experiments parse once,
@@ -30,6 +32,7 @@
 
 pub mod dpm;
 pub mod grid;
+pub mod mrs;
 mod noise;
 pub mod ode;
 pub mod sde;

@@ -1,5 +1,6 @@
 //! Experiments of the score, flow and diffusion papers.
 
+mod degraded_digits;
 mod score_sde_images;
 
 register! {
@@ -7,4 +8,6 @@ register! {
     painters::Painters,
     score_sde::ScoreSde,
     rectified_diffusion::RectifiedDiffusion,
+    mrs::MrsExperiment,
+    resfusion::Resfusion,
 }
