@@ -9,6 +9,7 @@
 
 pub mod bridge;
 pub mod flat;
+pub mod memory;
 pub mod problem;
 pub mod solve;
 

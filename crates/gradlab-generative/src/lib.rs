@@ -26,6 +26,8 @@
 //!   degraded input), their training and a direct-regression baseline;
 //! - [`resfusion`]: Resfusion's residual process, resnoise target, truncated schedule and
 //!   5-step restoration;
+//! - [`flowchef`]: FlowChef's gradient-skipping guidance of a rectified flow and the DPS-style
+//!   baseline that backpropagates through it;
 //! - [`likelihood`]: exact log-likelihoods through the probability-flow ODE, bits per dimension;
 //! - [`painters`]: the closed-form probability flow of Gaussian data;
 //! - [`points`], [`images`]: point sets and images as tensors and back;
@@ -43,6 +45,7 @@
 //! ```
 
 pub mod conditional;
+pub mod flowchef;
 pub mod image_metrics;
 pub mod images;
 pub mod likelihood;

@@ -22,6 +22,11 @@ pub mod results;
 
 pub use error::{LabError, Result};
 
+/// The metered allocator, so that experiments can report measured peak memory (every binary that
+/// links the lab — `gradlab`, the lab's tests — counts its heap).
+#[global_allocator]
+static ALLOC: gradlab_core::memory::MeteredAlloc = gradlab_core::memory::MeteredAlloc;
+
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -10,4 +10,5 @@ register! {
     rectified_diffusion::RectifiedDiffusion,
     mrs::MrsExperiment,
     resfusion::Resfusion,
+    flowchef::FlowChefExperiment,
 }
