@@ -48,7 +48,7 @@ pub struct CondEps {
 }
 
 /// c_in(t) = 1/√(α_t² s² + σ_t²) for data of standard deviation s.
-fn input_scale(process: &impl Process, data_std: f64, t: f64) -> Result<f64> {
+pub(crate) fn input_scale_of(process: &impl Process, data_std: f64, t: f64) -> Result<f64> {
     let (a, s) = process.marginal(t)?;
     Ok(1.0 / (a * a * data_std * data_std + s * s).sqrt())
 }
@@ -95,8 +95,8 @@ impl<P: Process> ScoreModel<2> for CondScore<'_, P> {
         let (_, s) = self.process.marginal(t)?;
         let [n, _] = y.dims();
         let dtype = y.dtype();
-        let input =
-            y.cast(burn::tensor::DType::F32) * input_scale(&self.process, self.model.data_std, t)?;
+        let input = y.cast(burn::tensor::DType::F32)
+            * input_scale_of(&self.process, self.model.data_std, t)?;
         let times = Tensor::<1>::full([n], t as f32, &input.device());
         let eps = self
             .model
@@ -147,7 +147,7 @@ pub fn train_conditional_eps<P: Process>(
         for _ in 0..n {
             let t = OFFICIAL_EPS + (1.0 - OFFICIAL_EPS) * rng.random::<f64>();
             let (a, s) = process.marginal(t)?;
-            let c_in = input_scale(&process, data_std, t)?;
+            let c_in = input_scale_of(&process, data_std, t)?;
             coef.0.push((a * c_in) as f32);
             coef.1.push((s * c_in) as f32);
             coef.2.push(t as f32);

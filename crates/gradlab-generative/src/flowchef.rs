@@ -10,7 +10,8 @@
 //!   step, x̂ = z + (1 − t_i)v with v held constant, z ← z − s·∇_{x̂}L(x̂) (∂x̂/∂z = I: no
 //!   backpropagation through the network); then z ← z + v·Δt with the v from before the update.
 //! - **DPS as coded**: v = v(z, t_i) with a graph, x̂ = z + (1 − t_i)v(z), g = ∇_z L through the
-//!   network, z ← z − s·g and v ← v − s·g, then z ← z + v·Δt. (The official code also evaluates v
+//!   network, z ← z − s·g and v ← v + s·g, then z ← z + v·Δt — the official `vt ← vt − s·g` with
+//!   its v = −v here and its Δt < 0: both move z by −s·g(1 − Δt). (The official code also evaluates v
 //!   once more without a graph, for logging only; that evaluation is skipped here, which makes the
 //!   baseline cheaper, not dearer.)
 //!
@@ -201,8 +202,8 @@ pub struct FlowChef {
 }
 
 impl FlowChef {
-    /// N Euler steps, guidance scale s (the official scripts: N = 100, s = 500 for images whose
-    /// loss is a mean over 3·64·64 elements).
+    /// N Euler steps, guidance scale s (the official scripts: N = 100, s = 500, with the loss a
+    /// mean over the operator's output elements — 3·64·64 for inpainting and deblurring).
     pub fn new(steps: usize, scale: f64) -> Result<Self> {
         check(steps, scale)?;
         Ok(Self { steps, scale })
@@ -269,7 +270,7 @@ impl Dps {
                     GenError::Invalid("the velocity is not on the autodiff device".into())
                 })?;
                 let g = from_host(&to_host(g)?, dims, &ad)?.cast(dtype) * self.scale;
-                let vel = vel.detach() - g.clone();
+                let vel = vel.detach() + g.clone();
                 z = z.detach() - g + vel * dt;
             } else {
                 let vel = v.velocity(z.clone(), t)?.detach();
@@ -377,7 +378,9 @@ mod tests {
             gx[0] + w[0][0] * gx[0] + w[0][1] * gx[1],
             gx[1] + w[1][0] * gx[0] + w[1][1] * gx[1],
         ];
-        let vd = [v0[0] - s * gz[0], v0[1] - s * gz[1]];
+        // The official vt ← vt − s·g with vt = −v: v ← v + s·g (checked against a NumPy port of
+        // the official loop on this field).
+        let vd = [v0[0] + s * gz[0], v0[1] + s * gz[1]];
         let z1d = [
             z0[0] - s * gz[0] + 0.5 * vd[0],
             z0[1] - s * gz[1] + 0.5 * vd[1],

@@ -28,6 +28,8 @@
 //!   5-step restoration;
 //! - [`flowchef`]: FlowChef's gradient-skipping guidance of a rectified flow and the DPS-style
 //!   baseline that backpropagates through it;
+//! - [`unlearning`]: DoCo's concept unlearning (adversarial concept-domain correction, the
+//!   concept-preserving gradient) for class-conditional models;
 //! - [`likelihood`]: exact log-likelihoods through the probability-flow ODE, bits per dimension;
 //! - [`painters`]: the closed-form probability flow of Gaussian data;
 //! - [`points`], [`images`]: point sets and images as tensors and back;
@@ -61,6 +63,7 @@ pub mod sampling;
 pub mod saved;
 pub mod score;
 pub mod training;
+pub mod unlearning;
 
 /// Errors of generative-model computations.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

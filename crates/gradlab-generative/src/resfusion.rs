@@ -250,8 +250,9 @@ pub fn restore(
 
 /// Train a [`CondTimeMlp`] on the resnoise target with t ~ U{0, …, T′ − 1}, on pairs
 /// (x₀, x̂) = `pairs(n, seed)` (`[n, dim]` each, in [−1, 1]); MSE averaged over elements, as the
-/// official `F.mse_loss`. Adam with the learning rate decayed linearly (the official AdamW with
-/// amsgrad and cosine annealing over 5,000 epochs is out of a CPU budget's reach). Returns the
+/// official `F.mse_loss`. Adam with the learning rate decayed linearly and no gradient clipping
+/// (the official AdamW with amsgrad, cosine annealing over 5,000 epochs and clip 1 is out of a
+/// CPU budget's reach). Returns the
 /// network on the inner device and every step's loss.
 pub fn train_resfusion(
     schedule: &ResfusionSchedule,

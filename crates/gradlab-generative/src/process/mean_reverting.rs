@@ -15,7 +15,7 @@
 //! linearly between levels, so the marginal is exact at every level and f = −dΘ/dt, g² = 2λ² dΘ/dt
 //! between them). Its prior is the stationary law N(0, λ²) — the official `prior_sample`
 //! μ + λz, which drops the α_T(x₀ − μ) = 0.005(x₀ − μ) term. Note α_0 < 1 (θ_0 > 0): even level 0
-//! keeps a little noise (σ̄_0 ≈ 0.0025 for the defaults), as in the official code.
+//! keeps a little noise (σ̄_0 ≈ 0.0022 for the defaults), as in the official code.
 //!
 //! ```
 //! use gradlab_generative::process::{MeanReverting, Process};

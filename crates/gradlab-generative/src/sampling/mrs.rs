@@ -23,8 +23,11 @@
 //! Grids run from t = 1 to the process's last level t = 0: `Linspace` (the official
 //! `mrsampler.yml`) or `LinearLambda`, equally spaced in λ (`test.yml`, and the official
 //! numerical-stability study). The official code interpolates α, σ and λ linearly between levels
-//! at fractional grid times; here every coefficient comes from the process at that time.
-//! Not built: `denoise_last` (off in both configs; in the noise parameterisation the official code
+//! at fractional grid times, so there its (α, σ, λ) are not exactly consistent and its μ terms
+//! leave a small residue; here every coefficient comes from the process at that time (identical
+//! on whole levels: linspace grids whose NFE divides T).
+//! The official final `clip(x₀, 0, 1)` is left to the caller (the images' range). Not built:
+//! `denoise_last` (off in both configs; in the noise parameterisation the official code
 //! would return ε̂ as the image), order 3, the λ_min clip (inactive for the defaults), thresholding.
 //!
 //! ```

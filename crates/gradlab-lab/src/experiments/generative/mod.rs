@@ -11,4 +11,5 @@ register! {
     mrs::MrsExperiment,
     resfusion::Resfusion,
     flowchef::FlowChefExperiment,
+    concept_unlearning::ConceptUnlearning,
 }
