@@ -136,7 +136,7 @@ impl Experiment for FlowChefExperiment {
             let start = (seed as usize).wrapping_mul(n) % (pairs_n - n).max(1);
             (z0.clone().slice([start..start + n, 0..2]), z1.clone().slice([start..start + n, 0..2]))
         };
-        let (rf2, _) = train_velocity(2, window, &TrainSettings { seed: settings.seed + 1, ..settings.clone() })?;
+        let (rf2, _) = train_velocity(2, window, &TrainSettings { seed: settings.seed.wrapping_add(1), ..settings.clone() })?;
         spinner.finish_and_clear();
 
         let n = if ctx.quick { 400 } else { 2000 };

@@ -23,6 +23,7 @@ use gradlab_generative::process::MeanReverting;
 use gradlab_generative::sampling::mrs::{Mrs, Param, Schedule, Solver};
 use gradlab_generative::sampling::{Noise, Unobserved, euler_maruyama, grid, prior};
 use gradlab_generative::score::{Counted, GmmOracle};
+use gradlab_core::memory::Peak;
 use std::time::Instant;
 
 mod restoration;
@@ -79,12 +80,13 @@ fn label(mrs: &Mrs) -> String {
     }
 }
 
-/// One run's numbers.
+/// One run's numbers (`samples` is `None` if the sampler blew up).
 struct Run {
     swd: f64,
     nfe: usize,
     seconds: f64,
-    samples: Tensor<2>,
+    peak_bytes: f64,
+    samples: Option<Tensor<2>>,
 }
 
 /// Run `sample` from a fresh prior draw and score it against `truth`.
@@ -99,19 +101,22 @@ fn measure(
     let mut noise = Noise::new(seed);
     let y = prior(process, [n, 2], &mut noise, &truth.device());
     let counted = Counted::new(oracle);
+    let peak = Peak::start();
     let start = Instant::now();
     let out = sample(&counted, y, &mut noise);
     let seconds = start.elapsed().as_secs_f64();
+    let peak_bytes = peak.map_or(f64::NAN, |p| p.bytes() as f64);
     // A run that blew up is a measured failure (infinite distance), not a crash of the study.
     let (swd, samples) = match out {
-        Ok(s) => (sliced_wasserstein(&s, truth, PROJECTIONS, 0).unwrap_or(f64::INFINITY), s),
-        Err(gradlab_generative::GenError::NonFinite { .. }) => (f64::INFINITY, truth.clone() * f64::NAN),
+        Ok(s) => (sliced_wasserstein(&s, truth, PROJECTIONS, 0)?, Some(s)),
+        Err(gradlab_generative::GenError::NonFinite { .. }) => (f64::INFINITY, None),
         Err(e) => return Err(e.into()),
     };
     Ok(Run {
         swd,
         nfe: counted.calls(),
         seconds,
+        peak_bytes,
         samples,
     })
 }
@@ -160,6 +165,10 @@ impl Experiment for MrsExperiment {
             format!("Exact conditional score, x₀ − μ a 3-mode mixture; SWD of {n} samples to exact draws (two exact samples: {floor:.4}); ∞ = the sampler blew up"),
             &["sampler", "NFE 5", "NFE 10", "NFE 20"],
         );
+        let mut cost = Table::new(
+            format!("Cost of the same runs, in one process: NFE, wall time and peak heap of the sampling loop ({n} samples; exact scores on the host)"),
+            &["sampler", "NFE", "seconds", "peak heap", "SWD"],
+        );
         let mut swd = std::collections::BTreeMap::new();
         let mut panels = vec![("exact".to_string(), pairs(&truth)?)];
         let mut curves = vec![];
@@ -173,6 +182,10 @@ impl Experiment for MrsExperiment {
                 let key = format!("oracle.{name}.nfe{nfe}");
                 out.metrics.insert(format!("{key}.swd"), r.swd);
                 out.metrics.insert(format!("{key}.seconds"), r.seconds);
+                out.metrics.insert(format!("{key}.peak_bytes"), r.peak_bytes);
+                if nfe == 10 {
+                    cost.row(vec![format!("MRS {name}"), nfe.to_string(), format!("{:.3}", r.seconds), fmt_kib(r.peak_bytes), fmt_swd(r.swd)]);
+                }
                 if r.nfe != nfe {
                     return Err(crate::error::LabError::Invalid(format!("{name} used {} evaluations for NFE {nfe}", r.nfe)));
                 }
@@ -180,8 +193,8 @@ impl Experiment for MrsExperiment {
                 if r.swd.is_finite() {
                     curve.push((nfe as f64, r.swd));
                 }
-                if nfe == 5 && mrs.order == 2 && mrs.solver == Solver::Sde {
-                    panels.push((format!("MRS {name} · 5 NFE"), pairs(&r.samples).unwrap_or_default()));
+                if let (5, 2, Solver::Sde, Some(s)) = (nfe, mrs.order, mrs.solver, &r.samples) {
+                    panels.push((format!("MRS {name} · 5 NFE"), pairs(s)?));
                 }
                 swd.insert((name.clone(), nfe), r.swd);
                 bar.inc(1);
@@ -195,15 +208,18 @@ impl Experiment for MrsExperiment {
             let r = measure(&truth, n, ctx.seed ^ (0x4000 + steps as u64), |m, y, noise| euler_maruyama(m, &process, y, &g, noise, &mut Unobserved), &oracle, &process)?;
             out.metrics.insert(format!("oracle.em{steps}.swd"), r.swd);
             out.metrics.insert(format!("oracle.em{steps}.seconds"), r.seconds);
+            out.metrics.insert(format!("oracle.em{steps}.peak_bytes"), r.peak_bytes);
+            cost.row(vec![format!("Euler–Maruyama"), steps.to_string(), format!("{:.3}", r.seconds), fmt_kib(r.peak_bytes), fmt_swd(r.swd)]);
             table.row(vec![format!("Euler–Maruyama, {steps} steps"), fmt_swd(r.swd), String::new(), String::new()]);
-            if steps == 100 {
-                panels.push(("Euler–Maruyama · 100".into(), pairs(&r.samples)?));
+            if let (100, Some(s)) = (steps, &r.samples) {
+                panels.push(("Euler–Maruyama · 100".into(), pairs(s)?));
             }
             em.insert(steps, r.swd);
             bar.inc(1);
         }
         bar.finish_and_clear();
         out.tables.push(table);
+        out.tables.push(cost);
         let em100 = em[&100];
         out.checks.push(Check::new(
             "oracle.mrs10_matches_em100",
@@ -242,6 +258,10 @@ impl Experiment for MrsExperiment {
         out.notes.push("The paper's images (DA-CLIP's universal restoration, 10 degradations) are out of reach on a CPU; digits with blur and noise stand in for part 2.".into());
         Ok(out)
     }
+}
+
+fn fmt_kib(bytes: f64) -> String {
+    if bytes.is_nan() { "not metered".into() } else { format!("{:.0} KiB", bytes / 1024.0) }
 }
 
 fn fmt_swd(v: f64) -> String {

@@ -96,7 +96,7 @@ impl Experiment for Resfusion {
             let (clean, bad) = degrade(&test, &idx, how, &mut StdRng::seed_from_u64(ctx.seed ^ (0x7E57 + k as u64)));
             let clean_t = from_rows(&clean, n, 64)?;
             let xhat = from_rows(&bad.iter().map(|v| signed(*v)).collect::<Vec<_>>(), n, 64)?;
-            let task_settings = TrainSettings { seed: ctx.seed + 10 * k as u64, ..settings.clone() };
+            let task_settings = TrainSettings { seed: ctx.seed.wrapping_add(10 * k as u64), ..settings.clone() };
             let mut results: Vec<(String, usize, Vec<f64>, f64)> = vec![("degraded input".into(), 0, bad.clone(), 0.0)];
 
             let start = Instant::now();

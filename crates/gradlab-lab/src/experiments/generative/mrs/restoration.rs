@@ -57,7 +57,7 @@ pub(super) fn run(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
             settings.steps,
             losses.last().copied().unwrap_or(f64::NAN)
         ),
-        &["sampler", "NFE", "PSNR (dB)", "gain over input (dB)", "seconds"],
+        &["sampler", "NFE", "PSNR (dB)", "gain over input (dB)", "seconds", "peak heap"],
     );
     table.row(vec!["degraded input".into(), "—".into(), format!("{:.2}", psnr(input_mse)), "0".into(), "—".into()]);
     let ode2 = Mrs::official_ode();
@@ -90,9 +90,11 @@ pub(super) fn run(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
         let mut noise = Noise::new(ctx.seed ^ 0x5A3);
         let y = prior(&process, [n, 64], &mut noise, &Device::flex());
         let counted = Counted::new(&model);
+        let peak = gradlab_core::memory::Peak::start();
         let start = Instant::now();
         let result = job(&counted, y, &mut noise);
         let seconds = start.elapsed().as_secs_f64();
+        let peak_bytes = peak.map_or(f64::NAN, |p| p.bytes() as f64);
         let (db, cell) = match result {
             Ok(y) => {
                 if counted.calls() != *nfe {
@@ -112,7 +114,9 @@ pub(super) fn run(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
         out.metrics.insert(format!("restoration.{key}.psnr"), db);
         out.metrics.insert(format!("restoration.{key}.psnr_gain"), db - psnr(input_mse));
         out.metrics.insert(format!("restoration.{key}.seconds"), seconds);
-        table.row(vec![name.clone(), nfe.to_string(), cell, format!("{:+.2}", db - psnr(input_mse)), format!("{seconds:.2}")]);
+        out.metrics.insert(format!("restoration.{key}.peak_bytes"), peak_bytes);
+        let heap = if peak_bytes.is_nan() { "not metered".to_string() } else { format!("{:.0} KiB", peak_bytes / 1024.0) };
+        table.row(vec![name.clone(), nfe.to_string(), cell, format!("{:+.2}", db - psnr(input_mse)), format!("{seconds:.2}"), heap]);
         psnrs.insert(key.clone(), db);
         bar.inc(1);
     }
