@@ -30,6 +30,8 @@
 //!   baseline that backpropagates through it;
 //! - [`unlearning`]: DoCo's concept unlearning (adversarial concept-domain correction, the
 //!   concept-preserving gradient) for class-conditional models;
+//! - [`alignprop`]: AlignProp's truncated reward backpropagation through a DDIM-η sampler, with
+//!   the official draw of K and gradient checkpointing;
 //! - [`likelihood`]: exact log-likelihoods through the probability-flow ODE, bits per dimension;
 //! - [`painters`]: the closed-form probability flow of Gaussian data;
 //! - [`points`], [`images`]: point sets and images as tensors and back;
@@ -46,6 +48,7 @@
 //! assert!((mean - 1.0).abs() < 0.03 && nfe == 10);
 //! ```
 
+pub mod alignprop;
 pub mod conditional;
 pub mod flowchef;
 pub mod image_metrics;

@@ -10,6 +10,7 @@ pub mod cnn;
 pub mod cond_time_mlp;
 pub mod init;
 pub mod kinks;
+pub mod lora;
 pub mod loss;
 pub mod mlp;
 pub mod resnet;

@@ -52,6 +52,19 @@ impl MlpConfig {
 }
 
 impl Mlp {
+    /// The nonlinearity between layers.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// The same nonlinearity with other layers.
+    pub(crate) fn with_layers(&self, layers: Vec<Linear>) -> Mlp {
+        Mlp {
+            layers,
+            activation: self.activation,
+        }
+    }
+
     /// Hidden features before the last layer.
     pub fn features(&self, x: Tensor<2>) -> Tensor<2> {
         let n = self.layers.len();

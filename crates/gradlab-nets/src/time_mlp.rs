@@ -68,6 +68,29 @@ impl TimeMlp {
     pub fn dim(&self) -> usize {
         self.mlp.layers.last().map_or(0, |l| l.weight.dims()[1])
     }
+
+    /// The MLP behind it (its input is `[x, time_features(t)]`).
+    pub fn mlp(&self) -> &Mlp {
+        &self.mlp
+    }
+
+    /// The number of Fourier frequencies of the time embedding.
+    pub fn frequencies(&self) -> usize {
+        self.frequencies
+    }
+
+    /// The same network with other layers (the same widths), e.g. LoRA-merged weights.
+    pub fn with_layers(&self, layers: Vec<burn::nn::Linear>) -> Result<Self, String> {
+        let widths =
+            |ls: &[burn::nn::Linear]| ls.iter().map(|l| l.weight.dims()).collect::<Vec<_>>();
+        if widths(&layers) != widths(&self.mlp.layers) {
+            return Err("replacement layers differ in shape".into());
+        }
+        Ok(Self {
+            mlp: self.mlp.with_layers(layers),
+            frequencies: self.frequencies,
+        })
+    }
 }
 
 /// `[t, sin(πkt), cos(πkt)]` for k = 1…K, `[b, 1 + 2K]`: the time input of the time-conditioned

@@ -38,6 +38,7 @@ pub mod ode;
 pub mod sde;
 
 pub use dpm::{DpmScheduler, dpm_solver_pp};
+pub(crate) use noise::check_grid;
 pub use noise::{Noise, StepObserver, Unobserved, prior};
 pub use ode::{denoise_step, pf_ode, pf_ode_sample};
 pub use sde::{Langevin, euler_maruyama, predictor_corrector, reverse_diffusion};

@@ -12,4 +12,5 @@ register! {
     resfusion::Resfusion,
     flowchef::FlowChefExperiment,
     concept_unlearning::ConceptUnlearning,
+    alignprop::AlignProp,
 }
