@@ -32,6 +32,8 @@
 //!   concept-preserving gradient) for class-conditional models;
 //! - [`alignprop`]: AlignProp's truncated reward backpropagation through a DDIM-η sampler, with
 //!   the official draw of K and gradient checkpointing;
+//! - [`fdistill`]: f-distill's weighting — h(r) per f-divergence, the density ratio from a
+//!   discriminator, per-time-bin normalisation — and its score-difference loss;
 //! - [`likelihood`]: exact log-likelihoods through the probability-flow ODE, bits per dimension;
 //! - [`painters`]: the closed-form probability flow of Gaussian data;
 //! - [`points`], [`images`]: point sets and images as tensors and back;
@@ -50,6 +52,7 @@
 
 pub mod alignprop;
 pub mod conditional;
+pub mod fdistill;
 pub mod flowchef;
 pub mod image_metrics;
 pub mod images;
