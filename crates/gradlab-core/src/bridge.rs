@@ -56,6 +56,13 @@ pub fn from_host<const D: usize>(
     upload(values, shape, device, DType::F64)
 }
 
+/// A copy of `t` on `device` (through the host, keeping its dtype): moves a tensor between the
+/// inner and the autodiff device as a fresh, untracked leaf.
+pub fn copy_to<const D: usize>(t: Tensor<D>, device: &Device) -> Result<Tensor<D>> {
+    let (dims, dtype) = (t.dims(), t.dtype());
+    Ok(from_host(&to_host(t)?, dims, device)?.cast(dtype))
+}
+
 /// An f32 tensor of `shape` on `device` holding `values` (row-major).
 pub fn from_host_f32<const D: usize>(
     values: &[f32],

@@ -29,6 +29,7 @@ use crate::{GenError, Result, invalid};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use gradlab_core::bridge::copy_to;
 use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
@@ -275,20 +276,11 @@ impl RewardSampler {
             }
             Memory::Recompute => {
                 // Forward: the states only, on the untracked model's device when there is one.
-                let host = |t: &Tensor<2>, dev: &Device| -> Result<Tensor<2>> {
-                    let dtype = t.dtype();
-                    Ok(gradlab_core::bridge::from_host(
-                        &gradlab_core::bridge::to_host(t.clone())?,
-                        t.dims(),
-                        dev,
-                    )?
-                    .cast(dtype))
-                };
                 let (fwd, fwd_dev): (&dyn ScoreModel<2>, Device) = match untracked {
                     Some(m) => (m, Device::flex()),
                     None => (model, x.device()),
                 };
-                let mut states = vec![host(&x, &fwd_dev)?];
+                let mut states = vec![copy_to(x.clone(), &fwd_dev)?];
                 for (i, (w, z)) in self.grid.windows(2).zip(zs).enumerate() {
                     let next = ddim_step(
                         &fwd,
@@ -297,14 +289,14 @@ impl RewardSampler {
                         w[0],
                         w[1],
                         self.eta,
-                        host(z, &fwd_dev)?,
+                        copy_to(z.clone(), &fwd_dev)?,
                         true,
                     )?;
                     states.push(next.detach());
                 }
                 let states: Vec<Tensor<2>> = states
                     .iter()
-                    .map(|t| host(t, &x.device()))
+                    .map(|t| Ok(copy_to(t.clone(), &x.device())?))
                     .collect::<Result<_>>()?;
                 let last = states[self.steps()].clone().require_grad();
                 let (loss, value) = loss_of(last.clone())?;
@@ -325,12 +317,7 @@ impl RewardSampler {
                         zs[i].clone(),
                         false,
                     )?;
-                    let cot_t = gradlab_core::bridge::from_host(
-                        &gradlab_core::bridge::to_host(cot.clone())?,
-                        cot.dims(),
-                        &out.device(),
-                    )?
-                    .cast(out.dtype());
+                    let cot_t = copy_to(cot.clone(), &out.device())?.cast(out.dtype());
                     let grads = (out * cot_t).sum().backward();
                     let next = xi.grad(&grads).ok_or_else(|| {
                         GenError::Invalid("a step does not depend on its state".into())
@@ -422,6 +409,29 @@ mod tests {
         (sampler, x, zs)
     }
 
+    /// (mean reward, gradient) of the chain with the model itself as the module.
+    fn gradient(
+        sampler: &RewardSampler,
+        model: &Tiny,
+        untracked: Option<&dyn ScoreModel<2>>,
+        x: &Tensor<2>,
+        zs: &[Tensor<2>],
+        k: usize,
+        memory: Memory,
+    ) -> Result<(f64, Vec<f64>)> {
+        sampler.reward_gradient(
+            model,
+            model,
+            untracked,
+            &Sde::vp(),
+            x.clone(),
+            zs,
+            k,
+            &reward,
+            memory,
+        )
+    }
+
     fn reward(x: Tensor<2>) -> Tensor<2> {
         // −‖x − (1, −1)‖², per example.
         let dev = x.device();
@@ -441,32 +451,17 @@ mod tests {
         let untracked = Tiny::new(&Device::flex(), 0.0);
         let (sampler, x, zs) = setup(&dev);
         for k in [0, 2, 5] {
-            let (r1, g1) = sampler
-                .reward_gradient(
-                    &model,
-                    &model,
-                    None,
-                    &Sde::vp(),
-                    x.clone(),
-                    &zs,
-                    k,
-                    &reward,
-                    Memory::Store,
-                )
-                .unwrap();
-            let (r2, g2) = sampler
-                .reward_gradient(
-                    &model,
-                    &model,
-                    Some(&untracked),
-                    &Sde::vp(),
-                    x.clone(),
-                    &zs,
-                    k,
-                    &reward,
-                    Memory::Recompute,
-                )
-                .unwrap();
+            let (r1, g1) = gradient(&sampler, &model, None, &x, &zs, k, Memory::Store).unwrap();
+            let (r2, g2) = gradient(
+                &sampler,
+                &model,
+                Some(&untracked),
+                &x,
+                &zs,
+                k,
+                Memory::Recompute,
+            )
+            .unwrap();
             assert!((r1 - r2).abs() < 1e-12);
             for (a, b) in g1.iter().zip(&g2) {
                 assert!(
@@ -499,46 +494,10 @@ mod tests {
         let dev = Device::flex().autodiff();
         let model = Tiny::new(&dev, 0.0);
         let (sampler, x, zs) = setup(&dev);
-        let (_, none) = sampler
-            .reward_gradient(
-                &model,
-                &model,
-                None,
-                &Sde::vp(),
-                x.clone(),
-                &zs,
-                6,
-                &reward,
-                Memory::Store,
-            )
-            .unwrap();
+        let (_, none) = gradient(&sampler, &model, None, &x, &zs, 6, Memory::Store).unwrap();
         assert!(none.iter().all(|g| *g == 0.0));
-        let (_, last) = sampler
-            .reward_gradient(
-                &model,
-                &model,
-                None,
-                &Sde::vp(),
-                x.clone(),
-                &zs,
-                5,
-                &reward,
-                Memory::Store,
-            )
-            .unwrap();
-        let (_, all) = sampler
-            .reward_gradient(
-                &model,
-                &model,
-                None,
-                &Sde::vp(),
-                x.clone(),
-                &zs,
-                0,
-                &reward,
-                Memory::Store,
-            )
-            .unwrap();
+        let (_, last) = gradient(&sampler, &model, None, &x, &zs, 5, Memory::Store).unwrap();
+        let (_, all) = gradient(&sampler, &model, None, &x, &zs, 0, Memory::Store).unwrap();
         assert!(last.iter().any(|g| g.abs() > 1e-8) && last != all);
         // The states keep their graph: the reward's gradient reaches the prior draw even when
         // every noise prediction is detached.
@@ -548,21 +507,7 @@ mod tests {
             .unwrap();
         let g = x0.grad(&reward(out).mean().backward()).unwrap();
         assert!(to_host(g).unwrap().iter().any(|v| v.abs() > 1e-6));
-        assert!(
-            sampler
-                .reward_gradient(
-                    &model,
-                    &model,
-                    None,
-                    &Sde::vp(),
-                    x,
-                    &zs,
-                    7,
-                    &reward,
-                    Memory::Store
-                )
-                .is_err()
-        );
+        assert!(gradient(&sampler, &model, None, &x, &zs, 7, Memory::Store).is_err());
     }
 
     #[test]

@@ -139,6 +139,9 @@ impl RatioNormalizer {
         if logits.len() != t.len() || t.is_empty() {
             return invalid(format!("{} logit rows for {} times", logits.len(), t.len()));
         }
+        if t.iter().any(|v| !v.is_finite()) {
+            return invalid("times must be finite");
+        }
         let r: Vec<f64> = logits.iter().map(|l| ratio(l)).collect::<Result<_>>()?;
         let n = self.bins.len();
         let width = (self.max_t - self.min_t) / n as f64;
@@ -260,6 +263,7 @@ mod tests {
         assert!(RatioNormalizer::new(0, 0.0, 0.0, 1.0).is_err());
         assert!(RatioNormalizer::new(2, 1.0, 0.0, 1.0).is_err());
         assert!(n.weights(Divergence::Kl, &[l(1.0)], &[0.1, 0.2]).is_err());
+        assert!(n.weights(Divergence::Kl, &[l(1.0)], &[f64::NAN]).is_err());
     }
 
     #[test]

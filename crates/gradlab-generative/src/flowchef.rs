@@ -34,7 +34,7 @@
 use crate::rectified_flow::VelocityField;
 use crate::{GenError, Result, invalid};
 use burn::prelude::*;
-use gradlab_core::bridge::{from_host, to_host};
+use gradlab_core::bridge::{copy_to, from_host, to_host};
 
 /// A differentiable loss L(x̂) on a batch of predictions `[n, d]` (any device, autodiff included).
 pub trait GuidanceLoss {
@@ -166,12 +166,12 @@ impl GuidanceLoss for MaskedLinear {
 /// ∇_x L(x) for a batch on the inner device, by autodiff on a copy (f64).
 fn autodiff_gradient<L: GuidanceLoss + ?Sized>(loss: &L, x: &Tensor<2>) -> Result<Tensor<2>> {
     let ad = Device::flex().autodiff();
-    let xa = from_host(&to_host(x.clone())?, x.dims(), &ad)?.require_grad();
+    let xa = copy_to(x.clone(), &ad)?.require_grad();
     let l = loss.loss(xa.clone())?;
     let g = xa
         .grad(&l.backward())
         .ok_or_else(|| GenError::Invalid("the guidance loss does not depend on x̂".into()))?;
-    Ok(from_host(&to_host(g)?, x.dims(), &x.device())?.cast(x.dtype()))
+    Ok(copy_to(g, &x.device())?.cast(x.dtype()))
 }
 
 fn check(steps: usize, scale: f64) -> Result<()> {
@@ -257,9 +257,9 @@ impl Dps {
         loss: &impl GuidanceLoss,
     ) -> Result<(Tensor<2>, usize)> {
         let ad = Device::flex().autodiff();
-        let (dims, out_dev, dtype) = (z0.dims(), z0.device(), z0.dtype());
+        let (out_dev, dtype) = (z0.device(), z0.dtype());
         let dt = 1.0 / self.steps as f64;
-        let mut z = from_host(&to_host(z0)?, dims, &ad)?;
+        let mut z = copy_to(z0, &ad)?;
         for i in 0..self.steps {
             let t = i as f64 * dt;
             if i + 1 < self.steps {
@@ -269,7 +269,7 @@ impl Dps {
                 let g = zg.grad(&l.backward()).ok_or_else(|| {
                     GenError::Invalid("the velocity is not on the autodiff device".into())
                 })?;
-                let g = from_host(&to_host(g)?, dims, &ad)?.cast(dtype) * self.scale;
+                let g = copy_to(g, &ad)?.cast(dtype) * self.scale;
                 let vel = vel.detach() + g.clone();
                 z = z.detach() - g + vel * dt;
             } else {
@@ -278,10 +278,7 @@ impl Dps {
             }
             check_finite(&z, "DPS state", i, t + dt)?;
         }
-        Ok((
-            from_host(&to_host(z)?, dims, &out_dev)?.cast(dtype),
-            self.steps,
-        ))
+        Ok((copy_to(z, &out_dev)?.cast(dtype), self.steps))
     }
 }
 

@@ -223,7 +223,7 @@ pub fn unlearn_class<P: Process>(
     let mut opt = AdamConfig::new().init();
     let mut opt_d = AdamConfig::new().with_beta_1(0.5).init();
     let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xD0C0);
-    let one_hot = |class: usize, n: usize| -> Tensor<2> {
+    let condition = |class: usize, n: usize| -> Tensor<2> {
         let v: Vec<f32> = (0..n)
             .flat_map(|_| embeddings[class].iter().map(|x| *x as f32))
             .collect();
@@ -274,15 +274,15 @@ pub fn unlearn_class<P: Process>(
                     data(*class, m, seed ^ (0x9E37 + k as u64)),
                     &dev,
                 )?);
-                pc.push(one_hot(*class, m));
+                pc.push(condition(*class, m));
             }
         }
         let pb = noised(Tensor::cat(px, 0), &mut rng)?;
         let pc = Tensor::cat(pc, 0);
         // x̂₀ of the frozen model under the anchor's condition, and of the model under the target's.
-        let anchor_eps = eps(&frozen, b.input.clone(), one_hot(anchor, n), b.t.clone())?;
+        let anchor_eps = eps(&frozen, b.input.clone(), condition(anchor, n), b.t.clone())?;
         let anchor_x0 = ((b.xt.clone() - anchor_eps * b.sigma.clone()) / b.alpha.clone()).detach();
-        let target_c = one_hot(target, n).matmul(proj.p.val());
+        let target_c = condition(target, n).matmul(proj.p.val());
         let target_eps = eps(&frozen, b.input.clone(), target_c, b.t.clone())?;
         let model_x0 = (b.xt.clone() - target_eps * b.sigma.clone()) / b.alpha.clone();
         let prior_eps = eps(

@@ -424,6 +424,43 @@ pub fn progress_spinner(show: bool, message: String) -> indicatif::ProgressBar {
     s
 }
 
+/// What a piece of work cost: wall time and peak heap above its start (NaN where the metered
+/// allocator is not the global one; see [`gradlab_core::memory`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cost {
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Peak heap bytes above the start.
+    pub peak_bytes: f64,
+}
+
+impl Cost {
+    /// The peak heap for a table cell ("not metered" without the metered allocator).
+    pub fn heap(&self) -> String {
+        if self.peak_bytes.is_nan() {
+            "not metered".into()
+        } else {
+            format!("{:.0} KiB", self.peak_bytes / 1024.0)
+        }
+    }
+}
+
+/// Run `work` and measure its [`Cost`] in the same run.
+pub fn measure<R>(work: impl FnOnce() -> R) -> (R, Cost) {
+    let peak = gradlab_core::memory::Peak::start();
+    let start = std::time::Instant::now();
+    let out = work();
+    let seconds = start.elapsed().as_secs_f64();
+    let peak_bytes = peak.map_or(f64::NAN, |p| p.bytes() as f64);
+    (
+        out,
+        Cost {
+            seconds,
+            peak_bytes,
+        },
+    )
+}
+
 /// A paper's reproduction.
 pub trait Experiment: Send + Sync {
     /// The paper and claim.

@@ -14,11 +14,10 @@
 //! heap of one full-chain gradient stored against recomputed (checkpointing).
 
 use crate::error::Result;
-use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
+use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table, measure};
 use crate::plot::{Series, line_chart};
 use burn::module::Module;
 use burn::prelude::*;
-use gradlab_core::memory::Peak;
 use gradlab_data::toy2d::Toy2d;
 use gradlab_generative::alignprop::{LoraScore, Memory, RewardSampler, Truncation};
 use gradlab_generative::metrics::{MMD_BANDWIDTHS, mmd};
@@ -26,6 +25,9 @@ use gradlab_generative::process::Sde;
 use gradlab_generative::sampling::{Noise, grid};
 use gradlab_generative::training::{TrainSettings, train_toy_model};
 use gradlab_nets::lora::Lora;
+use gradlab_optim::adam::AdamConfig;
+use gradlab_optim::point::{PointOptimizer, PointStep};
+use gradlab_optim::transform::ClipGlobalNorm;
 use gradlab_nets::time_mlp::TimeMlp;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -51,36 +53,6 @@ fn reward(x: Tensor<2>) -> Tensor<2> {
     -(x - c).square().sum_dim(1)
 }
 
-/// Adam on a flat host vector with gradient-norm clipping (the official optimiser: lr 1e-3,
-/// β (0.9, 0.999), ε 1e-8, clip 1; its weight decay 1e-4 is left out).
-struct FlatAdam {
-    m: Vec<f64>,
-    v: Vec<f64>,
-    t: i32,
-    lr: f64,
-}
-
-impl FlatAdam {
-    fn new(n: usize, lr: f64) -> Self {
-        Self { m: vec![0.0; n], v: vec![0.0; n], t: 0, lr }
-    }
-
-    fn step(&mut self, theta: &mut [f64], g: &[f64]) {
-        let norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
-        let clip = if norm > 1.0 { 1.0 / (norm + 1e-6) } else { 1.0 };
-        self.t += 1;
-        let (b1, b2) = (0.9f64, 0.999f64);
-        for i in 0..theta.len() {
-            let gi = g[i] * clip;
-            self.m[i] = b1 * self.m[i] + (1.0 - b1) * gi;
-            self.v[i] = b2 * self.v[i] + (1.0 - b2) * gi * gi;
-            let mh = self.m[i] / (1.0 - b1.powi(self.t));
-            let vh = self.v[i] / (1.0 - b2.powi(self.t));
-            theta[i] -= self.lr * mh / (vh.sqrt() + 1e-8);
-        }
-    }
-}
-
 /// How a run computes its update.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Method {
@@ -102,8 +74,10 @@ fn fine_tune(
 ) -> Result<(Vec<f64>, Lora)> {
     let ad = Device::flex().autodiff();
     let mut lora = Lora::new(base, 4, 4.0, &ad, seed).map_err(crate::error::LabError::Invalid)?;
-    let mut theta = gradlab_core::flat::flatten_host(&lora)?;
-    let mut adam = FlatAdam::new(theta.len(), 1e-3);
+    // The official optimiser: Adam lr 1e-3, β (0.9, 0.999), ε 1e-8, gradient-norm clip 1 (its
+    // weight decay 1e-4 is left out), on the adapters' flat vector.
+    let mut adam = PointOptimizer::new(AdamConfig::new().build()?, &gradlab_core::flat::flatten_host(&lora)?)
+        .with_transform(ClipGlobalNorm::new(1.0)?);
     let mut noise = Noise::new(seed ^ 0xA1);
     let mut rng = StdRng::seed_from_u64(seed ^ 0x7C);
     let mut curve = vec![];
@@ -118,14 +92,14 @@ fn fine_tune(
                     Some(r) => r.draw(STEPS, &mut rng)?,
                     None => 0,
                 };
-                let inner = lora.clone().valid_or_self();
-                let untracked = LoraScore { base: base_inner, lora: &inner, process };
-                sampler.reward_gradient(&lora, &model, Some(&untracked), &process, x, &zs, k, &reward, Memory::Recompute)?
+                let inner = untracked(lora.clone());
+                let forward = LoraScore { base: base_inner, lora: &inner, process };
+                sampler.reward_gradient(&lora, &model, Some(&forward), &process, x, &zs, k, &reward, Memory::Recompute)?
             }
             Method::Reinforce => reinforce_gradient(&lora, &model, sampler, x, &zs)?,
         };
         curve.push(value);
-        adam.step(&mut theta, &g);
+        let theta = adam.step(1e-3, &g)?;
         lora = gradlab_core::flat::load_host(lora, &theta)?;
     }
     Ok((curve, lora))
@@ -174,7 +148,7 @@ fn reinforce_gradient(
 /// `n` samples of the adapted model (inner device) from the seed.
 fn samples(base: &TimeMlp, lora: &Lora, sampler: &RewardSampler, n: usize, seed: u64) -> Result<Tensor<2>> {
     let dev = Device::flex();
-    let (base, lora) = (base.clone().valid_or_self(), lora.clone().valid_or_self());
+    let (base, lora) = (untracked(base.clone()), untracked(lora.clone()));
     let model = LoraScore { base: &base, lora: &lora, process: Sde::vp() };
     let mut noise = Noise::new(seed);
     let x = noise.normal([n, 2], &dev).cast(burn::tensor::DType::F32);
@@ -182,15 +156,9 @@ fn samples(base: &TimeMlp, lora: &Lora, sampler: &RewardSampler, n: usize, seed:
     Ok(sampler.sample(&model, &Sde::vp(), x, &zs, 0)?)
 }
 
-/// Modules move to the inner device for sampling without a graph.
-trait ValidOrSelf {
-    fn valid_or_self(self) -> Self;
-}
-
-impl<M: Module> ValidOrSelf for M {
-    fn valid_or_self(self) -> Self {
-        self.to_device(&Device::flex()).no_grad()
-    }
+/// `module` on the inner device, untracked: for sampling without a graph.
+fn untracked<M: Module>(module: M) -> M {
+    module.to_device(&Device::flex()).no_grad()
 }
 
 impl Experiment for AlignProp {
@@ -299,13 +267,13 @@ impl Experiment for AlignProp {
         let probe = if ctx.quick { 512 } else { 2048 };
         let x = noise.normal([probe, 2], &ad).cast(burn::tensor::DType::F32);
         let zs = sampler.noises([probe, 2], &mut noise, &ad);
-        let inner = lora.clone().valid_or_self();
-        let untracked = LoraScore { base: &base, lora: &inner, process: Sde::vp() };
+        let inner = untracked(lora.clone());
+        let forward = LoraScore { base: &base, lora: &inner, process: Sde::vp() };
         let mut peaks = vec![];
         for memory in [Memory::Store, Memory::Recompute] {
-            let peak = Peak::start();
-            sampler.reward_gradient(&lora, &model, Some(&untracked), &Sde::vp(), x.clone(), &zs, 0, &reward, memory)?;
-            peaks.push(peak.map_or(f64::NAN, |p| p.bytes() as f64));
+            let (result, cost) = measure(|| sampler.reward_gradient(&lora, &model, Some(&forward), &Sde::vp(), x.clone(), &zs, 0, &reward, memory));
+            result?;
+            peaks.push(cost.peak_bytes);
         }
         out.metrics.insert("memory.store_bytes".into(), peaks[0]);
         out.metrics.insert("memory.recompute_bytes".into(), peaks[1]);

@@ -13,18 +13,16 @@
 //! the sampling loop (the metered allocator; process-wide).
 
 use crate::error::Result;
-use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
+use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table, measure};
 use crate::plot::scatter_panels;
 use burn::module::Module;
 use burn::prelude::*;
-use gradlab_core::memory::Peak;
 use gradlab_data::toy2d::{Gmm2, Toy2d};
 use gradlab_generative::flowchef::{Dps, FlowChef, MaskedLinear};
 use gradlab_generative::ode::Solver;
 use gradlab_generative::points::{Rows, from_pairs, normal, pairs};
 use gradlab_generative::rectified_flow::{VelocityNet, reflow_pairs, train_velocity, transport};
 use gradlab_generative::training::TrainSettings;
-use std::time::Instant;
 
 /// The experiment.
 pub struct FlowChefExperiment;
@@ -163,11 +161,9 @@ impl Experiment for FlowChefExperiment {
             let on_ad = VelocityNet::new(rf.net.clone().to_device(&ad));
             for &nsteps in steps {
                 let timed = |f: &dyn Fn() -> gradlab_generative::Result<(Tensor<2>, usize)>| -> Result<(Tensor<2>, usize, f64, f64)> {
-                    let peak = Peak::start();
-                    let start = Instant::now();
-                    let (x, nfe) = f()?;
-                    let secs = start.elapsed().as_secs_f64();
-                    Ok((x, nfe, secs, peak.map_or(f64::NAN, |p| p.bytes() as f64)))
+                    let (result, cost) = measure(f);
+                    let (x, nfe) = result?;
+                    Ok((x, nfe, cost.seconds, cost.peak_bytes))
                 };
                 let (x, nfe, secs, mem) = timed(&|| transport(rf, noise.clone(), Solver::Euler(nsteps)))?;
                 let free = judge.score(&x, secs, mem, nfe)?;

@@ -13,7 +13,7 @@
 //! restoration model on degraded digits; see [`restoration`].
 
 use crate::error::Result;
-use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table};
+use crate::experiment::{Check, Cmp, Cost, Experiment, Outcome, PaperInfo, RunContext, Table, measure};
 use crate::plot::{Series, line_chart, scatter_panels};
 use burn::prelude::*;
 use gradlab_data::toy2d::Gmm2;
@@ -23,8 +23,6 @@ use gradlab_generative::process::MeanReverting;
 use gradlab_generative::sampling::mrs::{Mrs, Param, Schedule, Solver};
 use gradlab_generative::sampling::{Noise, Unobserved, euler_maruyama, grid, prior};
 use gradlab_generative::score::{Counted, GmmOracle};
-use gradlab_core::memory::Peak;
-use std::time::Instant;
 
 mod restoration;
 
@@ -84,13 +82,12 @@ fn label(mrs: &Mrs) -> String {
 struct Run {
     swd: f64,
     nfe: usize,
-    seconds: f64,
-    peak_bytes: f64,
+    cost: Cost,
     samples: Option<Tensor<2>>,
 }
 
 /// Run `sample` from a fresh prior draw and score it against `truth`.
-fn measure(
+fn run_sampler(
     truth: &Tensor<2>,
     n: usize,
     seed: u64,
@@ -101,11 +98,7 @@ fn measure(
     let mut noise = Noise::new(seed);
     let y = prior(process, [n, 2], &mut noise, &truth.device());
     let counted = Counted::new(oracle);
-    let peak = Peak::start();
-    let start = Instant::now();
-    let out = sample(&counted, y, &mut noise);
-    let seconds = start.elapsed().as_secs_f64();
-    let peak_bytes = peak.map_or(f64::NAN, |p| p.bytes() as f64);
+    let (out, cost) = measure(|| sample(&counted, y, &mut noise));
     // A run that blew up is a measured failure (infinite distance), not a crash of the study.
     let (swd, samples) = match out {
         Ok(s) => (sliced_wasserstein(&s, truth, PROJECTIONS, 0)?, Some(s)),
@@ -115,8 +108,7 @@ fn measure(
     Ok(Run {
         swd,
         nfe: counted.calls(),
-        seconds,
-        peak_bytes,
+        cost,
         samples,
     })
 }
@@ -178,13 +170,13 @@ impl Experiment for MrsExperiment {
             let mut curve = vec![];
             for nfe in NFES {
                 let seed = ctx.seed ^ (0x3000 + 16 * k as u64 + nfe as u64);
-                let r = measure(&truth, n, seed, |m, y, noise| mrs.sample(m, &process, y, nfe, noise, &mut Unobserved), &oracle, &process)?;
+                let r = run_sampler(&truth, n, seed, |m, y, noise| mrs.sample(m, &process, y, nfe, noise, &mut Unobserved), &oracle, &process)?;
                 let key = format!("oracle.{name}.nfe{nfe}");
                 out.metrics.insert(format!("{key}.swd"), r.swd);
-                out.metrics.insert(format!("{key}.seconds"), r.seconds);
-                out.metrics.insert(format!("{key}.peak_bytes"), r.peak_bytes);
+                out.metrics.insert(format!("{key}.seconds"), r.cost.seconds);
+                out.metrics.insert(format!("{key}.peak_bytes"), r.cost.peak_bytes);
                 if nfe == 10 {
-                    cost.row(vec![format!("MRS {name}"), nfe.to_string(), format!("{:.3}", r.seconds), fmt_kib(r.peak_bytes), fmt_swd(r.swd)]);
+                    cost.row(vec![format!("MRS {name}"), nfe.to_string(), format!("{:.3}", r.cost.seconds), r.cost.heap(), fmt_swd(r.swd)]);
                 }
                 if r.nfe != nfe {
                     return Err(crate::error::LabError::Invalid(format!("{name} used {} evaluations for NFE {nfe}", r.nfe)));
@@ -205,11 +197,11 @@ impl Experiment for MrsExperiment {
         let mut em = std::collections::BTreeMap::new();
         for &steps in em_steps {
             let g = grid::chain(steps, 1.0 / steps as f64);
-            let r = measure(&truth, n, ctx.seed ^ (0x4000 + steps as u64), |m, y, noise| euler_maruyama(m, &process, y, &g, noise, &mut Unobserved), &oracle, &process)?;
+            let r = run_sampler(&truth, n, ctx.seed ^ (0x4000 + steps as u64), |m, y, noise| euler_maruyama(m, &process, y, &g, noise, &mut Unobserved), &oracle, &process)?;
             out.metrics.insert(format!("oracle.em{steps}.swd"), r.swd);
-            out.metrics.insert(format!("oracle.em{steps}.seconds"), r.seconds);
-            out.metrics.insert(format!("oracle.em{steps}.peak_bytes"), r.peak_bytes);
-            cost.row(vec![format!("Euler–Maruyama"), steps.to_string(), format!("{:.3}", r.seconds), fmt_kib(r.peak_bytes), fmt_swd(r.swd)]);
+            out.metrics.insert(format!("oracle.em{steps}.seconds"), r.cost.seconds);
+            out.metrics.insert(format!("oracle.em{steps}.peak_bytes"), r.cost.peak_bytes);
+            cost.row(vec![format!("Euler–Maruyama"), steps.to_string(), format!("{:.3}", r.cost.seconds), r.cost.heap(), fmt_swd(r.swd)]);
             table.row(vec![format!("Euler–Maruyama, {steps} steps"), fmt_swd(r.swd), String::new(), String::new()]);
             if let (100, Some(s)) = (steps, &r.samples) {
                 panels.push(("Euler–Maruyama · 100".into(), pairs(s)?));
@@ -258,10 +250,6 @@ impl Experiment for MrsExperiment {
         out.notes.push("The paper's images (DA-CLIP's universal restoration, 10 degradations) are out of reach on a CPU; digits with blur and noise stand in for part 2.".into());
         Ok(out)
     }
-}
-
-fn fmt_kib(bytes: f64) -> String {
-    if bytes.is_nan() { "not metered".into() } else { format!("{:.0} KiB", bytes / 1024.0) }
 }
 
 fn fmt_swd(v: f64) -> String {

@@ -6,7 +6,7 @@
 //! steps (the official `euler.yml`) is the reference.
 
 use crate::error::{LabError, Result};
-use crate::experiment::{Check, Cmp, Outcome, RunContext, Table};
+use crate::experiment::{Check, Cmp, Cost, Outcome, RunContext, Table, measure};
 use crate::plot::image_grid;
 use burn::prelude::*;
 use super::super::degraded_digits::{Degradation, batches, degrade, first_images, mse, psnr, split};
@@ -90,11 +90,8 @@ pub(super) fn run(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
         let mut noise = Noise::new(ctx.seed ^ 0x5A3);
         let y = prior(&process, [n, 64], &mut noise, &Device::flex());
         let counted = Counted::new(&model);
-        let peak = gradlab_core::memory::Peak::start();
-        let start = Instant::now();
-        let result = job(&counted, y, &mut noise);
-        let seconds = start.elapsed().as_secs_f64();
-        let peak_bytes = peak.map_or(f64::NAN, |p| p.bytes() as f64);
+        let (result, cost) = measure(|| job(&counted, y, &mut noise));
+        let Cost { seconds, peak_bytes } = cost;
         let (db, cell) = match result {
             Ok(y) => {
                 if counted.calls() != *nfe {
@@ -115,8 +112,7 @@ pub(super) fn run(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
         out.metrics.insert(format!("restoration.{key}.psnr_gain"), db - psnr(input_mse));
         out.metrics.insert(format!("restoration.{key}.seconds"), seconds);
         out.metrics.insert(format!("restoration.{key}.peak_bytes"), peak_bytes);
-        let heap = if peak_bytes.is_nan() { "not metered".to_string() } else { format!("{:.0} KiB", peak_bytes / 1024.0) };
-        table.row(vec![name.clone(), nfe.to_string(), cell, format!("{:+.2}", db - psnr(input_mse)), format!("{seconds:.2}"), heap]);
+        table.row(vec![name.clone(), nfe.to_string(), cell, format!("{:+.2}", db - psnr(input_mse)), format!("{seconds:.2}"), cost.heap()]);
         psnrs.insert(key.clone(), db);
         bar.inc(1);
     }
