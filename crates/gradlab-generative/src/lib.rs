@@ -34,6 +34,9 @@
 //!   the official draw of K and gradient checkpointing;
 //! - [`fdistill`]: f-distill's weighting — h(r) per f-divergence, the density ratio from a
 //!   discriminator, per-time-bin normalisation — and its score-difference loss;
+//! - [`sgmse`]: SGMSE+ speech enhancement — the compressed-spectrogram representation, the OUVE
+//!   SDE's training loss, predictor–corrector sampling in the official order, waveform
+//!   enhancement and the predictive baseline;
 //! - [`likelihood`]: exact log-likelihoods through the probability-flow ODE, bits per dimension;
 //! - [`painters`]: the closed-form probability flow of Gaussian data;
 //! - [`points`], [`images`]: point sets and images as tensors and back;
@@ -68,6 +71,7 @@ pub mod resfusion;
 pub mod sampling;
 pub mod saved;
 pub mod score;
+pub mod sgmse;
 pub mod training;
 pub mod unlearning;
 

@@ -6,7 +6,9 @@
 //!   (the biased V-statistic, ≥ 0);
 //! - energy distance 2E‖X − Y‖ − E‖X − X′‖ − E‖Y − Y′‖ (≥ 0, zero iff the laws agree);
 //! - exact W₂ between equal-size samples by optimal matching (Hungarian algorithm);
-//! - mode coverage against known centres (modes hit, share of points near a mode).
+//! - mode coverage against known centres (modes hit, share of points near a mode, the share at
+//!   each mode);
+//! - improved recall: the share of a real sample inside a generated sample's k-NN balls.
 //!
 //! ```
 //! use gradlab_generative::{metrics::sliced_wasserstein, points::from_rows};
@@ -180,22 +182,18 @@ pub fn wasserstein2_exact(x: &Tensor<2>, y: &Tensor<2>) -> Result<f64> {
     Ok((total / n as f64).sqrt())
 }
 
-/// Mode coverage of a sample against known mode centres with a common spread `std`: a point
-/// belongs to its nearest centre if within 3·std. Returns (fraction of centres that received at
-/// least `min_share` of their fair share n/k of points, fraction of points near some centre).
+/// The share of the sample `x` at each known mode centre, and the share near none: a point
+/// belongs to its nearest centre if within 3·`std` of it. The shares and the remainder sum to 1.
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
-pub fn mode_coverage(
-    x: &Tensor<2>,
-    centres: &[Vec<f64>],
-    std: f64,
-    min_share: f64,
-) -> Result<(f64, f64)> {
+pub fn mode_shares(x: &Tensor<2>, centres: &[Vec<f64>], std: f64) -> Result<(Vec<f64>, f64)> {
     let x = Rows::of(x)?;
     if centres.is_empty() || centres.iter().any(|c| c.len() != x.d) || !(std > 0.0) {
-        return invalid("mode coverage needs centres of the sample's dimension and std > 0");
+        return invalid("mode shares need centres of the sample's dimension and std > 0");
+    }
+    if x.n == 0 || !x.is_finite() {
+        return invalid("mode shares need a non-empty, finite sample");
     }
     let mut counts = vec![0usize; centres.len()];
-    let mut near = 0;
     for i in 0..x.n {
         let (k, d2) = centres
             .iter()
@@ -204,18 +202,53 @@ pub fn mode_coverage(
             .fold((0, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
         if d2 <= 9.0 * std * std {
             counts[k] += 1;
-            near += 1;
         }
     }
-    let fair = x.n as f64 / centres.len() as f64;
-    let covered = counts
-        .iter()
-        .filter(|&&c| c as f64 >= min_share * fair)
+    let shares: Vec<f64> = counts.iter().map(|&c| c as f64 / x.n as f64).collect();
+    let off = 1.0 - shares.iter().sum::<f64>();
+    Ok((shares, off))
+}
+
+/// Mode coverage of a sample against known mode centres with a common spread `std` (see
+/// [`mode_shares`]). Returns (fraction of centres that received at least `min_share` of their fair
+/// share n/k of points, fraction of points near some centre).
+pub fn mode_coverage(
+    x: &Tensor<2>,
+    centres: &[Vec<f64>],
+    std: f64,
+    min_share: f64,
+) -> Result<(f64, f64)> {
+    let (shares, off) = mode_shares(x, centres, std)?;
+    let fair = 1.0 / centres.len() as f64;
+    let covered = shares.iter().filter(|&&s| s >= min_share * fair).count();
+    Ok((covered as f64 / centres.len() as f64, 1.0 - off))
+}
+
+/// Improved recall (Kynkäänniemi et al., NeurIPS 2019): the fraction of the real sample that lies
+/// inside the generated sample's k-NN manifold, the union of balls around each generated point
+/// with radius the distance to its k-th nearest generated neighbour. O(n·m) distances.
+pub fn recall(real: &Tensor<2>, generated: &Tensor<2>, k: usize) -> Result<f64> {
+    let (r, g) = check(real, generated)?;
+    if k == 0 || k >= g.n {
+        return invalid(format!(
+            "recall needs 1 ≤ k < {} generated points, got k = {k}",
+            g.n
+        ));
+    }
+    let radius2: Vec<f64> = (0..g.n)
+        .map(|i| {
+            let mut d: Vec<f64> = (0..g.n)
+                .filter(|&j| j != i)
+                .map(|j| sq_dist(g.row(i), g.row(j)))
+                .collect();
+            d.select_nth_unstable_by(k - 1, f64::total_cmp);
+            d[k - 1]
+        })
+        .collect();
+    let inside = (0..r.n)
+        .filter(|&i| (0..g.n).any(|j| sq_dist(r.row(i), g.row(j)) <= radius2[j]))
         .count();
-    Ok((
-        covered as f64 / centres.len() as f64,
-        near as f64 / x.n.max(1) as f64,
-    ))
+    Ok(inside as f64 / r.n as f64)
 }
 
 #[cfg(test)]
@@ -283,6 +316,21 @@ mod tests {
         let (modes, near) = mode_coverage(&x, &centres, 0.5, 0.5).unwrap();
         assert_eq!((modes, near), (0.5, 0.75));
         assert!(mode_coverage(&x, &[vec![0.0]], 0.5, 0.5).is_err());
+    }
+
+    #[test]
+    fn recall_counts_real_points_inside_the_generated_balls() {
+        // Generated points 0, 1, 3 on a line: with k = 1 their radii are 1, 1 and 2, so the
+        // balls cover [−1, 5]; real points at 0.5, 4.5 and 6 → recall 2/3. With k = 2 the radii
+        // are 3, 2, 3: 6 is inside too.
+        let g = from_rows(&[0.0, 0.0, 1.0, 0.0, 3.0, 0.0], 3, 2).unwrap();
+        let r = from_rows(&[0.5, 0.0, 4.5, 0.0, 6.0, 0.0], 3, 2).unwrap();
+        assert!((recall(&r, &g, 1).unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(recall(&r, &g, 2).unwrap(), 1.0);
+        assert!(recall(&r, &g, 3).is_err() && recall(&r, &g, 0).is_err());
+        let (shares, off) = mode_shares(&r, &[vec![0.0, 0.0], vec![5.0, 0.0]], 0.2).unwrap();
+        assert_eq!(shares, vec![1.0 / 3.0, 1.0 / 3.0]);
+        assert!((off - 1.0 / 3.0).abs() < 1e-12);
     }
 
     #[test]

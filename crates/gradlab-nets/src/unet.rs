@@ -44,6 +44,10 @@ pub struct UNetConfig {
     /// Fourier frequencies of the time input.
     #[config(default = 8)]
     pub frequencies: usize,
+    /// Output channels (by default as many as the input has): a conditional model reads the
+    /// condition as extra input channels and returns fewer.
+    #[config(default = "None")]
+    pub out_channels: Option<usize>,
 }
 
 /// A residual block conditioned on the time embedding.
@@ -112,7 +116,7 @@ impl UNetConfig {
             up: conv3(2 * w, w, 1, device),
             merge: conv3(2 * w, w, 1, device),
             res_out: ResBlock::new(w, e, device),
-            conv_out: conv3(w, self.channels, 1, device),
+            conv_out: conv3(w, self.out_channels.unwrap_or(self.channels), 1, device),
             shape: [self.channels, self.height, self.width_px],
             frequencies: self.frequencies,
         })
@@ -125,13 +129,27 @@ impl UNet {
         self.shape
     }
 
-    /// Output (same shape as `x`) for flattened images `x` `[b, c·h·w]` at times `t` `[b]`.
+    /// The output channels.
+    pub fn out_channels(&self) -> usize {
+        self.conv_out.weight.dims()[0]
+    }
+
+    /// Output for flattened images `x` `[b, c·h·w]` at times `t` `[b]`: `[b, c_out·h·w]` (the
+    /// shape of `x` unless the network was built with other output channels).
     pub fn forward(&self, x: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
         let [b, _] = x.dims();
         let [c, h, w] = self.shape;
+        let out = self.forward_image(x.reshape([b, c, h, w]), t);
+        out.reshape([b, self.out_channels() * h * w])
+    }
+
+    /// Output `[b, c_out, h, w]` for images `[b, c, h, w]` of any size (the configured height and
+    /// width are those of [`UNet::forward`]'s flattened input only).
+    pub fn forward_image(&self, x: Tensor<4>, t: Tensor<1>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
         let e = crate::time_mlp::time_features(t, self.frequencies);
         let e = self.embed2.forward(silu(self.embed1.forward(e)));
-        let x0 = self.conv_in.forward(x.reshape([b, c, h, w]));
+        let x0 = self.conv_in.forward(x);
         let skip = self.res_in.forward(x0, e.clone());
         let m = self.down.forward(skip.clone());
         let m = self.mid1.forward(m, e.clone());
@@ -143,7 +161,7 @@ impl UNet {
         let up = self.up.forward(up);
         let merged = self.merge.forward(Tensor::cat(vec![up, skip], 1));
         let out = self.res_out.forward(merged, e);
-        self.conv_out.forward(silu(out)).reshape([b, c * h * w])
+        self.conv_out.forward(silu(out))
     }
 }
 
@@ -167,6 +185,11 @@ mod tests {
         };
         let (a, b) = (flat(4), flat(4));
         assert_eq!(a, b);
+        // A conditional network: 4 channels in, 2 out, on images of another size too.
+        let net = UNetConfig::new(4, 8, 6).with_width(8).with_out_channels(Some(2)).init(&dev, 1);
+        assert_eq!(net.forward(Tensor::zeros([3, 4 * 48], &dev), Tensor::zeros([3], &dev)).dims(), [3, 96]);
+        let img = net.forward_image(Tensor::zeros([2, 4, 13, 10], &dev), Tensor::zeros([2], &dev));
+        assert_eq!(img.dims(), [2, 2, 13, 10]);
     }
 
     /// The output depends on t and on every input pixel (the receptive field covers the image).

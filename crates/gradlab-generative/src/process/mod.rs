@@ -36,11 +36,13 @@
 //! ```
 
 mod mean_reverting;
+mod ouve;
 mod sub_vp;
 mod ve;
 mod vp;
 
 pub use mean_reverting::MeanReverting;
+pub use ouve::Ouve;
 pub use sub_vp::SubVp;
 pub use ve::Ve;
 pub use vp::Vp;

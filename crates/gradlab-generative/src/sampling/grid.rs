@@ -56,10 +56,7 @@ pub fn logsnr_to(process: &impl Process, steps: usize, t_end: f64) -> Result<Vec
     if !(0.0..1.0).contains(&t_end) {
         return invalid(format!("the grid's end {t_end} must lie in [0, 1)"));
     }
-    let lambda = |t: f64| -> Result<f64> {
-        let (a, s) = process.marginal(t)?;
-        Ok((a / s).ln())
-    };
+    let lambda = log_snr(process);
     let (l0, l1) = (lambda(1.0)?, lambda(t_end)?);
     if !(l1 > l0 && l1.is_finite() && l0.is_finite()) {
         return invalid("λ_t must be finite and decrease with t for a logSNR grid");
@@ -67,17 +64,52 @@ pub fn logsnr_to(process: &impl Process, steps: usize, t_end: f64) -> Result<Vec
     let mut grid = vec![1.0];
     for i in 1..steps {
         let target = l0 + (l1 - l0) * i as f64 / steps as f64;
-        let (mut lo, mut hi) = (t_end, 1.0); // λ(lo) ≥ target ≥ λ(hi)
-        for _ in 0..80 {
-            let mid = 0.5 * (lo + hi);
-            if lambda(mid)? >= target {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        grid.push(0.5 * (lo + hi));
+        grid.push(bisect_logsnr(&lambda, target, t_end, 1.0)?);
     }
     grid.push(t_end);
     Ok(grid)
+}
+
+/// λ_t = log(α_t/σ_t).
+fn log_snr(process: &impl Process) -> impl Fn(f64) -> Result<f64> + '_ {
+    |t| {
+        let (a, s) = process.marginal(t)?;
+        Ok((a / s).ln())
+    }
+}
+
+/// The time in [`lo`, `hi`] where the monotone decreasing λ reaches `target` (λ(lo) ≥ target ≥
+/// λ(hi) assumed), by 80 bisections.
+fn bisect_logsnr(
+    lambda: &impl Fn(f64) -> Result<f64>,
+    target: f64,
+    mut lo: f64,
+    mut hi: f64,
+) -> Result<f64> {
+    for _ in 0..80 {
+        let mid = 0.5 * (lo + hi);
+        if lambda(mid)? >= target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(0.5 * (lo + hi))
+}
+
+/// The time t ∈ (0, 1] where σ_t/α_t (EDM's noise level σ) equals `sigma`: how an EDM σ grid maps
+/// onto a process's time. An error unless λ decreases over (0, 1] and `sigma` lies in its range.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
+pub fn time_of_noise_level(process: &impl Process, sigma: f64) -> Result<f64> {
+    let lambda = log_snr(process);
+    let (t0, target) = (1e-9, -sigma.ln());
+    let (hi, lo) = (lambda(1.0)?, lambda(t0)?);
+    if !(sigma > 0.0 && target <= lo && target >= hi) {
+        return invalid(format!(
+            "noise level σ/α = {sigma} outside the process's range [{:.3e}, {:.3e}]",
+            (-lo).exp(),
+            (-hi).exp()
+        ));
+    }
+    bisect_logsnr(&lambda, target, t0, 1.0)
 }

@@ -13,4 +13,5 @@ register! {
     flowchef::FlowChefExperiment,
     concept_unlearning::ConceptUnlearning,
     alignprop::AlignProp,
+    fdistill::Fdistill,
 }
