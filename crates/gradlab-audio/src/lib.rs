@@ -9,7 +9,7 @@
 //! - [`stft`]: the short-time Fourier transform and its inverse as `torch.stft`/`torch.istft`
 //!   with `center=True` (reflect padding) and a periodic Hann window, and SGMSE's compressed
 //!   spectrogram |c|^β e^{i∠c}·α;
-//! - [`metrics`]: SI-SDR;
+//! - [`metrics`]: the SI-SDR;
 //! - [`mix`]: noise at a chosen SNR, coloured noises, synthetic room impulse responses and
 //!   convolution;
 //! - [`speech`]: six short real speech clips (8 kHz, from Debian's `codec2-examples`) embedded in

@@ -48,8 +48,14 @@ mod tests {
     fn si_sdr_has_its_closed_form_for_orthogonal_noise() {
         // s and n orthogonal and zero-mean: ŝ = s + n gives α = 1, e = n, SI-SDR = 10 log(‖s‖²/‖n‖²).
         let s: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.1).sin()).collect();
-        let n: Vec<f32> = (0..1000).map(|i| if i % 2 == 0 { 0.1 } else { -0.1 }).collect();
-        let dot: f64 = s.iter().zip(&n).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+        let n: Vec<f32> = (0..1000)
+            .map(|i| if i % 2 == 0 { 0.1 } else { -0.1 })
+            .collect();
+        let dot: f64 = s
+            .iter()
+            .zip(&n)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum();
         let est: Vec<f32> = s.iter().zip(&n).map(|(a, b)| a + b).collect();
         let ss: f64 = s.iter().map(|v| (*v as f64).powi(2)).sum();
         let nn: f64 = n.iter().map(|v| (*v as f64).powi(2)).sum();

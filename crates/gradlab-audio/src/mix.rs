@@ -43,7 +43,9 @@ impl NoiseKind {
             "white" => Ok(Self::White),
             "pink" => Ok(Self::Pink),
             "brown" => Ok(Self::Brown),
-            other => invalid(format!("unknown noise '{other}'; known: white, pink, brown")),
+            other => invalid(format!(
+                "unknown noise '{other}'; known: white, pink, brown"
+            )),
         }
     }
 }
@@ -104,7 +106,11 @@ pub fn add_noise_at_snr(clean: &[f32], noise: &[f32], snr_db: f64) -> Result<Vec
         return invalid("cannot set an SNR with a silent signal or silent noise");
     }
     let g = (es / en / 10f64.powf(snr_db / 10.0)).sqrt();
-    Ok(clean.iter().zip(noise).map(|(s, n)| s + (g * *n as f64) as f32).collect())
+    Ok(clean
+        .iter()
+        .zip(noise)
+        .map(|(s, n)| s + (g * *n as f64) as f32)
+        .collect())
 }
 
 /// A seeded synthetic room impulse response at `rate` Hz with reverberation time `rt60` s
@@ -112,7 +118,9 @@ pub fn add_noise_at_snr(clean: &[f32], noise: &[f32], snr_db: f64) -> Result<Vec
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub fn room_impulse_response(rate: u32, rt60: f64, seed: u64) -> Result<Vec<f32>> {
     if rate == 0 || !(0.05..=3.0).contains(&rt60) {
-        return invalid(format!("an impulse response needs a rate > 0 and RT60 in [0.05, 3] s, got {rate}, {rt60}"));
+        return invalid(format!(
+            "an impulse response needs a rate > 0 and RT60 in [0.05, 3] s, got {rate}, {rt60}"
+        ));
     }
     let rate = rate as f64;
     let len = (1.2 * rt60 * rate) as usize;
@@ -140,7 +148,8 @@ pub fn convolve(x: &[f32], h: &[f32]) -> Result<Vec<f32>> {
         let mut buf = vec![0.0; n];
         buf.iter_mut().zip(v).for_each(|(b, s)| *b = *s as f64);
         let mut out = fwd.make_output_vec();
-        fwd.process(&mut buf, &mut out).map_err(|e| crate::AudioError::Invalid(e.to_string()))?;
+        fwd.process(&mut buf, &mut out)
+            .map_err(|e| crate::AudioError::Invalid(e.to_string()))?;
         Ok(out)
     };
     let (a, b) = (spectrum(x)?, spectrum(h)?);
@@ -148,8 +157,12 @@ pub fn convolve(x: &[f32], h: &[f32]) -> Result<Vec<f32>> {
     prod[0].im = 0.0;
     prod[n / 2].im = 0.0;
     let mut out = vec![0.0; n];
-    inv.process(&mut prod, &mut out).map_err(|e| crate::AudioError::Invalid(e.to_string()))?;
-    Ok(out[..x.len()].iter().map(|v| (v / n as f64) as f32).collect())
+    inv.process(&mut prod, &mut out)
+        .map_err(|e| crate::AudioError::Invalid(e.to_string()))?;
+    Ok(out[..x.len()]
+        .iter()
+        .map(|v| (v / n as f64) as f32)
+        .collect())
 }
 
 #[cfg(test)]
@@ -181,13 +194,17 @@ mod tests {
         }
         // Pink and brown noise put more power at low frequencies than white: the lag-1
         // autocorrelation rises from ≈ 0 (white) to near 1 (brown).
-        let lag1 = |v: &[f32]| v.windows(2).map(|w| (w[0] * w[1]) as f64).sum::<f64>() / v.len() as f64;
+        let lag1 =
+            |v: &[f32]| v.windows(2).map(|w| (w[0] * w[1]) as f64).sum::<f64>() / v.len() as f64;
         let (w, p, b) = (
             lag1(&noise(NoiseKind::White, 20000, 1).unwrap()),
             lag1(&noise(NoiseKind::Pink, 20000, 1).unwrap()),
             lag1(&noise(NoiseKind::Brown, 20000, 1).unwrap()),
         );
-        assert!(w.abs() < 0.03 && p > 0.3 && b > 0.95 && p < b, "{w} {p} {b}");
+        assert!(
+            w.abs() < 0.03 && p > 0.3 && b > 0.95 && p < b,
+            "{w} {p} {b}"
+        );
         // The RIR's energy decays: the last fifth holds far less than the first.
         let h = room_impulse_response(8000, 0.5, 4).unwrap();
         let fifth = h.len() / 5;

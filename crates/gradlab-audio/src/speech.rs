@@ -28,7 +28,10 @@ const BYTES: [&[u8]; 6] = [
 pub fn clip(name: &str) -> Result<Audio> {
     match CLIPS.iter().position(|c| *c == name) {
         Some(i) => read_wav_bytes(BYTES[i], name),
-        None => invalid(format!("no speech clip '{name}'; known: {}", CLIPS.join(", "))),
+        None => invalid(format!(
+            "no speech clip '{name}'; known: {}",
+            CLIPS.join(", ")
+        )),
     }
 }
 
@@ -40,8 +43,13 @@ mod tests {
         for (name, secs) in super::CLIPS.iter().zip(lengths) {
             let a = super::clip(name).unwrap();
             assert_eq!(a.rate, 8000);
-            assert!((a.samples.len() as f64 / 8000.0 - secs).abs() < 1e-3, "{name}");
-            let rms = (a.samples.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / a.samples.len() as f64).sqrt();
+            assert!(
+                (a.samples.len() as f64 / 8000.0 - secs).abs() < 1e-3,
+                "{name}"
+            );
+            let rms = (a.samples.iter().map(|v| (*v as f64).powi(2)).sum::<f64>()
+                / a.samples.len() as f64)
+                .sqrt();
             assert!(rms > 0.01, "{name} is nearly silent");
         }
     }

@@ -36,12 +36,21 @@ pub struct Spectrogram {
 impl Spectrogram {
     /// An all-zero spectrogram.
     pub fn zeros(bins: usize, frames: usize) -> Self {
-        Self { bins, frames, re: vec![0.0; bins * frames], im: vec![0.0; bins * frames] }
+        Self {
+            bins,
+            frames,
+            re: vec![0.0; bins * frames],
+            im: vec![0.0; bins * frames],
+        }
     }
 
     /// Largest |c|.
     pub fn max_abs(&self) -> f64 {
-        self.re.iter().zip(&self.im).map(|(a, b)| a.hypot(*b)).fold(0.0, f64::max)
+        self.re
+            .iter()
+            .zip(&self.im)
+            .map(|(a, b)| a.hypot(*b))
+            .fold(0.0, f64::max)
     }
 
     /// The frames from `start` to `start + len` (clamped to the end).
@@ -70,8 +79,10 @@ pub struct Stft {
 impl Stft {
     /// n_fft ≥ 2 even, 1 ≤ hop ≤ n_fft (official SGMSE: 510 and 128).
     pub fn new(n_fft: usize, hop: usize) -> Result<Self> {
-        if n_fft < 2 || n_fft % 2 != 0 || hop == 0 || hop > n_fft {
-            return invalid(format!("an STFT needs an even n_fft ≥ 2 and 1 ≤ hop ≤ n_fft; got {n_fft}, {hop}"));
+        if n_fft < 2 || !n_fft.is_multiple_of(2) || hop == 0 || hop > n_fft {
+            return invalid(format!(
+                "an STFT needs an even n_fft ≥ 2 and 1 ≤ hop ≤ n_fft; got {n_fft}, {hop}"
+            ));
         }
         // Periodic Hann: 0.5 − 0.5 cos(2πk/N), k = 0 … N − 1.
         let window = (0..n_fft)
@@ -99,7 +110,11 @@ impl Stft {
     pub fn forward(&self, x: &[f32]) -> Result<Spectrogram> {
         let pad = self.n_fft / 2;
         if x.len() <= pad {
-            return invalid(format!("a signal of {} samples is too short for n_fft = {}", x.len(), self.n_fft));
+            return invalid(format!(
+                "a signal of {} samples is too short for n_fft = {}",
+                x.len(),
+                self.n_fft
+            ));
         }
         if x.iter().any(|v| !v.is_finite()) {
             return invalid("the signal has non-finite samples");
@@ -107,7 +122,13 @@ impl Stft {
         // Reflect padding (the edge sample not repeated), as torch's pad_mode="reflect".
         let n = x.len() as isize;
         let at = |i: isize| -> f64 {
-            let j = if i < 0 { -i } else if i >= n { 2 * (n - 1) - i } else { i };
+            let j = if i < 0 {
+                -i
+            } else if i >= n {
+                2 * (n - 1) - i
+            } else {
+                i
+            };
             x[j as usize] as f64
         };
         let frames = self.frames(x.len());
@@ -121,7 +142,8 @@ impl Stft {
             for (k, b) in buf.iter_mut().enumerate() {
                 *b = at(start + k as isize) * self.window[k];
             }
-            fft.process(&mut buf, &mut out).map_err(|e| crate::AudioError::Invalid(e.to_string()))?;
+            fft.process(&mut buf, &mut out)
+                .map_err(|e| crate::AudioError::Invalid(e.to_string()))?;
             for (f, c) in out.iter().enumerate() {
                 spec.re[f * frames + t] = c.re;
                 spec.im[f * frames + t] = c.im;
@@ -135,8 +157,15 @@ impl Stft {
     /// of the DC and Nyquist bins are ignored, as a real inverse FFT must.
     pub fn inverse(&self, spec: &Spectrogram, len: usize) -> Result<Vec<f32>> {
         let bins = self.n_fft / 2 + 1;
-        if spec.bins != bins || spec.frames == 0 || spec.re.len() != bins * spec.frames || spec.im.len() != spec.re.len() {
-            return invalid(format!("a spectrogram of {}×{} for an STFT of {bins} bins", spec.bins, spec.frames));
+        if spec.bins != bins
+            || spec.frames == 0
+            || spec.re.len() != bins * spec.frames
+            || spec.im.len() != spec.re.len()
+        {
+            return invalid(format!(
+                "a spectrogram of {}×{} for an STFT of {bins} bins",
+                spec.bins, spec.frames
+            ));
         }
         if spec.re.iter().chain(&spec.im).any(|v| !v.is_finite()) {
             return invalid("the spectrogram has non-finite values");
@@ -156,7 +185,8 @@ impl Stft {
             }
             input[0].im = 0.0;
             input[bins - 1].im = 0.0;
-            ifft.process(&mut input, &mut frame).map_err(|e| crate::AudioError::Invalid(e.to_string()))?;
+            ifft.process(&mut input, &mut frame)
+                .map_err(|e| crate::AudioError::Invalid(e.to_string()))?;
             for k in 0..self.n_fft {
                 let w = self.window[k];
                 sum[t * self.hop + k] += frame[k] / self.n_fft as f64 * w;
@@ -190,7 +220,9 @@ pub fn expand(spec: &Spectrogram, exponent: f64, factor: f64) -> Result<Spectrog
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 fn check_transform(exponent: f64, factor: f64) -> Result<()> {
     if !(exponent > 0.0 && exponent.is_finite() && factor > 0.0 && factor.is_finite()) {
-        return invalid(format!("the magnitude exponent and factor must be positive, got {exponent} and {factor}"));
+        return invalid(format!(
+            "the magnitude exponent and factor must be positive, got {exponent} and {factor}"
+        ));
     }
     Ok(())
 }
@@ -218,10 +250,13 @@ mod tests {
         let n = frame.len();
         (0..n / 2 + 1)
             .map(|f| {
-                frame.iter().enumerate().fold((0.0, 0.0), |(re, im), (k, x)| {
-                    let a = -2.0 * std::f64::consts::PI * (f * k) as f64 / n as f64;
-                    (re + x * a.cos(), im + x * a.sin())
-                })
+                frame
+                    .iter()
+                    .enumerate()
+                    .fold((0.0, 0.0), |(re, im), (k, x)| {
+                        let a = -2.0 * std::f64::consts::PI * (f * k) as f64 / n as f64;
+                        (re + x * a.cos(), im + x * a.sin())
+                    })
             })
             .collect()
     }
@@ -229,26 +264,40 @@ mod tests {
     #[test]
     fn frames_match_the_dft_of_the_reflect_padded_windowed_signal() {
         let stft = Stft::new(16, 4).unwrap();
-        let x: Vec<f32> = (0..37).map(|i| ((i * i) % 11) as f32 / 11.0 - 0.4).collect();
+        let x: Vec<f32> = (0..37)
+            .map(|i| ((i * i) % 11) as f32 / 11.0 - 0.4)
+            .collect();
         let spec = stft.forward(&x).unwrap();
         assert_eq!((spec.bins, spec.frames), (9, 10));
         // Frame 0 starts 8 samples before the signal: reflect gives x[8], x[7], …, x[1], x[0], ….
-        let padded: Vec<f64> = (0..16).map(|k: isize| x[(k - 8).unsigned_abs()] as f64).collect();
-        let win: Vec<f64> = (0..16).map(|k| padded[k] * (0.5 - 0.5 * (2.0 * std::f64::consts::PI * k as f64 / 16.0).cos())).collect();
+        let padded: Vec<f64> = (0..16)
+            .map(|k: isize| x[(k - 8).unsigned_abs()] as f64)
+            .collect();
+        let win: Vec<f64> = (0..16)
+            .map(|k| padded[k] * (0.5 - 0.5 * (2.0 * std::f64::consts::PI * k as f64 / 16.0).cos()))
+            .collect();
         for (f, (re, im)) in dft(&win).into_iter().enumerate() {
             assert!((spec.re[f * 10] - re).abs() < 1e-9 && (spec.im[f * 10] - im).abs() < 1e-9);
         }
         // Frame 3 covers x[4 .. 20].
-        let win: Vec<f64> = (0..16).map(|k| x[4 + k] as f64 * (0.5 - 0.5 * (2.0 * std::f64::consts::PI * k as f64 / 16.0).cos())).collect();
+        let win: Vec<f64> = (0..16)
+            .map(|k| {
+                x[4 + k] as f64 * (0.5 - 0.5 * (2.0 * std::f64::consts::PI * k as f64 / 16.0).cos())
+            })
+            .collect();
         for (f, (re, im)) in dft(&win).into_iter().enumerate() {
-            assert!((spec.re[f * 10 + 3] - re).abs() < 1e-9 && (spec.im[f * 10 + 3] - im).abs() < 1e-9);
+            assert!(
+                (spec.re[f * 10 + 3] - re).abs() < 1e-9 && (spec.im[f * 10 + 3] - im).abs() < 1e-9
+            );
         }
     }
 
     #[test]
     fn the_inverse_restores_the_signal_and_compression_inverts() {
         let stft = Stft::new(510, 128).unwrap();
-        let x: Vec<f32> = (0..3000).map(|i| ((i as f32) * 0.05).sin() * 0.3 + ((i * 31) % 7) as f32 * 0.01).collect();
+        let x: Vec<f32> = (0..3000)
+            .map(|i| ((i as f32) * 0.05).sin() * 0.3 + ((i * 31) % 7) as f32 * 0.01)
+            .collect();
         let spec = stft.forward(&x).unwrap();
         assert_eq!(spec.bins, 256);
         let c = compress(&spec, 0.5, 0.15).unwrap();
@@ -256,7 +305,9 @@ mod tests {
         let (m, mc) = (spec.re[700].hypot(spec.im[700]), c.re[700].hypot(c.im[700]));
         assert!((mc - 0.15 * m.sqrt()).abs() < 1e-12);
         assert!((spec.re[700] * c.im[700] - spec.im[700] * c.re[700]).abs() < 1e-9);
-        let back = stft.inverse(&expand(&c, 0.5, 0.15).unwrap(), x.len()).unwrap();
+        let back = stft
+            .inverse(&expand(&c, 0.5, 0.15).unwrap(), x.len())
+            .unwrap();
         assert!(back.iter().zip(&x).all(|(a, b)| (a - b).abs() < 1e-5));
         assert!(stft.forward(&x[..200]).is_err());
         assert!(Stft::new(15, 4).is_err() && Stft::new(16, 0).is_err());

@@ -41,7 +41,8 @@ fn file_error(path: &Path, reason: impl Into<String>) -> AudioError {
 
 /// Read a mono WAV file.
 pub fn read_wav(path: &Path) -> Result<Audio> {
-    let file = std::fs::File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
     read_from(std::io::BufReader::new(file), path)
 }
 
@@ -66,7 +67,8 @@ fn read_from<R: Read>(reader: R, path: &Path) -> Result<Audio> {
     if spec.sample_rate == 0 {
         return Err(file_error(path, "declares a sample rate of 0"));
     }
-    let truncated = |e: hound::Error| file_error(path, format!("corrupt or truncated sample data ({e})"));
+    let truncated =
+        |e: hound::Error| file_error(path, format!("corrupt or truncated sample data ({e})"));
     let samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => reader
             .into_samples::<f32>()
@@ -102,7 +104,10 @@ fn read_from<R: Read>(reader: R, path: &Path) -> Result<Audio> {
 /// Write `audio` as 16-bit mono PCM (clipped to [−1, 1]), beside `path` first and then renamed.
 pub fn write_wav(path: &Path, audio: &Audio) -> Result<()> {
     if audio.samples.is_empty() || audio.rate == 0 {
-        return Err(file_error(path, "refusing to write an empty signal or a rate of 0"));
+        return Err(file_error(
+            path,
+            "refusing to write an empty signal or a rate of 0",
+        ));
     }
     if audio.samples.iter().any(|v| !v.is_finite()) {
         return Err(file_error(path, "refusing to write non-finite samples"));
@@ -119,7 +124,11 @@ pub fn write_wav(path: &Path, audio: &Audio) -> Result<()> {
     let write = || -> std::result::Result<(), hound::Error> {
         let mut w = hound::WavWriter::create(&partial, spec)?;
         for v in &audio.samples {
-            w.write_sample((v.clamp(-1.0, 1.0) * 32768.0).round().clamp(-32768.0, 32767.0) as i16)?;
+            w.write_sample(
+                (v.clamp(-1.0, 1.0) * 32768.0)
+                    .round()
+                    .clamp(-32768.0, 32767.0) as i16,
+            )?;
         }
         w.finalize()
     };
@@ -129,7 +138,10 @@ pub fn write_wav(path: &Path, audio: &Audio) -> Result<()> {
     }
     std::fs::rename(&partial, path).map_err(|e| {
         let _ = std::fs::remove_file(&partial);
-        file_error(path, format!("cannot move the finished file into place: {e}"))
+        file_error(
+            path,
+            format!("cannot move the finished file into place: {e}"),
+        )
     })
 }
 
@@ -147,45 +159,101 @@ mod tests {
     fn a_written_file_reads_back_within_16_bit_rounding() {
         let path = tmp("round.wav");
         let x: Vec<f32> = (0..1000).map(|i| ((i as f32) * 0.37).sin() * 0.9).collect();
-        write_wav(&path, &Audio { rate: 16000, samples: x.clone() }).unwrap();
+        write_wav(
+            &path,
+            &Audio {
+                rate: 16000,
+                samples: x.clone(),
+            },
+        )
+        .unwrap();
         let back = read_wav(&path).unwrap();
         assert_eq!(back.rate, 16000);
         assert_eq!(back.samples.len(), 1000);
-        assert!(back.samples.iter().zip(&x).all(|(a, b)| (a - b).abs() <= 0.5 / 32768.0 + 1e-7));
+        assert!(
+            back.samples
+                .iter()
+                .zip(&x)
+                .all(|(a, b)| (a - b).abs() <= 0.5 / 32768.0 + 1e-7)
+        );
         assert!(!path.with_extension("wav.partial").exists());
     }
 
     #[test]
     fn bad_files_are_clear_errors() {
-        let missing = read_wav(Path::new("/nonexistent/x.wav")).unwrap_err().to_string();
+        let missing = read_wav(Path::new("/nonexistent/x.wav"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("cannot open"), "{missing}");
         let junk = tmp("junk.wav");
         std::fs::write(&junk, b"this is not audio").unwrap();
-        assert!(read_wav(&junk).unwrap_err().to_string().contains("not a readable WAV"));
+        assert!(
+            read_wav(&junk)
+                .unwrap_err()
+                .to_string()
+                .contains("not a readable WAV")
+        );
         // Stereo.
         let stereo = tmp("stereo.wav");
-        let spec = hound::WavSpec { channels: 2, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&stereo, spec).unwrap();
         for _ in 0..20 {
             w.write_sample(0i16).unwrap();
         }
         w.finalize().unwrap();
-        assert!(read_wav(&stereo).unwrap_err().to_string().contains("2 channels"));
+        assert!(
+            read_wav(&stereo)
+                .unwrap_err()
+                .to_string()
+                .contains("2 channels")
+        );
         // Empty.
         let empty = tmp("empty.wav");
-        let spec = hound::WavSpec { channels: 1, ..spec };
-        hound::WavWriter::create(&empty, spec).unwrap().finalize().unwrap();
-        assert!(read_wav(&empty).unwrap_err().to_string().contains("no samples"));
+        let spec = hound::WavSpec {
+            channels: 1,
+            ..spec
+        };
+        hound::WavWriter::create(&empty, spec)
+            .unwrap()
+            .finalize()
+            .unwrap();
+        assert!(
+            read_wav(&empty)
+                .unwrap_err()
+                .to_string()
+                .contains("no samples")
+        );
         // Truncated: a valid header, the data cut short mid-sample.
         let good = tmp("good.wav");
-        write_wav(&good, &Audio { rate: 8000, samples: vec![0.1; 100] }).unwrap();
+        write_wav(
+            &good,
+            &Audio {
+                rate: 8000,
+                samples: vec![0.1; 100],
+            },
+        )
+        .unwrap();
         let bytes = std::fs::read(&good).unwrap();
         let cut = tmp("cut.wav");
         std::fs::write(&cut, &bytes[..bytes.len() - 51]).unwrap();
         assert!(read_wav(&cut).is_err());
         // Writing refuses NaN and leaves nothing behind.
         let out = tmp("nan.wav");
-        assert!(write_wav(&out, &Audio { rate: 8000, samples: vec![f32::NAN] }).is_err());
+        assert!(
+            write_wav(
+                &out,
+                &Audio {
+                    rate: 8000,
+                    samples: vec![f32::NAN]
+                }
+            )
+            .is_err()
+        );
         assert!(!out.exists());
     }
 }

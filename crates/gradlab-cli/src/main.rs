@@ -48,6 +48,8 @@ enum Command {
     /// Train a generative model on 2D data or an image set, sample it and plot the samples next
     /// to the data (2D) or as an image grid.
     Sample(commands::sample::Args),
+    /// Enhance a noisy mono WAV file with a trained SGMSE+ model (from `gradlab run sgmse`).
+    Enhance(commands::enhance::Args),
     /// Train a classifier on an image set.
     Train(commands::train::Args),
     /// Run an optimizer on a test function and print its trajectory.
@@ -65,6 +67,7 @@ fn main() {
         Command::Reproduce(a) => commands::reproduce::run(a),
         Command::Results(a) => commands::results::run(a),
         Command::Sample(a) => commands::sample::run(a),
+        Command::Enhance(a) => commands::enhance::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::Optimize(a) => commands::optimize::run(a),
         Command::Hessian(a) => commands::hessian::run(a),

@@ -797,3 +797,142 @@ fn edit_card(dir: &std::path::Path, field: &str, value: &str) {
     });
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
 }
+
+/// `gradlab enhance` with a small untrained model: a mono file at the model's rate is enhanced
+/// and written; a stereo, empty, corrupt or 16 kHz file, a missing model and an existing output
+/// are clear errors that leave no output behind.
+#[test]
+fn enhance_writes_a_wav_and_refuses_bad_audio() {
+    use gradlab_audio::wav::{Audio, write_wav};
+    use gradlab_generative::sgmse::{
+        Enhancer, EnhancerCard, PcSettings, SpecSettings, save_enhancer,
+    };
+    let dir = std::env::temp_dir().join(format!("gradlab-cli-enhance-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = SpecSettings {
+        rate: 8000,
+        n_fft: 126,
+        hop: 32,
+        ..SpecSettings::official()
+    };
+    let net = gradlab_nets::unet::UNetConfig::new(4, spec.bins(), 8)
+        .with_width(2)
+        .with_out_channels(Some(2))
+        .init(&burn::prelude::Device::flex(), 0);
+    let enhancer = Enhancer {
+        net,
+        param: gradlab_generative::sgmse::Parameterisation::Noise,
+        process: gradlab_generative::process::Ouve::official(),
+        spec,
+    };
+    let model = dir.join("model");
+    save_enhancer(
+        &model,
+        &enhancer,
+        &EnhancerCard::of(&enhancer, "denoising", &PcSettings::official(), 0, 0),
+    )
+    .unwrap();
+    let tone: Vec<f32> = (0..4000).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
+    let noisy = dir.join("noisy.wav");
+    write_wav(
+        &noisy,
+        &Audio {
+            rate: 8000,
+            samples: tone.clone(),
+        },
+    )
+    .unwrap();
+    let m = model.to_str().unwrap();
+    let out = dir.join("clean.wav");
+    let o = out.to_str().unwrap();
+    let (ok, stdout, stderr) = gradlab(&[
+        "enhance",
+        "--model",
+        m,
+        "--in",
+        noisy.to_str().unwrap(),
+        "--out",
+        o,
+        "--steps",
+        "3",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("NFE 6"), "{stdout}");
+    let back = gradlab_audio::wav::read_wav(&out).unwrap();
+    assert_eq!((back.rate, back.samples.len()), (8000, 4000));
+    let (ok, _, stderr) = gradlab(&[
+        "enhance",
+        "--model",
+        m,
+        "--in",
+        noisy.to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert!(!ok && stderr.contains("--force"), "{stderr}");
+    let fast = dir.join("fast.wav");
+    write_wav(
+        &fast,
+        &Audio {
+            rate: 16000,
+            samples: tone.clone(),
+        },
+    )
+    .unwrap();
+    let stereo = dir.join("stereo.wav");
+    let mut w = hound::WavWriter::create(
+        &stereo,
+        hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        },
+    )
+    .unwrap();
+    for _ in 0..200 {
+        w.write_sample(1i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let corrupt = dir.join("corrupt.wav");
+    std::fs::write(&corrupt, b"RIFF....WAVEjunk").unwrap();
+    let empty = dir.join("empty.wav");
+    hound::WavWriter::create(
+        &empty,
+        hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        },
+    )
+    .unwrap()
+    .finalize()
+    .unwrap();
+    let target = dir.join("never.wav");
+    for (input, model, needle) in [
+        (&fast, m, "8000 Hz"),
+        (&stereo, m, "2 channels"),
+        (&corrupt, m, "not a readable WAV"),
+        (&empty, m, "no samples"),
+        (&dir.join("missing.wav"), m, "cannot open"),
+        (&noisy, dir.to_str().unwrap(), "manifest"),
+    ] {
+        let (ok, _, stderr) = gradlab(&[
+            "enhance",
+            "--model",
+            model,
+            "--in",
+            input.to_str().unwrap(),
+            "--out",
+            target.to_str().unwrap(),
+        ]);
+        assert!(
+            !ok && stderr.contains(needle) && !stderr.contains("panicked"),
+            "{needle}: {stderr}"
+        );
+        assert!(!target.exists());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -228,7 +228,10 @@ impl KarrasTimes {
         hi: f64,
     ) -> Result<Self> {
         let (min, max) = sigma;
-        if steps < 2 || !(rho > 0.0) || !(0.0 < min && min < max) || !(0.0 <= lo && lo < hi && hi <= 1.0)
+        if steps < 2
+            || !(rho > 0.0)
+            || !(0.0 < min && min < max)
+            || !(0.0 <= lo && lo < hi && hi <= 1.0)
         {
             return invalid(format!(
                 "a Karras time draw needs ≥ 2 steps, ρ > 0, 0 < σ_min < σ_max and 0 ≤ lo < hi ≤ 1; got {steps}, {rho}, {sigma:?}, {lo}, {hi}"
@@ -351,18 +354,33 @@ pub fn train_edm_denoiser<P: crate::process::Process>(
     let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xED);
     let net = crate::training::time_mlp(dim, settings);
     let (net, losses) = crate::training::fit_net(net, settings, |net, step, dev| {
-        let x0 = crate::training::to_net_input(sample(settings.batch, settings.seed.wrapping_add(step as u64)), dev)?;
+        let x0 = crate::training::to_net_input(
+            sample(settings.batch, settings.seed.wrapping_add(step as u64)),
+            dev,
+        )?;
         if x0.dims()[1] != dim {
-            return invalid(format!("points of dimension {} for a denoiser of {dim}", x0.dims()[1]));
+            return invalid(format!(
+                "points of dimension {} for a denoiser of {dim}",
+                x0.dims()[1]
+            ));
         }
         let t: Vec<f64> = (0..settings.batch).map(|_| times.draw(&mut rng)).collect();
         let (xt, _) = noised(process, x0.clone(), &t, &mut rng)?;
-        let d = EdmDenoiser { net: net.clone(), sigma_data };
+        let d = EdmDenoiser {
+            net: net.clone(),
+            sigma_data,
+        };
         let (_, out, _, _) = edm_columns(process, sigma_data, &t, dev)?;
         let err = (d.denoise(process, xt, &t)? - x0) / out;
         Ok(err.square().sum_dim(1).mean().reshape([1]))
     })?;
-    Ok((EdmDenoiser { net: net.valid(), sigma_data }, losses))
+    Ok((
+        EdmDenoiser {
+            net: net.valid(),
+            sigma_data,
+        },
+        losses,
+    ))
 }
 
 /// Settings of [`distill`]; the defaults are the official ones where a toy allows.
@@ -465,18 +483,39 @@ impl Distilled {
         if t.len() != n || d != self.student.net.dim() {
             return invalid(format!("{n} rows of width {d} with {} times", t.len()));
         }
-        let dev = self.student.net.devices().into_iter().next().unwrap_or_else(Device::flex);
+        let dev = self
+            .student
+            .net
+            .devices()
+            .into_iter()
+            .next()
+            .unwrap_or_else(Device::flex);
         let x = crate::training::to_net_input(xt, &dev)?;
         let tt = Tensor::from_data(
             TensorData::new(t.iter().map(|v| *v as f32).collect::<Vec<_>>(), [n]),
             &dev,
         );
-        Ok(gradlab_core::bridge::to_host(logits(&self.discriminator, x, tt))?)
+        Ok(gradlab_core::bridge::to_host(logits(
+            &self.discriminator,
+            x,
+            tt,
+        ))?)
     }
 
     /// `n` one-step samples from seed `seed`.
-    pub fn sample(&self, n: usize, process: &impl crate::process::Process, seed: u64) -> Result<Tensor<2>> {
-        let dev = self.student.net.devices().into_iter().next().unwrap_or_else(Device::flex);
+    pub fn sample(
+        &self,
+        n: usize,
+        process: &impl crate::process::Process,
+        seed: u64,
+    ) -> Result<Tensor<2>> {
+        let dev = self
+            .student
+            .net
+            .devices()
+            .into_iter()
+            .next()
+            .unwrap_or_else(Device::flex);
         let mut rng = StdRng::seed_from_u64(seed);
         one_step(&self.student, process, self.t_max, n, &mut rng, &dev)
     }
@@ -578,7 +617,10 @@ pub fn distill<P: crate::process::Process>(
     let sigma_data = init.sigma_data;
     let mut student = init.net.clone().train();
     let mut fake = init.net.clone().train();
-    let edm = |net: &TimeMlp| EdmDenoiser { net: net.clone(), sigma_data };
+    let edm = |net: &TimeMlp| EdmDenoiser {
+        net: net.clone(),
+        sigma_data,
+    };
     let mut disc = MlpConfig::new(vec![
         d + 1 + 2 * DISC_FREQUENCIES,
         settings.disc_hidden,
@@ -592,7 +634,12 @@ pub fn distill<P: crate::process::Process>(
         AdamConfig::new().init(),
         AdamConfig::new().init(),
     );
-    let mut norm = RatioNormalizer::new(settings.bins, settings.ratio_ema, times.support()[0], times.t_max())?;
+    let mut norm = RatioNormalizer::new(
+        settings.bins,
+        settings.ratio_ema,
+        times.support()[0],
+        times.t_max(),
+    )?;
     let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xFD15);
     let n = settings.batch;
     let mut out = Distilled {
@@ -609,10 +656,15 @@ pub fn distill<P: crate::process::Process>(
         if it % settings.student_every == 0 {
             let g = one_step(&edm(&student), process, times.t_max(), n, &mut rng, &dev)?;
             let (xt, tt) = noised(process, g.clone(), &t, &mut rng)?;
-            let fake_x0 = edm(&fake).denoise(process, xt.clone().detach(), &t)?.detach();
+            let fake_x0 = edm(&fake)
+                .denoise(process, xt.clone().detach(), &t)?
+                .detach();
             let teacher_x0 = teacher(xt.clone().detach(), &t)?;
             if teacher_x0.dims() != [n, d] {
-                return invalid(format!("the teacher returned {:?} for [{n}, {d}]", teacher_x0.dims()));
+                return invalid(format!(
+                    "the teacher returned {:?} for [{n}, {d}]",
+                    teacher_x0.dims()
+                ));
             }
             let l = logits(&disc, xt, tt);
             let rows: Vec<Vec<f64>> = gradlab_core::bridge::to_host(l.clone().detach())?
@@ -620,14 +672,16 @@ pub fn distill<P: crate::process::Process>(
                 .map(|v| vec![v])
                 .collect();
             let h = norm.weights(settings.divergence, &rows, &t)?;
-            out.h_max.push(h.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+            out.h_max
+                .push(h.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
             let h = Tensor::<2>::from_data(
                 TensorData::new(h.iter().map(|v| *v as f32).collect::<Vec<_>>(), [n, 1]),
                 &dev,
             );
             let loss = vsd_loss(g, teacher_x0.cast(burn::tensor::DType::F32), fake_x0, h)?
                 + softplus(-l, 1.0).mean() * settings.gan_weight;
-            out.student_loss.push(finite(&loss, "f-distill student loss", it)?);
+            out.student_loss
+                .push(finite(&loss, "f-distill student loss", it)?);
             let grads = GradientsParams::from_grads(loss.backward(), &student);
             student = opt_g.step(settings.lr, student, grads);
         } else {
@@ -640,7 +694,8 @@ pub fn distill<P: crate::process::Process>(
                 err = err / edm_columns(process, sigma_data, &t, &dev)?.1;
             }
             let fake_loss = err.square().mean();
-            out.fake_loss.push(finite(&fake_loss, "fake-score loss", it)?);
+            out.fake_loss
+                .push(finite(&fake_loss, "fake-score loss", it)?);
             let grads = GradientsParams::from_grads(fake_loss.backward(), &fake);
             fake = opt_f.step(settings.lr, fake, grads);
 
@@ -652,7 +707,8 @@ pub fn distill<P: crate::process::Process>(
             let (xr, tr) = noised(process, x0, &t_real, &mut rng)?;
             let d_loss = softplus(logits(&disc, xt, tt), 1.0).mean()
                 + softplus(-logits(&disc, xr, tr), 1.0).mean();
-            out.disc_loss.push(finite(&d_loss, "discriminator loss", it)?);
+            out.disc_loss
+                .push(finite(&d_loss, "discriminator loss", it)?);
             let grads = GradientsParams::from_grads(d_loss.backward(), &disc);
             disc = opt_d.step(settings.lr, disc, grads);
         }
@@ -780,8 +836,16 @@ mod tests {
         };
         let sup = k.support();
         assert_eq!(sup.len(), 997);
-        for (t, want) in [(sup[0], karras(2.0)), (sup[996], karras(998.0)), (k.t_max(), 80.0)] {
-            assert!((level(t) / want - 1.0).abs() < 1e-9, "{} vs {want}", level(t));
+        for (t, want) in [
+            (sup[0], karras(2.0)),
+            (sup[996], karras(998.0)),
+            (k.t_max(), 80.0),
+        ] {
+            assert!(
+                (level(t) / want - 1.0).abs() < 1e-9,
+                "{} vs {want}",
+                level(t)
+            );
         }
         assert!(sup.windows(2).all(|w| w[0] < w[1]));
         let mut rng = StdRng::seed_from_u64(1);
@@ -824,7 +888,10 @@ mod tests {
             crate::points::moments(&g.sample(2000, &Sde::vp(), 9).unwrap()).unwrap()
         };
         let run = |iterations| {
-            let s = FdistillSettings { iterations, ..settings.clone() };
+            let s = FdistillSettings {
+                iterations,
+                ..settings.clone()
+            };
             distill(
                 &init,
                 |x, t| oracle.denoised_rows(x, t),
@@ -839,12 +906,28 @@ mod tests {
         let out = run(settings.iterations);
         let (m, v) = moments(&out);
         assert!((m0[0] - 1.0).abs() > 0.5, "{m0:?}");
-        assert!((m[0] - 1.0).abs() < 0.1 && (m[1] + 1.0).abs() < 0.1, "{m:?}");
-        assert!([v[0], v[3]].iter().all(|v| (v.sqrt() - 0.3).abs() < 0.1), "{v:?}");
+        assert!(
+            (m[0] - 1.0).abs() < 0.1 && (m[1] + 1.0).abs() < 0.1,
+            "{m:?}"
+        );
+        assert!(
+            [v[0], v[3]].iter().all(|v| (v.sqrt() - 0.3).abs() < 0.1),
+            "{v:?}"
+        );
         assert_eq!(out.student_loss.len(), 400);
         assert_eq!(out.fake_loss.len(), 1600);
-        let bad = FdistillSettings { student_every: 0, ..settings.clone() };
-        let err = distill(&init, |x, t| oracle.denoised_rows(x, t), &Sde::vp(), &times, |n, seed| crate::points::from_pairs(&data.sample(n, seed)), &bad);
+        let bad = FdistillSettings {
+            student_every: 0,
+            ..settings.clone()
+        };
+        let err = distill(
+            &init,
+            |x, t| oracle.denoised_rows(x, t),
+            &Sde::vp(),
+            &times,
+            |n, seed| crate::points::from_pairs(&data.sample(n, seed)),
+            &bad,
+        );
         assert!(err.is_err());
     }
 
@@ -860,7 +943,10 @@ mod tests {
         let mut layers = net.mlp().layers.clone();
         let last = layers.last_mut().unwrap();
         last.weight = Param::from_tensor(last.weight.val().zeros_like());
-        last.bias = last.bias.clone().map(|b| Param::from_tensor(b.val().zeros_like()));
+        last.bias = last
+            .bias
+            .clone()
+            .map(|b| Param::from_tensor(b.val().zeros_like()));
         let d = EdmDenoiser {
             net: net.with_layers(layers).unwrap(),
             sigma_data: 0.7,
@@ -873,7 +959,10 @@ mod tests {
         let got = gradlab_core::bridge::to_host(d.denoise(&Sde::vp(), xt(), &t).unwrap()).unwrap();
         let want = gradlab_core::bridge::to_host(oracle.denoised_rows(xt(), &t).unwrap()).unwrap();
         for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() < 1e-5 * (1.0 + w.abs()), "{got:?} vs {want:?}");
+            assert!(
+                (g - w).abs() < 1e-5 * (1.0 + w.abs()),
+                "{got:?} vs {want:?}"
+            );
         }
     }
 }

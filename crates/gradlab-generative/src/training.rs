@@ -237,10 +237,22 @@ pub(crate) fn to_net_input(x: Tensor<2>, dev: &Device) -> Result<Tensor<2>> {
 /// The loop every objective here shares: Adam with the learning rate decayed linearly to zero (so
 /// the last weights are not a snapshot of Adam's noise) and a finite-loss check, on `net` (built
 /// on the autodiff device). `loss_at(net, step, device)` builds the step's loss.
-#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub(crate) fn fit_net<N: burn::module::Module>(
+    net: N,
+    settings: &TrainSettings,
+    loss_at: impl FnMut(&N, usize, &Device) -> Result<Tensor<1>>,
+) -> Result<(N, Vec<f64>)> {
+    fit_net_ema(net, settings, None, loss_at)
+}
+
+/// [`fit_net`] that returns, with `ema = Some(β)`, the exponential moving average of the weights
+/// (β per step, warmed up as min(β, (1 + k)/(10 + k)) so that a short run is not dominated by
+/// its initial weights) instead of the last weights.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
+pub(crate) fn fit_net_ema<N: burn::module::Module>(
     mut net: N,
     settings: &TrainSettings,
+    ema: Option<f64>,
     mut loss_at: impl FnMut(&N, usize, &Device) -> Result<Tensor<1>>,
 ) -> Result<(N, Vec<f64>)> {
     if settings.steps == 0 || settings.batch == 0 || !(settings.lr > 0.0) {
@@ -249,9 +261,18 @@ pub(crate) fn fit_net<N: burn::module::Module>(
             settings.steps, settings.batch, settings.lr
         ));
     }
+    if let Some(b) = ema
+        && !(0.0..1.0).contains(&b)
+    {
+        return invalid(format!("an EMA rate must lie in [0, 1), got {b}"));
+    }
     let dev = Device::flex().autodiff();
     let mut optim = AdamConfig::new().init();
     let mut losses = Vec::with_capacity(settings.steps);
+    let mut average = match ema {
+        Some(_) => Some(gradlab_core::flat::flatten_host(&net)?),
+        None => None,
+    };
     for step in 0..settings.steps {
         let l = loss_at(&net, step, &dev)?;
         let value = l.clone().into_scalar::<f64>();
@@ -266,6 +287,16 @@ pub(crate) fn fit_net<N: burn::module::Module>(
         let grads = GradientsParams::from_grads(l.backward(), &net);
         let lr = settings.lr * (1.0 - step as f64 / settings.steps as f64);
         net = optim.step(lr, net, grads);
+        if let (Some(avg), Some(b)) = (average.as_mut(), ema) {
+            let rate = b.min((1.0 + step as f64) / (10.0 + step as f64));
+            let now = gradlab_core::flat::flatten_host(&net)?;
+            avg.iter_mut()
+                .zip(&now)
+                .for_each(|(a, w)| *a = rate * *a + (1.0 - rate) * w);
+        }
+    }
+    if let Some(avg) = average {
+        net = gradlab_core::flat::load_host(net, &avg)?;
     }
     Ok((net, losses))
 }
@@ -405,6 +436,44 @@ pub fn image_unet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(burn::module::Module, Debug)]
+    struct Scalar {
+        p: burn::module::Param<Tensor<1>>,
+    }
+
+    /// With a constant gradient Adam moves by lr_k/(1 + ε) per step (lr decayed linearly); the
+    /// EMA of those weights, with the warm-up min(β, (1 + k)/(10 + k)), by hand.
+    #[test]
+    fn the_ema_is_the_warmed_up_average_of_the_weights() {
+        let dev = Device::flex().autodiff();
+        let net = Scalar {
+            p: burn::module::Param::from_tensor(Tensor::<1>::zeros([1], &dev)),
+        };
+        let settings = TrainSettings {
+            steps: 30,
+            batch: 1,
+            lr: 0.1,
+            ..TrainSettings::default()
+        };
+        let loss = |n: &Scalar, _: usize, _: &Device| Ok(n.p.val().sum());
+        let (last, _) = fit_net_ema(Scalar { p: net.p.clone() }, &settings, None, loss).unwrap();
+        let (avg, _) = fit_net_ema(net, &settings, Some(0.9), loss).unwrap();
+        let (mut w, mut a) = (0.0f64, 0.0f64);
+        for k in 0..30 {
+            w -= 0.1 * (1.0 - k as f64 / 30.0) / (1.0 + 1e-5);
+            let rate = 0.9f64.min((1.0 + k as f64) / (10.0 + k as f64));
+            a = rate * a + (1.0 - rate) * w;
+        }
+        let get = |n: &Scalar| gradlab_core::bridge::to_host(n.p.val()).unwrap()[0];
+        assert!((get(&last) - w).abs() < 1e-4, "{} vs {w}", get(&last));
+        assert!((get(&avg) - a).abs() < 1e-4, "{} vs {a}", get(&avg));
+        assert!((a - w).abs() > 0.03); // the average lags the last weights (by 0.036)
+        let bad = Scalar {
+            p: burn::module::Param::from_tensor(Tensor::<1>::zeros([1], &dev)),
+        };
+        assert!(fit_net_ema(bad, &settings, Some(1.0), loss).is_err());
+    }
 
     #[test]
     fn names_parse_and_bad_combinations_are_errors() {

@@ -129,6 +129,11 @@ impl UNet {
         self.shape
     }
 
+    /// The base width (channels at full resolution).
+    pub fn width(&self) -> usize {
+        self.conv_in.weight.dims()[0]
+    }
+
     /// The output channels.
     pub fn out_channels(&self) -> usize {
         self.conv_out.weight.dims()[0]
@@ -186,9 +191,19 @@ mod tests {
         let (a, b) = (flat(4), flat(4));
         assert_eq!(a, b);
         // A conditional network: 4 channels in, 2 out, on images of another size too.
-        let net = UNetConfig::new(4, 8, 6).with_width(8).with_out_channels(Some(2)).init(&dev, 1);
-        assert_eq!(net.forward(Tensor::zeros([3, 4 * 48], &dev), Tensor::zeros([3], &dev)).dims(), [3, 96]);
-        let img = net.forward_image(Tensor::zeros([2, 4, 13, 10], &dev), Tensor::zeros([2], &dev));
+        let net = UNetConfig::new(4, 8, 6)
+            .with_width(8)
+            .with_out_channels(Some(2))
+            .init(&dev, 1);
+        assert_eq!(
+            net.forward(Tensor::zeros([3, 4 * 48], &dev), Tensor::zeros([3], &dev))
+                .dims(),
+            [3, 96]
+        );
+        let img = net.forward_image(
+            Tensor::zeros([2, 4, 13, 10], &dev),
+            Tensor::zeros([2], &dev),
+        );
         assert_eq!(img.dims(), [2, 2, 13, 10]);
     }
 

@@ -1,6 +1,7 @@
 //! The commands, one file each: its arguments (`Args`, with clap `ValueEnum`s for every closed
 //! set of names) and its `run`.
 
+pub mod enhance;
 pub mod hessian;
 pub mod list;
 pub mod optimize;

@@ -39,12 +39,21 @@ impl Ouve {
     /// Stiffness γ > 0 and 0 < σ_min < σ_max.
     #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
     pub fn new(gamma: f64, sigma_min: f64, sigma_max: f64) -> Result<Self> {
-        if !(gamma > 0.0 && gamma.is_finite() && sigma_min > 0.0 && sigma_min < sigma_max && sigma_max.is_finite()) {
+        if !(gamma > 0.0
+            && gamma.is_finite()
+            && sigma_min > 0.0
+            && sigma_min < sigma_max
+            && sigma_max.is_finite())
+        {
             return invalid(format!(
                 "the OUVE SDE needs γ > 0 and 0 < σ_min < σ_max, got {gamma}, {sigma_min}, {sigma_max}"
             ));
         }
-        Ok(Self { gamma, sigma_min, sigma_max })
+        Ok(Self {
+            gamma,
+            sigma_min,
+            sigma_max,
+        })
     }
 
     /// The official defaults: γ = 1.5, σ_min = 0.05, σ_max = 0.5.
@@ -76,7 +85,9 @@ impl Process for Ouve {
 
     fn coefficients(&self, t: f64) -> Result<(f64, f64)> {
         check_time(t)?;
-        let g = self.sigma_min * (self.sigma_max / self.sigma_min).powf(t) * (2.0 * self.log_ratio()).sqrt();
+        let g = self.sigma_min
+            * (self.sigma_max / self.sigma_min).powf(t)
+            * (2.0 * self.log_ratio()).sqrt();
         Ok((-self.gamma, g / 2f64.sqrt()))
     }
 

@@ -14,4 +14,5 @@ register! {
     concept_unlearning::ConceptUnlearning,
     alignprop::AlignProp,
     fdistill::Fdistill,
+    sgmse::SgmseExperiment,
 }
