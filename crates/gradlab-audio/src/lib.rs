@@ -9,7 +9,7 @@
 //! - [`stft`]: the short-time Fourier transform and its inverse as `torch.stft`/`torch.istft`
 //!   with `center=True` (reflect padding) and a periodic Hann window, and SGMSE's compressed
 //!   spectrogram |c|^β e^{i∠c}·α;
-//! - [`metrics`]: the SI-SDR;
+//! - [`metrics`]: the SI-SDR; [`stoi`]: STOI, checked against pystoi;
 //! - [`mix`]: noise at a chosen SNR, coloured noises, synthetic room impulse responses and
 //!   convolution;
 //! - [`speech`]: six short real speech clips (8 kHz, from Debian's `codec2-examples`) embedded in
@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod mix;
 pub mod speech;
 pub mod stft;
+pub mod stoi;
 pub mod wav;
 
 /// Errors of audio handling.

@@ -73,21 +73,13 @@ impl<'a, P: Process> CondScore<'a, P> {
                 net.cond_dim()
             ));
         }
-        let cond = to_net_input(cond, &net_device(net))?;
+        let cond = to_net_input(cond, &crate::training::device_of(net))?;
         Ok(Self {
             model,
             process,
             cond,
         })
     }
-}
-
-fn net_device(net: &CondTimeMlp) -> Device {
-    use burn::module::Module;
-    net.devices()
-        .into_iter()
-        .next()
-        .unwrap_or_else(Device::flex)
 }
 
 impl<P: Process> ScoreModel<2> for CondScore<'_, P> {

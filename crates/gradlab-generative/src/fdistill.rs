@@ -8,7 +8,8 @@
 //! - r from the discriminator's logits on the generator's noised samples (real → positive logits,
 //!   so exp(logit) estimates p/q): the mean over the logit dimension, clamped to ±10, exp, clipped
 //!   to [0.1, 20].
-//! - Ratio normalisation ([`RatioNormalizer`], on by default): 10 bins over the time range, each
+//! - Ratio normalisation ([`RatioNormalizer`], on by default): 10 bins over the scheduler's time
+//!   range (EDM's t = σ ∈ [0.002, 80], linearly: about 64% of FastGen's draws fall in the first), each
 //!   holding an EMA of its samples' mean r (rate 0 on CIFAR-10: the batch's own mean; 0.5 on
 //!   ImageNet-64), updated only where the batch has samples; r ← r/(bin + 1e-6).
 //! - h normalised to batch mean 1: h ← h/(mean h + 1e-6).
@@ -213,6 +214,7 @@ pub struct KarrasTimes {
     lo: usize,
     hi: usize,
     t_max: f64,
+    sigma: (f64, f64),
 }
 
 impl KarrasTimes {
@@ -247,6 +249,7 @@ impl KarrasTimes {
         let index = |p: f64| ((p * steps as f64) as usize).min(steps - 1);
         Ok(Self {
             t_max: times[steps - 1],
+            sigma,
             times,
             lo: index(lo),
             hi: index(hi),
@@ -266,6 +269,11 @@ impl KarrasTimes {
     /// The time of σ_max, where the one-step student reads its noise.
     pub fn t_max(&self) -> f64 {
         self.t_max
+    }
+
+    /// (σ_min, σ_max) of the grid: the range FastGen's ratio normalisation bins (EDM's time is σ).
+    pub fn sigma_range(&self) -> (f64, f64) {
+        self.sigma
     }
 
     /// The times that can be drawn (ascending).
@@ -483,13 +491,7 @@ impl Distilled {
         if t.len() != n || d != self.student.net.dim() {
             return invalid(format!("{n} rows of width {d} with {} times", t.len()));
         }
-        let dev = self
-            .student
-            .net
-            .devices()
-            .into_iter()
-            .next()
-            .unwrap_or_else(Device::flex);
+        let dev = crate::training::device_of(&self.student.net);
         let x = crate::training::to_net_input(xt, &dev)?;
         let tt = Tensor::from_data(
             TensorData::new(t.iter().map(|v| *v as f32).collect::<Vec<_>>(), [n]),
@@ -509,13 +511,7 @@ impl Distilled {
         process: &impl crate::process::Process,
         seed: u64,
     ) -> Result<Tensor<2>> {
-        let dev = self
-            .student
-            .net
-            .devices()
-            .into_iter()
-            .next()
-            .unwrap_or_else(Device::flex);
+        let dev = crate::training::device_of(&self.student.net);
         let mut rng = StdRng::seed_from_u64(seed);
         one_step(&self.student, process, self.t_max, n, &mut rng, &dev)
     }
@@ -595,14 +591,17 @@ fn finite(loss: &Tensor<1>, what: &'static str, step: usize) -> Result<f64> {
 ///   as copies of it); `teacher(x_t, t)` is the teacher's x̂₀ for rows at their own times (exact
 ///   where an oracle exists: [`crate::score::GmmOracle::denoised_rows`]); `real(n, seed)` draws
 ///   `[n, d]` real data for the discriminator (f-distill needs it);
-/// - every `student_every`-th iteration the student moves by [`vsd_loss`] with h from the
-///   discriminator's logits on its noised samples (normalised per time bin), plus
+/// - every `student_every`-th iteration (counted from 1) the student moves by [`vsd_loss`] with h
+///   from the discriminator's logits on its noised samples (normalised per bin of EDM noise level
+///   σ_t/α_t over the grid's [σ_min, σ_max], linearly, as FastGen bins its t = σ), plus
 ///   `gan_weight`·softplus(−D) through the noised samples;
 /// - the other iterations train the fake score by DSM (x̂₀ MSE) on the detached student's
 ///   samples and the discriminator by softplus(D(fake)) + softplus(−D(real)), real data noised
 ///   at its own times.
 ///
-/// Times come from `times` ([`KarrasTimes::official`] as FastGen). Adam for all three networks.
+/// Times come from `times` ([`KarrasTimes::official`] as FastGen). Plain Adam (β = (0.9, 0.999),
+/// burn's ε = 1e-5) for all three networks: FastGen's AdamW weight decay 0.01, ε 1e-8, the
+/// student's gradient-norm clip 10 and its EMA copies are left out.
 pub fn distill<P: crate::process::Process>(
     init: &EdmDenoiser,
     teacher: impl Fn(Tensor<2>, &[f64]) -> Result<Tensor<2>>,
@@ -634,12 +633,9 @@ pub fn distill<P: crate::process::Process>(
         AdamConfig::new().init(),
         AdamConfig::new().init(),
     );
-    let mut norm = RatioNormalizer::new(
-        settings.bins,
-        settings.ratio_ema,
-        times.support()[0],
-        times.t_max(),
-    )?;
+    // FastGen bins the ratio over the scheduler's [min_t, max_t], linearly in EDM's t = σ.
+    let (sigma_min, sigma_max) = times.sigma_range();
+    let mut norm = RatioNormalizer::new(settings.bins, settings.ratio_ema, sigma_min, sigma_max)?;
     let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xFD15);
     let n = settings.batch;
     let mut out = Distilled {
@@ -651,7 +647,9 @@ pub fn distill<P: crate::process::Process>(
         h_max: vec![],
         discriminator: disc.valid(),
     };
-    for it in 0..settings.iterations {
+    // FastGen's trainer counts iterations from 1, so the first student update (iteration 5)
+    // follows four fake-score and discriminator updates.
+    for it in 1..=settings.iterations {
         let t: Vec<f64> = (0..n).map(|_| times.draw(&mut rng)).collect();
         if it % settings.student_every == 0 {
             let g = one_step(&edm(&student), process, times.t_max(), n, &mut rng, &dev)?;
@@ -671,7 +669,11 @@ pub fn distill<P: crate::process::Process>(
                 .into_iter()
                 .map(|v| vec![v])
                 .collect();
-            let h = norm.weights(settings.divergence, &rows, &t)?;
+            let levels = t
+                .iter()
+                .map(|ti| process.marginal(*ti).map(|(a, s)| s / a))
+                .collect::<Result<Vec<f64>>>()?;
+            let h = norm.weights(settings.divergence, &rows, &levels)?;
             out.h_max
                 .push(h.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
             let h = Tensor::<2>::from_data(
@@ -879,7 +881,7 @@ mod tests {
         let times = KarrasTimes::official(&Sde::vp()).unwrap();
         let settings = FdistillSettings {
             divergence: Divergence::Kl,
-            iterations: 2000,
+            iterations: 3000,
             batch: 128,
             disc_hidden: 32,
             ..FdistillSettings::default()
@@ -914,8 +916,8 @@ mod tests {
             [v[0], v[3]].iter().all(|v| (v.sqrt() - 0.3).abs() < 0.1),
             "{v:?}"
         );
-        assert_eq!(out.student_loss.len(), 400);
-        assert_eq!(out.fake_loss.len(), 1600);
+        assert_eq!(out.student_loss.len(), 600);
+        assert_eq!(out.fake_loss.len(), 2400);
         let bad = FdistillSettings {
             student_every: 0,
             ..settings.clone()

@@ -6,11 +6,13 @@
 //!   one-sided STFT with a periodic Hann window and `center=True`, and the compressed spectrogram
 //!   0.15·|c|^0.5·e^{i∠c} ([`SpecSettings`]); a complex bin is two real channels;
 //! - the process: the OUVE SDE from the clean x₀ towards the noisy y ([`crate::process::Ouve`],
-//!   run on u = x − y), prior u_T ~ N(0, std(1)²);
-//! - the score network reads [x_t, y] (4 channels) and its output is turned into the score of x_t
-//!   as −out/σ_t (a noise prediction: the official NCSN++ divides by the time t instead, a detail
-//!   of its released weights), trained by ‖σ_t s + z‖² = ‖out − z‖² at t ~ U(0.03, 1)
-//!   ([`train_sgmse`]);
+//!   run on u = x − y), prior u_T = std(1)·z with complex z (std(1)²/2 per real coordinate);
+//! - the score network reads [x_t, y] (4 channels: Re x, Im x, Re y, Im y, the official order) and
+//!   its output becomes the score of x_t as −out/σ_t (a noise prediction; the official NCSN++
+//!   divides its last features by the time t before a 1×1 output convolution, so its score is
+//!   −(W·h/t + b) — the same objective under a reparameterisation; its newer `ncsnpp_v2` has this
+//!   exact 1/σ form), trained by ‖σ_t s + z‖² = ‖out − z‖² (4× the official ½Σ|σ s + z|² in
+//!   real coordinates, the same minimiser) at t ~ U(0.03, 1) ([`train_sgmse`]);
 //! - predictor–corrector sampling in the **official order — the corrector before the
 //!   predictor** at each of N times linspace(1, 0.03, N) ([`pc_sample`]): annealed Langevin with
 //!   step ε = 2(r·σ_t)² (r the "snr", σ_t the process's marginal std, not the gradient-norm rule
@@ -18,8 +20,11 @@
 //!   Δ = t_i − t_{i+1} and, at the last time, Δ = 0.03 ("from eps to 0"); the result is the last
 //!   predictor mean (no noise). NFE = N·(1 + corrector steps): 60 for the official N = 30.
 //!
-//! [`Enhancer`] runs a trained network on a waveform. A direct predictive denoiser of the same
-//! network ([`train_predictive`]) is the paper's baseline.
+//! [`Enhancer`] runs a trained network on a waveform (the whole spectrogram at once: the U-Net
+//! takes any number of frames, so the official zero padding to a multiple of 64 frames is not
+//! needed). A direct predictive denoiser of the same network ([`train_predictive`]) is the
+//! paper's baseline. Training here decays Adam's learning rate linearly (the official keeps
+//! 1e-4) and uses burn's ε = 1e-5 (torch's 1e-8).
 
 use crate::process::{Ouve, Process};
 use crate::{GenError, Result, invalid};
@@ -319,7 +324,7 @@ fn score_of(
     t: f64,
 ) -> Result<Tensor<4>> {
     let n = u.dims()[0];
-    let dev = net_device(net);
+    let dev = crate::training::device_of(net);
     let (c_in, skip, c_out) = param.coefficients(process, t)?;
     let input = net_input(
         param,
@@ -338,13 +343,6 @@ fn score_of(
     })
 }
 
-fn net_device(net: &UNet) -> Device {
-    net.devices()
-        .into_iter()
-        .next()
-        .unwrap_or_else(Device::flex)
-}
-
 impl Enhancer {
     /// Enhance noisy compressed spectrograms `y` (`[n, 2, bins, frames]`): x̂ = y + PC sample of u.
     pub fn enhance_spec(
@@ -355,7 +353,7 @@ impl Enhancer {
     ) -> Result<(Tensor<4>, usize)> {
         check_channels(&y, self.spec.bins())?;
         self.param.validate()?;
-        let dev = net_device(&self.net);
+        let dev = crate::training::device_of(&self.net);
         let y = y.to_device(&dev);
         let mut rng = StdRng::seed_from_u64(seed);
         let u = normal4(y.dims(), &mut rng, &dev) * self.process.prior_std();
@@ -468,13 +466,14 @@ pub fn train_sgmse(
                 Parameterisation::Noise => z,
                 Parameterisation::Edm { .. } => (u0 - u * skip) / c_out,
             };
-            Ok((out - target)
-                .square()
-                .sum_dims(&[1, 2, 3])
-                .mean()
-                .reshape([1]))
+            Ok(mean_squared_norm(out - target))
         })?;
     Ok((net.valid(), losses))
+}
+
+/// The batch mean of each example's squared norm, `[1]`.
+fn mean_squared_norm(e: Tensor<4>) -> Tensor<1> {
+    e.square().sum_dims(&[1, 2, 3]).mean().reshape([1])
 }
 
 /// The official EMA rate of the weights.
@@ -490,11 +489,7 @@ pub fn train_predictive(
     let (net, losses) =
         crate::training::fit_net_ema(net, settings, Some(EMA), |net, step, dev| {
             let (x, y) = batch(&mut pairs, settings, step, dev)?;
-            Ok((predict(net, y) - x)
-                .square()
-                .sum_dims(&[1, 2, 3])
-                .mean()
-                .reshape([1]))
+            Ok(mean_squared_norm(predict(net, y) - x))
         })?;
     Ok((net.valid(), losses))
 }

@@ -224,6 +224,15 @@ impl Default for TrainSettings {
     }
 }
 
+/// The device a module's parameters live on (the inner CPU device for a module without any).
+pub(crate) fn device_of<M: burn::module::Module>(module: &M) -> Device {
+    module
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(Device::flex)
+}
+
 /// A host point set (`[n, d]`, any float dtype) as the networks' f32 input on `dev`.
 pub(crate) fn to_net_input(x: Tensor<2>, dev: &Device) -> Result<Tensor<2>> {
     let dims = x.dims();
@@ -246,8 +255,8 @@ pub(crate) fn fit_net<N: burn::module::Module>(
 }
 
 /// [`fit_net`] that returns, with `ema = Some(β)`, the exponential moving average of the weights
-/// (β per step, warmed up as min(β, (1 + k)/(10 + k)) so that a short run is not dominated by
-/// its initial weights) instead of the last weights.
+/// (β per step, warmed up as torch_ema does, min(β, (1 + k)/(10 + k)) at update k = 1, 2, …, so
+/// that a short run is not dominated by its initial weights) instead of the last weights.
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(a < b)` is meant: NaN must fail the check
 pub(crate) fn fit_net_ema<N: burn::module::Module>(
     mut net: N,
@@ -288,7 +297,8 @@ pub(crate) fn fit_net_ema<N: burn::module::Module>(
         let lr = settings.lr * (1.0 - step as f64 / settings.steps as f64);
         net = optim.step(lr, net, grads);
         if let (Some(avg), Some(b)) = (average.as_mut(), ema) {
-            let rate = b.min((1.0 + step as f64) / (10.0 + step as f64));
+            // torch_ema's warm-up: the update count k = step + 1 before min(β, (1 + k)/(10 + k)).
+            let rate = b.min((2.0 + step as f64) / (11.0 + step as f64));
             let now = gradlab_core::flat::flatten_host(&net)?;
             avg.iter_mut()
                 .zip(&now)
@@ -443,7 +453,8 @@ mod tests {
     }
 
     /// With a constant gradient Adam moves by lr_k/(1 + ε) per step (lr decayed linearly); the
-    /// EMA of those weights, with the warm-up min(β, (1 + k)/(10 + k)), by hand.
+    /// EMA of those weights, with torch_ema's warm-up min(β, (1 + k)/(10 + k)) at update k ≥ 1, by
+    /// hand.
     #[test]
     fn the_ema_is_the_warmed_up_average_of_the_weights() {
         let dev = Device::flex().autodiff();
@@ -462,7 +473,7 @@ mod tests {
         let (mut w, mut a) = (0.0f64, 0.0f64);
         for k in 0..30 {
             w -= 0.1 * (1.0 - k as f64 / 30.0) / (1.0 + 1e-5);
-            let rate = 0.9f64.min((1.0 + k as f64) / (10.0 + k as f64));
+            let rate = 0.9f64.min((2.0 + k as f64) / (11.0 + k as f64));
             a = rate * a + (1.0 - rate) * w;
         }
         let get = |n: &Scalar| gradlab_core::bridge::to_host(n.p.val()).unwrap()[0];

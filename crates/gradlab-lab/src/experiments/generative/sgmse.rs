@@ -22,6 +22,7 @@ use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, 
 use crate::plot::{Series, image_grid, line_chart};
 use burn::prelude::*;
 use gradlab_audio::metrics::si_sdr;
+use gradlab_audio::stoi::stoi;
 use gradlab_audio::mix::{NoiseKind, add_noise_at_snr, convolve, noise, room_impulse_response};
 use gradlab_audio::speech;
 use gradlab_audio::wav::Audio;
@@ -155,25 +156,34 @@ fn test_set(kind: Option<NoiseKind>, seconds: f64, seed: u64) -> Result<Vec<(Vec
         .collect()
 }
 
-/// Mean SI-SDR improvement (dB) of `enhance` over the set, and the first clip's estimate.
-fn improvement(set: &[(Vec<f32>, Vec<f32>)], mut enhance: impl FnMut(&Audio) -> Result<Vec<f32>>) -> Result<(f64, Vec<f32>)> {
-    let mut total = 0.0;
+/// Scores of an enhancer over a test set: mean SI-SDR and STOI improvements, and the first clip's
+/// estimate.
+struct Scores {
+    si_sdri: f64,
+    stoi_i: f64,
+    first: Vec<f32>,
+}
+
+fn improvement(set: &[(Vec<f32>, Vec<f32>)], mut enhance: impl FnMut(&Audio) -> Result<Vec<f32>>) -> Result<Scores> {
+    let (mut sdr, mut stoi_i) = (0.0, 0.0);
     let mut first = vec![];
     for (x, y) in set {
         let est = enhance(&Audio { rate: 8000, samples: y.clone() })?;
-        total += si_sdr(&est, x).map_err(audio)? - si_sdr(y, x).map_err(audio)?;
+        sdr += si_sdr(&est, x).map_err(audio)? - si_sdr(y, x).map_err(audio)?;
+        stoi_i += stoi(x, &est, 8000).map_err(audio)? - stoi(x, y, 8000).map_err(audio)?;
         if first.is_empty() {
             first = est;
         }
     }
-    Ok((total / set.len() as f64, first))
+    let n = set.len() as f64;
+    Ok(Scores { si_sdri: sdr / n, stoi_i: stoi_i / n, first })
 }
 
-fn sgmse_improvement(enhancer: &Enhancer, set: &[(Vec<f32>, Vec<f32>)], sampler: &PcSettings, seed: u64) -> Result<(f64, Vec<f32>)> {
+fn sgmse_improvement(enhancer: &Enhancer, set: &[(Vec<f32>, Vec<f32>)], sampler: &PcSettings, seed: u64) -> Result<Scores> {
     improvement(set, |a| Ok(enhancer.enhance(a, sampler, seed)?))
 }
 
-fn predictive_improvement(net: &UNet, set: &[(Vec<f32>, Vec<f32>)]) -> Result<(f64, Vec<f32>)> {
+fn predictive_improvement(net: &UNet, set: &[(Vec<f32>, Vec<f32>)]) -> Result<Scores> {
     improvement(set, |a| Ok(enhance_waveform(&spec(), a, |y| Ok(predict(net, y)))?))
 }
 
@@ -247,47 +257,63 @@ impl Experiment for SgmseExperiment {
         let rooms = test_set(None, seconds, ctx.seed ^ 0x7E59)?;
         let bar = ctx.progress_bar((grid.len() + 4) as u64, "enhancing the test clips");
         let mut table = Table::new(
-            format!("Denoising: SI-SDR improvement (dB) on matched pink noise at 5 dB, mean over {} test clips of {seconds} s at 8 kHz ({}); U-Net width {width}, {steps} training steps of 8 crops of {frames} frames; r = 0.5, one corrector step per reverse step", TEST_CLIPS.len(), TEST_CLIPS.join(", ")),
-            &["N", "NFE", "SI-SDR improvement (dB)"],
+            format!("Denoising: SI-SDR and STOI improvements on matched pink noise at 5 dB, mean over {} test clips of {seconds} s at 8 kHz ({}); U-Net width {width}, {steps} training steps of 8 crops of {frames} frames; r = 0.5, one corrector step per reverse step", TEST_CLIPS.len(), TEST_CLIPS.join(", ")),
+            &["N", "NFE", "SI-SDR improvement (dB)", "STOI improvement"],
         );
         let mut curve = vec![];
         let mut shown = vec![];
         for &n in grid {
-            let (d, first) = sgmse_improvement(&enhancer, &matched, &PcSettings { steps: n, ..PcSettings::official() }, ctx.seed)?;
+            let r = sgmse_improvement(&enhancer, &matched, &PcSettings { steps: n, ..PcSettings::official() }, ctx.seed)?;
             bar.inc(1);
+            out.metrics.insert(format!("matched.n{n}.si_sdri"), r.si_sdri);
+            out.metrics.insert(format!("matched.n{n}.stoi_i"), r.stoi_i);
+            curve.push((2.0 * n as f64, r.si_sdri));
+            table.row(vec![n.to_string(), (2 * n).to_string(), format!("{:.2}", r.si_sdri), format!("{:+.3}", r.stoi_i)]);
             if n == 30 {
-                shown = first;
+                shown = r.first;
             }
-            out.metrics.insert(format!("matched.n{n}.si_sdri"), d);
-            curve.push((2.0 * n as f64, d));
-            table.row(vec![n.to_string(), (2 * n).to_string(), format!("{d:.2}")]);
         }
         out.tables.push(table);
-        let (reverb50, _) = sgmse_improvement(&dereverb, &rooms, &PcSettings::dereverberation(), ctx.seed)?;
+        let reverb = sgmse_improvement(&dereverb, &rooms, &PcSettings::dereverberation(), ctx.seed)?;
         let reverb_pred = match &reverb_pred_net {
-            Some(net) => predictive_improvement(net, &rooms)?.0,
-            None => f64::NAN,
+            Some(net) => Some(predictive_improvement(net, &rooms)?),
+            None => None,
         };
-        let (pred_matched, pred_first) = predictive_improvement(&pred_net, &matched)?;
-        let (pred_mismatched, _) = predictive_improvement(&pred_net, &mismatched)?;
-        let (sg_mismatched, _) = sgmse_improvement(&enhancer, &mismatched, &PcSettings::official(), ctx.seed)?;
+        let pred_matched = predictive_improvement(&pred_net, &matched)?;
+        let pred_mismatched = predictive_improvement(&pred_net, &mismatched)?;
+        let sg_mismatched = sgmse_improvement(&enhancer, &mismatched, &PcSettings::official(), ctx.seed)?;
         bar.inc(4);
         bar.finish_and_clear();
         let sg_matched = out.metrics["matched.n30.si_sdri"];
-        out.metrics.insert("reverb.n50.si_sdri".into(), reverb50);
-        if reverb_pred.is_finite() {
-            out.metrics.insert("reverb.predictive.si_sdri".into(), reverb_pred);
+        let sg_matched_stoi = out.metrics["matched.n30.stoi_i"];
+        let reverb50 = reverb.si_sdri;
+        for (key, r) in [
+            ("reverb.n50", Some(&reverb)),
+            ("reverb.predictive", reverb_pred.as_ref()),
+            ("matched.predictive", Some(&pred_matched)),
+            ("mismatched.sgmse", Some(&sg_mismatched)),
+            ("mismatched.predictive", Some(&pred_mismatched)),
+        ] {
+            if let Some(r) = r {
+                out.metrics.insert(format!("{key}.si_sdri"), r.si_sdri);
+                out.metrics.insert(format!("{key}.stoi_i"), r.stoi_i);
+            }
         }
-        out.metrics.insert("matched.predictive.si_sdri".into(), pred_matched);
-        out.metrics.insert("mismatched.sgmse.si_sdri".into(), sg_mismatched);
-        out.metrics.insert("mismatched.predictive.si_sdri".into(), pred_mismatched);
         let mut compare = Table::new(
-            "SI-SDR improvement (dB) of SGMSE+ (denoising at the official N = 30, r = 0.5; dereverberation at the official N = 50, r = 0.33) and of the same U-Net trained as a predictive model (MSE), on matched pink noise, mismatched white noise (unseen in training), both at 5 dB, and synthetic rooms (RT60 0.3–0.8 s)",
+            "SI-SDR improvement in dB / STOI improvement, of SGMSE+ (denoising at the official N = 30, r = 0.5; dereverberation at the official N = 50, r = 0.33) and of the same U-Net trained as a predictive model (MSE), on matched pink noise, mismatched white noise (unseen in training), both at 5 dB, and synthetic rooms (RT60 0.3–0.8 s)",
             &["model", "matched noise", "mismatched noise", "dereverberation"],
         );
-        compare.row(vec!["SGMSE+".into(), format!("{sg_matched:.2}"), format!("{sg_mismatched:.2}"), format!("{reverb50:.2}")]);
-        compare.row(vec!["predictive (same U-Net, MSE)".into(), format!("{pred_matched:.2}"), format!("{pred_mismatched:.2}"), if reverb_pred.is_finite() { format!("{reverb_pred:.2}") } else { "(full mode)".into() }]);
+        let cell = |r: &Scores| format!("{:.2} / {:+.3}", r.si_sdri, r.stoi_i);
+        compare.row(vec!["SGMSE+".into(), format!("{sg_matched:.2} / {sg_matched_stoi:+.3}"), cell(&sg_mismatched), cell(&reverb)]);
+        compare.row(vec![
+            "predictive (same U-Net, MSE)".into(),
+            cell(&pred_matched),
+            cell(&pred_mismatched),
+            reverb_pred.as_ref().map_or("(full mode)".into(), cell),
+        ]);
         out.tables.push(compare);
+        let (pred_matched, pred_first) = (pred_matched.si_sdri, pred_matched.first);
+        let (sg_mismatched, pred_mismatched) = (sg_mismatched.si_sdri, pred_mismatched.si_sdri);
 
         out.checks.push(Check::new(
             "enhances",
@@ -340,7 +366,7 @@ impl Experiment for SgmseExperiment {
         image_grid(&ctx.out_dir.join("spectrograms.png"), &images, h, w, 1, 2)?;
         out.figures.push("spectrograms.png".into());
         out.notes.push(format!(
-            "Spectrograms (top to bottom): clean, noisy (pink, 5 dB), SGMSE+ at N = 30, predictive. The paper trains NCSN++ (65M parameters) on VoiceBank-DEMAND and WSJ0 at 16 kHz for days on GPUs; here a U-Net of width 8 on 11.5 s of 8 kHz speech (STFT 126/32), so the absolute SI-SDR is far below the paper's — the comparison is between step counts and between the two training objectives on the same network. The score model is EDM-preconditioned in u = x − y (not the official parameterisation; see the module docs for why). The model is saved in model/ (`gradlab enhance --model {} --in noisy.wav --out clean.wav`).",
+            "Spectrograms (top to bottom): clean, noisy (pink, 5 dB), SGMSE+ at N = 30, predictive. The paper trains NCSN++ (65M parameters) on VoiceBank-DEMAND and WSJ0 at 16 kHz for days on GPUs; here a U-Net of width 8 on 11.5 s of 8 kHz speech (STFT 126/32), so the absolute SI-SDR is far below the paper's — the comparison is between step counts and between the two training objectives on the same network. The score model is EDM-preconditioned in u = x − y (not the official parameterisation; see the module docs for why). Training crops are 32 frames (0.13 s) cut from whole utterances normalised by their noisy peak, as the test clips are; the official normalises each 2 s training crop by its own peak, which on crops this short would blow silent crops up to full scale. The model is saved in model/ (`gradlab enhance --model {} --in noisy.wav --out clean.wav`).",
             model_dir.display()
         ));
         Ok(out)
