@@ -11,6 +11,11 @@
 //! residual). Measured in one run: residual |x₁ − y|, log-density of the samples under the data
 //! law, the share landing in a mode compatible with y, wall time, NFE and the peak heap bytes of
 //! the sampling loop (the metered allocator; process-wide).
+//!
+//! Then on 8×8 digits: a rectified-flow U-Net (1-RF) and its reflow (2-RF), inpainting the bottom
+//! half of held-out digits from the top half and ×2 super-resolution from 2×2 block means
+//! (`MaskedLinear` with the k × 64 operator), FlowChef against DPS at 20 Euler steps, each at its
+//! best scale of one grid by PSNR to the truth: PSNR, residual, wall time, NFE and peak heap.
 
 use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table, measure};
@@ -106,7 +111,19 @@ impl Experiment for FlowChefExperiment {
         e.measured("time_fraction");
         e.measured("residual_vs_dps");
         e.measured("straightness_helps_skipping");
-        e.figures(&["guided_samples.png"]);
+        e.figures(&["guided_samples.png", "digits_restored.png"]);
+        // On digits too, guidance brings the samples closer to the ground truth than sampling
+        // without it.
+        for task in ["inpainting", "super-resolution"] {
+            let free = e.metric(&format!("digits.2-RF.{task}.unguided.psnr"));
+            for m in ["flowchef", "dps"] {
+                let p = e.metric(&format!("digits.2-RF.{task}.{m}.psnr"));
+                e.that(p > free, format!("digits {task} {m}: PSNR {p} not above the unguided {free}"));
+            }
+        }
+        e.measured("digits_time_fraction");
+        e.measured("digits_psnr_vs_dps");
+        e.measured("digits_straightness_helps_skipping");
     }
 
     fn info(&self) -> PaperInfo {
@@ -254,8 +271,205 @@ impl Experiment for FlowChefExperiment {
         ));
         scatter_panels(&ctx.out_dir.join("guided_samples.png"), &panels, 4, (-4.5, 4.5))?;
         out.figures.push("guided_samples.png".into());
+        digits(ctx, &mut out)?;
         out.notes.push("DPS's scale grid is the FlowChef grid divided by 10, the official scripts' ratio (50 against 500); every method's best scale is picked on the same targets by the posterior fit log p(x₂ | x₁ = y) (exact for the mixture), not by the residual, which a sampler can drive to 0 by overwriting x₁ while leaving the data. DPS as here evaluates v once per step (with a graph); the official also evaluates it once more without one, for logging.".into());
-        out.notes.push("The paper's images (pixel RF++ on 64×64, InstaFlow, Flux) are out of reach; the 2D task keeps what the claim is about: a guided step without backpropagation through v, against one with it, on a curved (1-RF) and a straighter (2-RF) flow.".into());
+        out.notes.push("The paper's images (pixel RF++ on 64×64, InstaFlow, Flux) are out of reach; the 2D task and 8×8 digits keep what the claim is about: a guided step without backpropagation through v, against one with it, on a curved (1-RF) and a straighter (2-RF) flow.".into());
         Ok(out)
     }
+}
+
+/// The measurement of a digits task: A (`k × 64`) and which pixels it reads.
+fn digits_operator(task: &str) -> (Vec<f64>, usize) {
+    let d = 64;
+    match task {
+        // The top half observed: rows 0–3.
+        "inpainting" => {
+            let k = 32;
+            let mut a = vec![0.0; k * d];
+            (0..k).for_each(|r| a[r * d + r] = 1.0);
+            (a, k)
+        }
+        // ×2 super-resolution: each observation is the mean of a 2×2 block.
+        _ => {
+            let k = 16;
+            let mut a = vec![0.0; k * d];
+            for (r, row) in a.chunks_mut(d).enumerate() {
+                let (bi, bj) = (r / 4, r % 4);
+                for (di, dj) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    row[(2 * bi + di) * 8 + 2 * bj + dj] = 0.25;
+                }
+            }
+            (a, k)
+        }
+    }
+}
+
+/// PSNR (dB) of images in [−1, 1] against the ground truth, in [0, 1] pixels.
+fn psnr(x: &Tensor<2>, truth: &Tensor<2>) -> Result<f64> {
+    let (a, b) = (gradlab_generative::images::to_unit_pixels(x)?, gradlab_generative::images::to_unit_pixels(truth)?);
+    let n: usize = a.iter().map(|r| r.len()).sum();
+    let mse = a.iter().flatten().zip(b.iter().flatten()).map(|(p, q)| (p - q).powi(2)).sum::<f64>() / n as f64;
+    Ok(10.0 * (1.0 / mse.max(1e-12)).log10())
+}
+
+/// FlowChef against DPS on 8×8 digits: a rectified-flow U-Net (1-RF) and its reflow (2-RF),
+/// inpainting the bottom half from the top and ×2 super-resolution, for held-out digits; each
+/// guided method at its best scale of a small grid by PSNR to the ground truth.
+fn digits(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
+    use gradlab_generative::images::{image_batch, pixel_batches};
+    use gradlab_generative::rectified_flow::train_velocity_model;
+    let (train, test) = gradlab_data::images::digits_split(0.2, ctx.seed)?;
+    let d = 64;
+    let steps_train = if ctx.quick { 300 } else { 3000 };
+    let spinner = crate::experiment::progress_spinner(ctx.progress, "training a digits 1-RF and 2-RF".into());
+    let (net, settings) = gradlab_generative::training::image_unet(&train, steps_train, ctx.seed);
+    let mut images = pixel_batches(&train);
+    let (rf1, _) = train_velocity_model(net, d, move |n, s| (normal(n, d, s ^ 0x2015E), images(n, s)), &settings)?;
+    let pairs_n = if ctx.quick { 1024 } else { 8192 };
+    let (z0, z1) = reflow_pairs(&rf1, pairs_n, d, Solver::Euler(if ctx.quick { 20 } else { 50 }), ctx.seed ^ 0x2EF)?;
+    let window = move |n: usize, seed: u64| {
+        let start = (seed as usize).wrapping_mul(n) % (pairs_n - n).max(1);
+        (z0.clone().slice([start..start + n, 0..d]), z1.clone().slice([start..start + n, 0..d]))
+    };
+    let (net2, settings2) = gradlab_generative::training::image_unet(&train, steps_train, ctx.seed.wrapping_add(1));
+    let (rf2, _) = train_velocity_model(net2, d, window, &settings2)?;
+    spinner.finish_and_clear();
+
+    let n = if ctx.quick { 32 } else { 128 };
+    let idx: Vec<usize> = (0..n).collect();
+    let truth = image_batch(&test, &idx);
+    let truth_rows = Rows::of(&truth)?;
+    let noise = normal(n, d, ctx.seed ^ 0xD161);
+    let nsteps = 20;
+    let ad = Device::flex().autodiff();
+    let mut table = Table::new(
+        format!("8×8 digits, {n} held-out images: inpainting (the top half observed) and ×2 super-resolution (2×2 means observed); a U-Net flow ({steps_train} training steps), {nsteps} Euler steps; each guided method at its best scale of the same grid by PSNR to the truth"),
+        &["flow", "task", "method", "scale", "residual ‖Ax − y‖", "PSNR (dB)", "seconds", "NFE (+ backward)", "peak heap"],
+    );
+    let mut best = std::collections::BTreeMap::new();
+    let mut shown = vec![];
+    let mut diverged: Vec<String> = vec![];
+    let bar = ctx.progress_bar(2 * 2 * 11, "guided sampling on digits");
+    for (flow, rf) in [("1-RF", &rf1), ("2-RF", &rf2)] {
+        let on_ad = VelocityNet::new(rf.net.clone().to_device(&ad));
+        for task in ["inpainting", "super-resolution"] {
+            let (a, k) = digits_operator(task);
+            let y: Vec<f64> = (0..n).flat_map(|i| (0..k).map(|r| (0..d).map(|j| a[r * d + j] * truth_rows.row(i)[j]).sum::<f64>()).collect::<Vec<_>>()).collect();
+            let loss = MaskedLinear::new(a, k, d, y, vec![1.0; n * k])?;
+            // Per-element steps 2s/(n k) of 0.1 to 16, the same grid for both methods (the 2D
+            // section's DPS grid of a tenth left DPS at its edge here).
+            let grid: Vec<f64> = [0.1, 0.5, 2.0, 4.0, 16.0].iter().map(|c| c * (n * k) as f64 / 2.0).collect();
+            let mut runs: Vec<(&str, f64, Tensor<2>, f64, f64, usize)> = vec![];
+            let (result, cost) = measure(|| transport(rf, noise.clone(), Solver::Euler(nsteps)));
+            let (x, nfe) = result?;
+            runs.push(("unguided", f64::NAN, x, cost.seconds, cost.peak_bytes, nfe));
+            bar.inc(1);
+            for method in ["flowchef", "dps"] {
+                let mut pick: Option<(f64, Tensor<2>, f64, f64, usize, f64)> = None;
+                for &s in &grid {
+                    let scale = s;
+                    let (result, cost) = measure(|| {
+                        if method == "flowchef" {
+                            FlowChef::new(nsteps, scale)?.sample(rf, noise.clone(), &loss)
+                        } else {
+                            Dps::new(nsteps, scale)?.sample(&on_ad, noise.clone(), &loss)
+                        }
+                    });
+                    // A scale at which the sampler blows up is reported and left out of the pick.
+                    let (x, nfe) = match result {
+                        Ok(r) => r,
+                        Err(gradlab_generative::GenError::NonFinite { .. }) => {
+                            diverged.push(format!("{flow} {task} {method} at scale {scale:.0}"));
+                            bar.inc(1);
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    let p = psnr(&x, &truth)?;
+                    if pick.as_ref().is_none_or(|b| p > b.5) {
+                        pick = Some((scale, x, cost.seconds, cost.peak_bytes, nfe, p));
+                    }
+                    bar.inc(1);
+                }
+                let Some((scale, x, secs, mem, nfe, _)) = pick else {
+                    return Err(crate::error::LabError::Invalid(format!("{flow} {task} {method}: every scale of the grid diverged")));
+                };
+                runs.push((method, scale, x, secs, mem, nfe));
+            }
+            for (method, scale, x, secs, mem, nfe) in runs {
+                let residual = loss.residuals(&x)?.iter().sum::<f64>() / n as f64;
+                let p = psnr(&x, &truth)?;
+                let key = format!("digits.{flow}.{task}.{method}");
+                for (m, v) in [("residual", residual), ("psnr", p), ("seconds", secs), ("peak_bytes", mem)] {
+                    out.metrics.insert(format!("{key}.{m}"), v);
+                }
+                table.row(vec![
+                    flow.into(),
+                    task.into(),
+                    method.into(),
+                    if scale.is_nan() { "—".into() } else { format!("{scale:.1}") },
+                    format!("{residual:.3}"),
+                    format!("{p:.2}"),
+                    format!("{secs:.3}"),
+                    if method == "dps" { format!("{nfe} (+{})", nfe - 1) } else { nfe.to_string() },
+                    if mem.is_nan() { "not metered".into() } else { format!("{:.0} KiB", mem / 1024.0) },
+                ]);
+                best.insert((flow, task, method), (p, secs, mem));
+                if flow == "2-RF" {
+                    shown.push((task, method, x));
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    out.tables.push(table);
+    // Totals over both tasks on the 2-RF.
+    let total = |m: &str, f: fn(&(f64, f64, f64)) -> f64| ["inpainting", "super-resolution"].iter().map(|t| f(&best[&("2-RF", *t, m)])).sum::<f64>();
+    out.checks.push(Check::new(
+        "digits_time_fraction",
+        "Digits, 2-RF: FlowChef's wall time as a fraction of DPS's, both tasks (the card's ≤ 0.6)",
+        total("flowchef", |r| r.1) / total("dps", |r| r.1),
+        Cmp::Le,
+        0.6,
+    ));
+    let (fm, dm) = (total("flowchef", |r| r.2), total("dps", |r| r.2));
+    if fm.is_finite() && dm.is_finite() {
+        out.checks.push(Check::new(
+            "digits_memory_fraction",
+            "Digits, 2-RF: FlowChef's peak heap as a fraction of DPS's, both tasks (< 1)",
+            fm / dm,
+            Cmp::Lt,
+            1.0,
+        ));
+    }
+    out.checks.push(Check::new(
+        "digits_psnr_vs_dps",
+        "Digits, 2-RF: FlowChef's PSNR minus DPS's, mean over both tasks (dB; comparable quality: ≥ −1)",
+        (total("flowchef", |r| r.0) - total("dps", |r| r.0)) / 2.0,
+        Cmp::Ge,
+        -1.0,
+    ));
+    let gain = |m: &str| ["inpainting", "super-resolution"].iter().map(|t| best[&("2-RF", *t, m)].0 - best[&("1-RF", *t, m)].0).sum::<f64>() / 2.0;
+    out.metrics.insert("digits.flowchef_reflow_gain".into(), gain("flowchef"));
+    out.metrics.insert("digits.dps_reflow_gain".into(), gain("dps"));
+    out.checks.push(Check::new(
+        "digits_straightness_helps_skipping",
+        "Digits: reflow helps FlowChef more than DPS: PSNR gain from 1-RF to 2-RF, FlowChef's minus DPS's (dB, > 0)",
+        gain("flowchef") - gain("dps"),
+        Cmp::Gt,
+        0.0,
+    ));
+    // Ground truth, then per task the unguided, FlowChef and DPS results on the 2-RF: 8 digits each.
+    let take = |x: &Tensor<2>| -> Result<Vec<Vec<f64>>> { Ok(gradlab_generative::images::to_unit_pixels(&x.clone().slice([0..8, 0..d]))?) };
+    let mut grid = take(&truth)?;
+    for (_, _, x) in &shown {
+        grid.extend(take(x)?);
+    }
+    crate::plot::image_grid(&ctx.out_dir.join("digits_restored.png"), &grid, 8, 8, 8, 6)?;
+    out.figures.push("digits_restored.png".into());
+    out.notes.push("digits_restored.png, by rows: the held-out truth; then inpainting and super-resolution on the 2-RF, each as unguided, FlowChef and DPS (8 digits per row).".into());
+    if !diverged.is_empty() {
+        out.notes.push(format!("Guided sampling on digits diverged (non-finite states) for: {}; those scales were left out of the pick.", diverged.join("; ")));
+    }
+    Ok(())
 }
