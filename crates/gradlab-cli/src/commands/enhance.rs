@@ -12,6 +12,9 @@ use gradlab_generative::sgmse::load_enhancer;
 use gradlab_train::output::check_output_file;
 use std::path::PathBuf;
 
+/// The longest input enhanced at once (its spectrogram's activations take about 10 MB a second).
+const MAX_SECONDS: f64 = 120.0;
+
 /// The arguments of `gradlab enhance`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -63,9 +66,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let noisy = read_wav(&args.input)?;
     let seconds = noisy.samples.len() as f64 / noisy.rate as f64;
-    if seconds > 600.0 {
+    if seconds > MAX_SECONDS {
         bail!(
-            "{}: {seconds:.0} s is longer than the 600 s this command enhances at once; cut it first",
+            "{}: {seconds:.0} s is longer than the {MAX_SECONDS} s this command enhances at once (the whole spectrogram goes through the network together); cut it first, e.g. `sox in.wav part.wav trim 0 {MAX_SECONDS}`",
             args.input.display()
         );
     }
