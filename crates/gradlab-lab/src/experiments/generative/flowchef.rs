@@ -305,11 +305,10 @@ fn digits_operator(task: &str) -> (Vec<f64>, usize) {
 }
 
 /// PSNR (dB) of images in [−1, 1] against the ground truth, in [0, 1] pixels.
-fn psnr(x: &Tensor<2>, truth: &Tensor<2>) -> Result<f64> {
-    let (a, b) = (gradlab_generative::images::to_unit_pixels(x)?, gradlab_generative::images::to_unit_pixels(truth)?);
-    let n: usize = a.iter().map(|r| r.len()).sum();
-    let mse = a.iter().flatten().zip(b.iter().flatten()).map(|(p, q)| (p - q).powi(2)).sum::<f64>() / n as f64;
-    Ok(10.0 * (1.0 / mse.max(1e-12)).log10())
+fn digits_psnr(x: &Tensor<2>, truth: &Tensor<2>) -> Result<f64> {
+    use super::degraded_digits::{mse, psnr};
+    use gradlab_generative::images::to_unit_pixels;
+    Ok(psnr(mse(&to_unit_pixels(x)?.concat(), &to_unit_pixels(truth)?.concat())))
 }
 
 /// FlowChef against DPS on 8×8 digits: a rectified-flow U-Net (1-RF) and its reflow (2-RF),
@@ -366,8 +365,7 @@ fn digits(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
             bar.inc(1);
             for method in ["flowchef", "dps"] {
                 let mut pick: Option<(f64, Tensor<2>, f64, f64, usize, f64)> = None;
-                for &s in &grid {
-                    let scale = s;
+                for &scale in &grid {
                     let (result, cost) = measure(|| {
                         if method == "flowchef" {
                             FlowChef::new(nsteps, scale)?.sample(rf, noise.clone(), &loss)
@@ -385,7 +383,7 @@ fn digits(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
                         }
                         Err(e) => return Err(e.into()),
                     };
-                    let p = psnr(&x, &truth)?;
+                    let p = digits_psnr(&x, &truth)?;
                     if pick.as_ref().is_none_or(|b| p > b.5) {
                         pick = Some((scale, x, cost.seconds, cost.peak_bytes, nfe, p));
                     }
@@ -398,7 +396,7 @@ fn digits(ctx: &RunContext, out: &mut Outcome) -> Result<()> {
             }
             for (method, scale, x, secs, mem, nfe) in runs {
                 let residual = loss.residuals(&x)?.iter().sum::<f64>() / n as f64;
-                let p = psnr(&x, &truth)?;
+                let p = digits_psnr(&x, &truth)?;
                 let key = format!("digits.{flow}.{task}.{method}");
                 for (m, v) in [("residual", residual), ("psnr", p), ("seconds", secs), ("peak_bytes", mem)] {
                     out.metrics.insert(format!("{key}.{m}"), v);

@@ -81,17 +81,8 @@ impl Corpus {
         Ok(Self { clean, wet, frames })
     }
 
-    /// σ_d of u₀ = x − y over 64 training crops of noisy speech (EDM's data std).
-    fn sigma_data(&self, seed: u64) -> Result<f64> {
-        self.std_of_difference(seed, false)
-    }
-
-    /// The same for reverberant speech.
-    fn reverb_sigma_data(&self, seed: u64) -> Result<f64> {
-        self.std_of_difference(seed, true)
-    }
-
-    fn std_of_difference(&self, seed: u64, reverb: bool) -> Result<f64> {
+    /// σ_d of u₀ = x − y over 64 training crops (EDM's data std), noisy or reverberant.
+    fn sigma_data(&self, seed: u64, reverb: bool) -> Result<f64> {
         let (x, y) = self.pairs(64, seed ^ 0x5D, reverb)?;
         let d = gradlab_core::bridge::to_host(x - y)?;
         Ok((d.iter().map(|v| v * v).sum::<f64>() / d.len() as f64).sqrt())
@@ -229,7 +220,7 @@ impl Experiment for SgmseExperiment {
         let corpus = Corpus::new(frames, 6, ctx.seed ^ 0x5EE)?;
         let settings = TrainSettings { steps, batch: 8, lr: 2e-3, hidden: 0, layers: 0, seed: ctx.seed };
         let train = |what: &str| crate::experiment::progress_spinner(ctx.progress, format!("training {what} ({steps} steps)"));
-        let param = Parameterisation::Edm { sigma_data: corpus.sigma_data(ctx.seed)? };
+        let param = Parameterisation::Edm { sigma_data: corpus.sigma_data(ctx.seed, false)? };
         let spinner = train("the SGMSE+ score model");
         let (score_net, _) = train_sgmse(unet(width, frames, ctx.seed), param, &process, |n, s| corpus.pairs(n, s, false), &settings)?;
         spinner.finish_and_clear();
@@ -237,7 +228,7 @@ impl Experiment for SgmseExperiment {
         let (pred_net, _) = train_predictive(unet(width, frames, ctx.seed), |n, s| corpus.pairs(n, s, false), &settings)?;
         spinner.finish_and_clear();
         let spinner = train("the dereverberation model");
-        let reverb_param = Parameterisation::Edm { sigma_data: corpus.reverb_sigma_data(ctx.seed)? };
+        let reverb_param = Parameterisation::Edm { sigma_data: corpus.sigma_data(ctx.seed, true)? };
         let (reverb_net, _) = train_sgmse(unet(width, frames, ctx.seed ^ 1), reverb_param, &process, |n, s| corpus.pairs(n, s, true), &settings)?;
         spinner.finish_and_clear();
         // The predictive dereverberation baseline only in full mode (quick stays short).
