@@ -50,6 +50,9 @@ enum Command {
     Sample(commands::sample::Args),
     /// Enhance a noisy mono WAV file with a trained SGMSE+ model (from `gradlab run sgmse`).
     Enhance(commands::enhance::Args),
+    /// Draw a saliency heat map (NormGrad, Grad-CAM, gradient) over a grayscale PNG with a trained
+    /// saliency CNN (from `gradlab run normgrad`).
+    Saliency(commands::saliency::Args),
     /// Train a classifier on an image set.
     Train(commands::train::Args),
     /// Run an optimizer on a test function and print its trajectory.
@@ -68,6 +71,7 @@ fn main() {
         Command::Results(a) => commands::results::run(a),
         Command::Sample(a) => commands::sample::run(a),
         Command::Enhance(a) => commands::enhance::run(a),
+        Command::Saliency(a) => commands::saliency::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::Optimize(a) => commands::optimize::run(a),
         Command::Hessian(a) => commands::hessian::run(a),

@@ -936,3 +936,96 @@ fn enhance_writes_a_wav_and_refuses_bad_audio() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `gradlab saliency` with a small untrained model: a grayscale PNG of the model's size gets a
+/// heat map; an RGB image, another size, a corrupt or missing file, a model folder of another
+/// kind, an unknown class, a block out of range and an existing output are clear errors that leave
+/// no output behind.
+#[test]
+fn saliency_draws_a_heat_map_and_refuses_bad_images() {
+    use gradlab_paradigms::normgrad::{SaliencyCard, SaliencyCnnConfig, save_model};
+    let dir = std::env::temp_dir().join(format!("gradlab-cli-saliency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let net = SaliencyCnnConfig::new()
+        .with_size(8)
+        .with_widths(vec![2, 3])
+        .init(&burn::prelude::Device::flex(), 0)
+        .unwrap();
+    let card = SaliencyCard {
+        channels: 1,
+        size: 8,
+        widths: vec![2, 3],
+        class_names: vec!["a".into(), "b".into(), "c".into()],
+        data: "test".into(),
+        test_accuracy: 0.0,
+    };
+    let model = dir.join("model");
+    save_model(&model, &net, &card).unwrap();
+    let gray = dir.join("gray.png");
+    image::GrayImage::from_fn(8, 8, |x, y| image::Luma([((x * 30 + y * 7) % 255) as u8]))
+        .save(&gray)
+        .unwrap();
+    let rgb = dir.join("rgb.png");
+    image::RgbImage::new(8, 8).save(&rgb).unwrap();
+    let big = dir.join("big.png");
+    image::GrayImage::new(9, 8).save(&big).unwrap();
+    let corrupt = dir.join("corrupt.png");
+    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let (m, out) = (model.to_str().unwrap(), dir.join("map.png"));
+    let o = out.to_str().unwrap();
+    let run = |image: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "saliency",
+            "--model",
+            m,
+            "--image",
+            image.to_str().unwrap(),
+            "--out",
+            o,
+            "--scale",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        gradlab(&args)
+    };
+    let (ok, stdout, stderr) = run(&gray, &["--class", "b", "--meta-lr", "1e-4"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("for class b with meta-saliency"),
+        "{stdout}"
+    );
+    let map = image::open(&out).unwrap();
+    assert_eq!((map.width(), map.height()), (16, 16));
+    let (ok, _, stderr) = run(&gray, &[]);
+    assert!(!ok && stderr.contains("--force"), "{stderr}");
+    std::fs::remove_file(&out).unwrap();
+    for (image, extra, message) in [
+        (&rgb, &[][..], "3 channels"),
+        (&big, &[][..], "9×8 pixels; the model takes 8×8"),
+        (&corrupt, &[][..], "not a readable PNG"),
+        (&dir.join("missing.png"), &[][..], "cannot read"),
+        (&gray, &["--class", "zebra"][..], "--class zebra"),
+        (
+            &gray,
+            &["--method", "normgrad", "--layer", "3"][..],
+            "1..=2",
+        ),
+        (&gray, &["--layer", "1"][..], "per-block methods"),
+    ] {
+        let (ok, _, stderr) = run(image, extra);
+        assert!(!ok && stderr.contains(message), "{extra:?}: {stderr}");
+        assert!(!out.exists(), "{extra:?} left an output");
+    }
+    let (ok, _, stderr) = gradlab(&[
+        "saliency",
+        "--model",
+        dir.to_str().unwrap(),
+        "--image",
+        gray.to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert!(!ok && !out.exists(), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

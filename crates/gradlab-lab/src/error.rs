@@ -28,6 +28,9 @@ pub enum LabError {
     /// A generative-model computation failed.
     #[error(transparent)]
     Generative(#[from] gradlab_generative::GenError),
+    /// A training-paradigm component failed.
+    #[error(transparent)]
+    Paradigm(#[from] gradlab_paradigms::ParadigmError),
     /// A tensor could not be read back, or a vector does not fit.
     #[error(transparent)]
     Core(#[from] gradlab_core::CoreError),

@@ -11,6 +11,7 @@
 //!   Rényi-DP accountant of [`privacy`], the [`mfac`] inverse-Fisher preconditioner,
 //!   gradient-regularized Newton ([`grad_norm_smooth`]), [`coherent_gradients`] statistics and
 //!   robust aggregations;
+//! - a flat-vector [`lbfgs`] (L-BFGS with an Armijo line search) for full-batch baselines;
 //! - optax-style gradient [`transform`]ations that chain in front of any optimizer;
 //! - [`schedule`]s (also as burn `LrScheduler`s), optimizers by name ([`spec`]) and a vector
 //!   runner ([`point`]).
@@ -57,6 +58,7 @@ pub mod dp_sgd;
 pub mod error;
 pub mod fused;
 pub mod grad_norm_smooth;
+pub mod lbfgs;
 pub mod linalg;
 pub mod mfac;
 pub mod point;

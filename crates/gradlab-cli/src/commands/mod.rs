@@ -8,5 +8,6 @@ pub mod optimize;
 pub mod reproduce;
 pub mod results;
 pub mod run;
+pub mod saliency;
 pub mod sample;
 pub mod train;

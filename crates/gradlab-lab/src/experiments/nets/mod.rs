@@ -2,4 +2,7 @@
 
 register! {
     reste::ReSte,
+    noprop::NoPropExperiment,
+    gbnn::GbnnExperiment,
+    normgrad::NormGradExperiment,
 }
