@@ -445,6 +445,21 @@ impl Cost {
     }
 }
 
+/// The mean of `v` (NaN when empty).
+pub fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// A measurement over seeds as a table cell: `mean [min, max]`, four decimals.
+pub fn mean_range(v: &[f64]) -> String {
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+            (l.min(*x), h.max(*x))
+        });
+    format!("{:.4} [{lo:.4}, {hi:.4}]", mean(v))
+}
+
 /// Run `work` and measure its [`Cost`] in the same run.
 pub fn measure<R>(work: impl FnOnce() -> R) -> (R, Cost) {
     let peak = gradlab_core::memory::Peak::start();

@@ -40,6 +40,9 @@ use rand::seq::index::sample;
 /// scikit-learn's `lbfgs` solver inherits.
 pub const SCIPY_FTOL: f64 = 1e7 * f64::EPSILON;
 
+/// Pseudo-residuals at or below this everywhere end the boosting (see [`Gbnn::stopped_early`]).
+pub const RESIDUAL_FLOOR: f64 = 1e-12;
+
 /// GBNN's settings (the official defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GbnnConfig {
@@ -283,6 +286,12 @@ impl Gbnn {
         let mut units = Vec::with_capacity(cfg.units);
         for round in 0..cfg.units {
             let r = residuals(task, &y, &f);
+            if r.iter().all(|v| v.abs() <= RESIDUAL_FLOOR) {
+                // The training loss's gradient has vanished to float precision (every example
+                // fitted, with saturated margins): the Newton step would be 0/0. Boosting ends
+                // here, and the model says so ([`Gbnn::stopped_early`]).
+                break;
+            }
             let idx = if m < n {
                 sample(&mut rng, n, m).into_vec()
             } else {
@@ -308,8 +317,11 @@ impl Gbnn {
             let fm = unit.forward(&end.x, x)?;
             let rho = cfg.eta * newton_step(task, &y, &r, &fm);
             if !rho.is_finite() {
+                // The official code would carry the NaN or ∞ into every later prediction. Seen
+                // when the multi-class diagonal-Hessian step overshoots until the softmax
+                // saturates (P exactly 0 or 1, denominator 0): boosting diverged.
                 return Err(ParadigmError::NonFinite {
-                    what: "GBNN Newton step",
+                    what: "GBNN Newton step (boosting diverged; a smaller η can help)",
                     step: round,
                 });
             }
@@ -318,6 +330,13 @@ impl Gbnn {
             on_unit(round);
         }
         Ok(Gbnn { task, d, f0, units })
+    }
+
+    /// Whether boosting ended before `requested` rounds because every pseudo-residual on the
+    /// training data fell to [`RESIDUAL_FLOOR`] (the official code would divide 0 by 0 there and
+    /// turn every later prediction into NaN); `units.len()` rounds were fitted.
+    pub fn stopped_early(&self, requested: usize) -> bool {
+        self.units.len() < requested
     }
 
     /// The task.
@@ -567,6 +586,39 @@ mod tests {
             )
             .unwrap()
         );
+    }
+
+    /// Residuals that vanish end the boosting instead of dividing 0 by 0: constant regression
+    /// targets are fitted by F₀ alone, and widely separated classes saturate the softmax.
+    #[test]
+    fn boosting_stops_when_the_residuals_vanish() {
+        let x = [0.0, 1.0, 2.0, 3.0];
+        let cfg = GbnnConfig {
+            units: 5,
+            max_iter: 20,
+            ..GbnnConfig::default()
+        };
+        let model = Gbnn::fit(&cfg, &x, 1, Targets::Regression(&[2.5; 4])).unwrap();
+        assert!(model.units.is_empty() && model.stopped_early(5));
+        assert_eq!(model.decision(&x, 0).unwrap(), vec![2.5; 4]);
+
+        let (x, labels) = blobs(60, 3, 1);
+        let far: Vec<f64> = x.iter().map(|v| v * 20.0).collect();
+        let cfg = GbnnConfig {
+            units: 300,
+            max_iter: 50,
+            ..GbnnConfig::default()
+        };
+        let t = Targets::Classes {
+            labels: &labels,
+            classes: 3,
+        };
+        let model = Gbnn::fit(&cfg, &far, 3, t).unwrap();
+        assert!(model.stopped_early(300), "all 300 units fitted");
+        let fitted = model.units.len();
+        let f = model.decision(&far, fitted).unwrap();
+        assert!(f.iter().all(|v| v.is_finite()));
+        assert_eq!(model.accuracy(&far, &labels, fitted).unwrap(), 1.0);
     }
 
     #[test]

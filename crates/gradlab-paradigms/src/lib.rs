@@ -5,14 +5,20 @@
 //! - [`noprop`]: NoProp-DT, blocks trained to denoise label embeddings, no backprop between them;
 //! - [`gbnn`]: gradient-boosted networks, hidden units fitted round by round to pseudo-residuals
 //!   and merged into one network, on the host [`one_hidden`] network;
-//! - [`normgrad`]: NormGrad saliency (virtual identity layers), Grad-CAM, gradient and meta-saliency.
+//! - [`normgrad`]: NormGrad saliency (virtual identity layers), Grad-CAM, gradient and meta-saliency;
+//! - [`revcol`]: reversible column networks and their reconstructing backward pass;
+//! - [`sorting`]: differentiable sorting networks (odd–even, bitonic) returning soft permutations;
+//! - [`groco`]: the GroCo group-ordering loss built on them, and the NT-Xent baselines.
 //!
 //! Depends on `gradlab-optim` for L-BFGS, which GBNN fits each unit with.
 
 pub mod error;
 pub mod gbnn;
+pub mod groco;
 pub mod noprop;
 pub mod normgrad;
 pub mod one_hidden;
+pub mod revcol;
+pub mod sorting;
 
 pub use error::{ParadigmError, Result};

@@ -5,4 +5,6 @@ register! {
     noprop::NoPropExperiment,
     gbnn::GbnnExperiment,
     normgrad::NormGradExperiment,
+    groco::GroCoExperiment,
+    revcol::RevColExperiment,
 }
