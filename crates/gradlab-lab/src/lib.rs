@@ -16,6 +16,7 @@ pub mod experiment;
 pub mod experiments;
 pub mod joint_newton;
 pub mod plot;
+pub mod probe;
 pub mod registry;
 pub mod report;
 pub mod results;

@@ -8,6 +8,7 @@
 pub mod binary;
 pub mod cnn;
 pub mod cond_time_mlp;
+pub mod gelan;
 pub mod init;
 pub mod kinks;
 pub mod lora;

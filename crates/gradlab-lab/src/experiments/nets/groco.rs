@@ -21,7 +21,7 @@ use crate::plot::{Series, line_chart};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::activation::relu;
 use gradlab_core::bridge::to_host;
 use gradlab_nets::Net;
 use gradlab_nets::autodiff_device;
@@ -210,21 +210,7 @@ fn knn(net: &SslNet, data: &Data, k: usize) -> Result<f64> {
 /// lr 1e-2, 300 full-batch steps).
 fn linear_probe(net: &SslNet, data: &Data, seed: u64) -> Result<f64> {
     let (tr, te) = (features(net, &data.train.0, data.d)?, features(net, &data.test.0, data.d)?);
-    let f = tr.len() / data.train.1.len();
-    let dev = autodiff_device();
-    let to = |v: &[f64], dev: &Device| Tensor::<2>::from_data(TensorData::new(v.iter().map(|x| *x as f32).collect::<Vec<_>>(), [v.len() / f, f]), dev);
-    let y = Tensor::<1, Int>::from_data(TensorData::new(data.train.1.iter().map(|l| i64::from(*l)).collect::<Vec<_>>(), [data.train.1.len()]), &dev);
-    let mut probe = MlpConfig::new(vec![f, 10]).init(&dev, seed);
-    let mut optim = AdamConfig::new().init();
-    let x = to(&tr, &dev);
-    let n = data.train.1.len();
-    for _ in 0..300 {
-        let loss = log_softmax(probe.forward(x.clone()), 1).gather(1, y.clone().reshape([n, 1])).mean().neg();
-        let grads = GradientsParams::from_grads(loss.backward(), &probe);
-        probe = optim.step(1e-2, probe, grads);
-    }
-    let pred = gradlab_core::bridge::ints_to_host(probe.valid().forward(to(&te, &Device::flex())).argmax(1))?;
-    Ok(pred.iter().zip(&data.test.1).filter(|(p, l)| **p == i64::from(**l)).count() as f64 / data.test.1.len() as f64)
+    crate::probe::linear_probe((&tr, &data.train.1), (&te, &data.test.1), 10, seed)
 }
 
 

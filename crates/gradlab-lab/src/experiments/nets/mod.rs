@@ -7,4 +7,6 @@ register! {
     normgrad::NormGradExperiment,
     groco::GroCoExperiment,
     revcol::RevColExperiment,
+    viws_net::ViwsNetExperiment,
+    yolov9_pgi::YoloV9Pgi,
 }
