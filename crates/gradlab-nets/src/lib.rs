@@ -58,6 +58,14 @@ pub trait Net: Module {
     }
 }
 
+/// Nearest-neighbour ×2 upsampling of [B, C, H, W] (each value repeated in a 2×2 block).
+pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1])
+        .expand([b, c, h, 2, w, 2])
+        .reshape([b, c, 2 * h, 2 * w])
+}
+
 /// Why an image network cannot take `c×h×w` inputs: empty images, or images smaller than its
 /// receptive field needs (`min_side` on each side).
 pub fn check_image_input(

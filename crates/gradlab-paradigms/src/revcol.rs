@@ -48,6 +48,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
 use gradlab_core::bridge::scalar_to_host;
+use gradlab_nets::upsample2;
 use rand::prelude::*;
 
 /// The smallest |α| (the official `_clamp_abs(…, 1e-3)`).
@@ -208,14 +209,6 @@ impl Conv {
         let options = ConvOptions::new([self.stride; 2], [self.pad; 2], [1, 1], 1);
         conv2d(x, self.w.val(), Some(self.b.val()), options)
     }
-}
-
-/// Nearest-neighbour ×2 upsampling.
-fn upsample2(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .expand([b, c, h, 2, w, 2])
-        .reshape([b, c, 2 * h, 2 * w])
 }
 
 /// One level of one column.

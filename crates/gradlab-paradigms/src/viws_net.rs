@@ -47,6 +47,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, log_softmax, sigmoid, softmax};
 use gradlab_nets::init::seeded;
+use gradlab_nets::upsample2;
 
 /// The network's shape.
 #[derive(Config, Debug, PartialEq)]
@@ -238,13 +239,6 @@ pub fn temporal_shift(m: Tensor<4>) -> Tensor<4> {
         parts.push(m.narrow(3, 6 * fold, c - 6 * fold));
     }
     Tensor::cat(parts, 3)
-}
-
-fn upsample2(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .expand([b, c, h, 2, w, 2])
-        .reshape([b, c, 2 * h, 2 * w])
 }
 
 impl ViwsNet {

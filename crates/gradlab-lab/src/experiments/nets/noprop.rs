@@ -3,17 +3,18 @@
 //!
 //! Claim: T blocks, each trained on its own to denoise a noisy label embedding, classify as well
 //! as the same network trained end to end by backprop (the paper's CIFAR-100 figures, not checked
-//! against code since none is published: 46.06% vs 47.80%), with less training memory, since no block's activations are kept for another's
-//! backward.
+//! against code since none is published: 46.06% vs 47.80%), with less training memory, since no
+//! block's activations are kept for another's backward.
 //!
 //! Here: NoProp-DT with T = 10 MLP blocks against two backprop networks trained on the
 //! cross-entropy with the same AdamW schedule and epochs: the same blocks chained (z₀ = 0,
 //! z_t = û_t(x, z_{t−1}), head(z_T); same parameters), and an ordinary MLP with three hidden
 //! layers of matched parameter count. The check takes the better of the two backprop networks.
 //! NoProp uses one-hot label embeddings (with a learned embedding the chained network can merge
-//! two classes' rows); NoProp with the paper's learned embedding is a further row. NoProp is judged by its sampled reverse chain from z₀ ~ N(0, I), never by a z_T built
-//! from the label (the community code's leak). Peak heap is measured over one training step of
-//! each, after a warm-up step (the optimiser state exists in both). Digits in quick mode; MNIST
+//! two classes' rows); NoProp with the paper's learned embedding is a further row. NoProp is
+//! judged by its sampled reverse chain from z₀ ~ N(0, I), never by a z_T built from the label
+//! (the community code's leak). Peak heap is measured over one training step of each, after a
+//! warm-up step (the optimiser state exists in both). Digits in quick mode; MNIST
 //! (`scripts/fetch-datasets.sh`) in full mode.
 
 use crate::error::Result;
