@@ -15,6 +15,8 @@
 //!   into the given channel groups; [`cb_fuse`]: nearest-resize each selected group to the target's
 //!   size and add them to it. Both carry PGI's auxiliary gradient into the main branch.
 //!
+//! Build blocks inside [`crate::init::seeded`] for reproducible weights ([`GelanC::new`] does).
+//!
 //! ```
 //! use burn::prelude::*;
 //! use gradlab_nets::gelan::{ADown, RepNCspElan4};
@@ -501,8 +503,13 @@ pub struct GelanC {
 }
 
 impl GelanC {
-    /// GELAN-C for `nc` classes (3-channel input).
-    pub fn new(nc: usize, device: &Device) -> Self {
+    /// GELAN-C for `nc` classes (3-channel input), its weights drawn from `seed` (through
+    /// [`crate::init::seeded`], so that building it never disturbs another seeded build).
+    pub fn new(nc: usize, device: &Device, seed: u64) -> Self {
+        crate::init::seeded(device, seed, || Self::build(nc, device))
+    }
+
+    fn build(nc: usize, device: &Device) -> Self {
         GelanC {
             stem: (
                 ConvBn::new(3, 64, 3, 2, device),
@@ -600,6 +607,9 @@ impl FusedParams for GelanC {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Every build goes through `seeded`: burn draws initial weights from one process-wide
+    // generator, and an unlocked build would disturb other tests' seeded builds.
+    use crate::init::seeded;
 
     /// GELAN-C's parameter count against the official: 25,439,385 in training form for nc = 3
     /// (a `model.info()` line of a real training log: "gelan-c summary: 621 layers, 25439385
@@ -610,8 +620,8 @@ mod tests {
     #[test]
     fn gelan_c_has_the_official_parameter_count() {
         let dev = Device::flex();
-        assert_eq!(trainable_params(&GelanC::new(3, &dev)) + 16, 25_439_385);
-        let c80 = GelanC::new(80, &dev);
+        assert_eq!(trainable_params(&GelanC::new(3, &dev, 0)) + 16, 25_439_385);
+        let c80 = GelanC::new(80, &dev, 0);
         assert_eq!(trainable_params(&c80) + 16, 25_498_752);
         assert_eq!(c80.fused_params() + 16, 25_288_768);
     }
@@ -622,14 +632,18 @@ mod tests {
         // ADown shrinks an odd side by the stride-1 pool first: 9 → 8 → 4.
         let x = Tensor::<4>::zeros([1, 8, 9, 9], &dev);
         assert_eq!(
-            ADown::new(8, 16, &dev).forward(x.clone()).dims(),
+            seeded(&dev, 0, || ADown::new(8, 16, &dev))
+                .forward(x.clone())
+                .dims(),
             [1, 16, 4, 4]
         );
         assert_eq!(
-            SpPElan::new(8, 6, 4, &dev).forward(x.clone()).dims(),
+            seeded(&dev, 0, || SpPElan::new(8, 6, 4, &dev))
+                .forward(x.clone())
+                .dims(),
             [1, 6, 9, 9]
         );
-        let parts = CbLinear::new(8, vec![2, 3], &dev).forward(x);
+        let parts = seeded(&dev, 0, || CbLinear::new(8, vec![2, 3], &dev)).forward(x);
         assert_eq!(
             parts.iter().map(|p| p.dims()[1]).collect::<Vec<_>>(),
             vec![2, 3]
@@ -639,7 +653,7 @@ mod tests {
         assert_eq!(fused.dims(), [1, 2, 4, 4]);
         assert_eq!(fused.sum().into_scalar::<f32>(), 32.0);
         // A small GELAN-C forward (64×64): three levels of 64 + 80 channels at strides 8, 16, 32.
-        let out = GelanC::new(80, &dev).forward(Tensor::<4>::zeros([1, 3, 64, 64], &dev));
+        let out = GelanC::new(80, &dev, 0).forward(Tensor::<4>::zeros([1, 3, 64, 64], &dev));
         let dims: Vec<[usize; 4]> = out.iter().map(|t| t.dims()).collect();
         assert_eq!(dims, vec![[1, 144, 8, 8], [1, 144, 4, 4], [1, 144, 2, 2]]);
     }

@@ -136,8 +136,8 @@ impl Experiment for YoloV9Pgi {
         let mut out = Outcome::new(INFO, ctx);
         // (1) GELAN-C's parameters.
         let dev = Device::flex();
-        let train_nc3 = trainable_params(&GelanC::new(3, &dev)) + 16;
-        let c80 = GelanC::new(80, &dev);
+        let train_nc3 = trainable_params(&GelanC::new(3, &dev, 0)) + 16;
+        let c80 = GelanC::new(80, &dev, 0);
         let (train_nc80, fused_nc80) = (trainable_params(&c80) + 16, c80.fused_params() + 16);
         drop(c80);
         let mut counts = Table::new("GELAN-C built from gelan-c.yaml: parameters (DFL's 16 fixed weights included, as the official model.info())", &["form", "gradlab", "official"]);
