@@ -67,6 +67,13 @@ impl WeatherClips {
     pub fn clip_len(&self) -> usize {
         self.frames * self.size * self.size
     }
+
+    /// The centre frame (index frames/2) of clip `i` in `frames` (`clean` or `degraded`).
+    pub fn centre<'a>(&self, frames: &'a [f32], i: usize) -> &'a [f32] {
+        let f = self.size * self.size;
+        let at = i * self.clip_len() + self.frames / 2 * f;
+        &frames[at..at + f]
+    }
 }
 
 /// Draw `n` clips; clip i has weather i mod 3, so every weather is equally present.

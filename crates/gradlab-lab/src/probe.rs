@@ -4,7 +4,7 @@ use crate::error::Result;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
+use gradlab_nets::loss::LossKind;
 use gradlab_nets::mlp::MlpConfig;
 use gradlab_nets::{Net, autodiff_device};
 
@@ -48,10 +48,7 @@ pub fn linear_probe(
     let x = rows(train, &dev);
     for _ in 0..300 {
         let logits = probe.forward(x.clone());
-        let loss = log_softmax(logits, 1)
-            .gather(1, y.clone().reshape([n, 1]))
-            .mean()
-            .neg();
+        let loss = LossKind::CrossEntropy.forward(logits, y.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &probe);
         probe = optim.step(1e-2, probe, grads);
     }

@@ -28,13 +28,14 @@
 //!
 //! ```
 //! use burn::prelude::*;
+//! use gradlab_nets::loss::LossKind;
 //! use gradlab_paradigms::revcol::RevColConfig;
 //! let dev = Device::flex().autodiff();
 //! let net = RevColConfig::new().with_columns(2).init(&dev, 0).unwrap();
 //! let images = Tensor::<4>::zeros([3, 1, 8, 8], &dev);
 //! let labels = Tensor::<1, Int>::from_ints([0, 1, 2], &dev);
 //! let (loss, grads) = net
-//!     .reversible_backward(images, |logits| gradlab_paradigms::revcol::cross_entropy(logits, labels))
+//!     .reversible_backward(images, |logits| LossKind::CrossEntropy.forward(logits, labels))
 //!     .unwrap();
 //! assert!(loss.is_finite() && !grads.is_empty());
 //! ```
@@ -43,7 +44,7 @@ use crate::error::{ParadigmError, invalid};
 use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, log_softmax};
+use burn::tensor::activation::gelu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
@@ -288,15 +289,6 @@ pub struct RevCol {
     head_b: Param<Tensor<1>>,
     #[module(skip)]
     shape: [usize; 3],
-}
-
-/// Mean cross-entropy of `logits` [B, K] against `labels` [B].
-pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
-    let b = labels.dims()[0];
-    log_softmax(logits, 1)
-        .gather(1, labels.reshape([b, 1]))
-        .mean()
-        .neg()
 }
 
 impl RevCol {
@@ -573,6 +565,7 @@ fn accumulate<M: Module>(total: &mut GradientsParams, mut part: GradientsParams,
 mod tests {
     use super::*;
     use gradlab_core::flat::flat_grads_host;
+    use gradlab_nets::loss::LossKind;
 
     fn images(dev: &Device, dtype: DType, b: usize, side: usize) -> Tensor<4> {
         let mut rng = StdRng::seed_from_u64(7);
@@ -609,9 +602,9 @@ mod tests {
             let x = images(&dev, DType::F64, 2, 4);
             let y = Tensor::<1, Int>::from_ints([2, 0], &dev);
             let (loss, grads) = net
-                .reversible_backward(x.clone(), |l| cross_entropy(l, y.clone()))
+                .reversible_backward(x.clone(), |l| LossKind::CrossEntropy.forward(l, y.clone()))
                 .unwrap();
-            let plain_loss = cross_entropy(net.forward(x).unwrap(), y);
+            let plain_loss = LossKind::CrossEntropy.forward(net.forward(x).unwrap(), y);
             let plain_value = scalar_to_host(plain_loss.clone()).unwrap();
             let plain = GradientsParams::from_grads(plain_loss.backward(), &net);
             let (g_rev, g_plain) = (
@@ -687,7 +680,7 @@ mod tests {
         let y = Tensor::<1, Int>::from_ints([0], &dev);
         let wrong = Tensor::<4>::zeros([1, 3, 8, 8], &dev);
         let e = net
-            .reversible_backward(wrong, |l| cross_entropy(l, y.clone()))
+            .reversible_backward(wrong, |l| LossKind::CrossEntropy.forward(l, y.clone()))
             .unwrap_err();
         assert!(e.to_string().contains("[1, 3, 8, 8]"), "{e}");
         let f64_images = Tensor::<4>::zeros([1, 1, 8, 8], &dev).cast(DType::F64);

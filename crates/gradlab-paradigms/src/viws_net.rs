@@ -45,8 +45,9 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, log_softmax, sigmoid, softmax};
+use burn::tensor::activation::{gelu, sigmoid, softmax};
 use gradlab_nets::init::seeded;
+use gradlab_nets::loss::LossKind;
 use gradlab_nets::upsample2;
 
 /// The network's shape.
@@ -348,10 +349,7 @@ impl ViwsNet {
                 weather.dims()
             )));
         }
-        let ce = log_softmax(out.weather_logits.clone(), 1)
-            .gather(1, weather.reshape([b, 1]))
-            .mean()
-            .neg();
+        let ce = LossKind::CrossEntropy.forward(out.weather_logits.clone(), weather);
         let loss = smooth_l1(out.restored.clone(), clean_centre) + ce * ce_weight;
         Ok((loss, out))
     }
@@ -380,10 +378,7 @@ mod tests {
         let y = Tensor::<1, Int>::from_ints([0, 2], &dev);
         let grads = |alpha: f64| {
             let ce = net.forward(clips(&dev), alpha).unwrap().weather_logits;
-            let loss = log_softmax(ce, 1)
-                .gather(1, y.clone().reshape([2, 1]))
-                .mean()
-                .neg();
+            let loss = LossKind::CrossEntropy.forward(ce, y.clone());
             let g = GradientsParams::from_grads(loss.backward(), &net);
             let enc = to_host(g.get::<4>(net.enc2.weight.id).unwrap()).unwrap();
             let cls = to_host(g.get::<2>(net.disc.classify.weight.id).unwrap()).unwrap();

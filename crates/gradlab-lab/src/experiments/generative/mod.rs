@@ -1,6 +1,6 @@
 //! Experiments of the score, flow and diffusion papers.
 
-mod degraded_digits;
+pub(crate) mod degraded_digits;
 mod score_sde_images;
 
 register! {

@@ -31,7 +31,8 @@ use gradlab_data::batch::to_tensors;
 use gradlab_data::images::load_split;
 use gradlab_nets::resnet::SmallResNetConfig;
 use gradlab_nets::{Net, autodiff_device};
-use gradlab_paradigms::revcol::{RevColConfig, cross_entropy};
+use gradlab_nets::loss::LossKind;
+use gradlab_paradigms::revcol::RevColConfig;
 use rand::prelude::*;
 
 /// The experiment.
@@ -67,9 +68,9 @@ fn step_peak(columns: usize, set: &ImageSet, size: usize, reversible: bool) -> R
     let (x, y) = batch(set, &idx, &dev);
     let step = || -> Result<GradientsParams> {
         if reversible {
-            Ok(net.reversible_backward(x.clone(), |l| cross_entropy(l, y.clone()))?.1)
+            Ok(net.reversible_backward(x.clone(), |l| LossKind::CrossEntropy.forward(l, y.clone()))?.1)
         } else {
-            let loss = cross_entropy(net.forward(x.clone())?, y.clone());
+            let loss = LossKind::CrossEntropy.forward(net.forward(x.clone())?, y.clone());
             Ok(GradientsParams::from_grads(loss.backward(), &net))
         }
     };
@@ -86,8 +87,8 @@ fn gradient_error(set: &ImageSet) -> Result<f64> {
     let idx: Vec<usize> = (0..16).collect();
     let (x, y) = batch(set, &idx, &dev);
     let x = x.cast(DType::F64);
-    let (_, rev) = net.reversible_backward(x.clone(), |l| cross_entropy(l, y.clone()))?;
-    let plain = GradientsParams::from_grads(cross_entropy(net.forward(x)?, y).backward(), &net);
+    let (_, rev) = net.reversible_backward(x.clone(), |l| LossKind::CrossEntropy.forward(l, y.clone()))?;
+    let plain = GradientsParams::from_grads(LossKind::CrossEntropy.forward(net.forward(x)?, y).backward(), &net);
     let (a, b) = (flat_grads_host(&net, &rev)?, flat_grads_host(&net, &plain)?);
     let diff: f64 = a.iter().zip(&b).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
     Ok(diff / b.iter().map(|q| q * q).sum::<f64>().sqrt())
@@ -116,9 +117,9 @@ fn train(arm: Arm, train: &ImageSet, test: &ImageSet, epochs: usize, seed: u64) 
                 for idx in order.chunks(64) {
                     let (x, y) = batch(train, idx, &dev);
                     let grads = if matches!(arm, Arm::Reversible) {
-                        net.reversible_backward(x, |l| cross_entropy(l, y))?.1
+                        net.reversible_backward(x, |l| LossKind::CrossEntropy.forward(l, y))?.1
                     } else {
-                        GradientsParams::from_grads(cross_entropy(net.forward(x)?, y).backward(), &net)
+                        GradientsParams::from_grads(LossKind::CrossEntropy.forward(net.forward(x)?, y).backward(), &net)
                     };
                     // The official clamps |α| ≥ 1e-3 in the stored parameters before every forward.
                     net = optim.step(lr, net, grads).project_alphas();
@@ -132,7 +133,7 @@ fn train(arm: Arm, train: &ImageSet, test: &ImageSet, epochs: usize, seed: u64) 
                 order.shuffle(&mut rng);
                 for idx in order.chunks(64) {
                     let (x, y) = to_tensors(train, idx, &dev);
-                    let grads = GradientsParams::from_grads(cross_entropy(net.forward(x), y).backward(), &net);
+                    let grads = GradientsParams::from_grads(LossKind::CrossEntropy.forward(net.forward(x), y).backward(), &net);
                     net = optim.step(lr, net, grads);
                 }
             }

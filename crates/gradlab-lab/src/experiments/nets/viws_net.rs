@@ -18,6 +18,7 @@
 use crate::error::Result;
 use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, Table, mean, mean_range};
 use crate::plot::{Series, line_chart};
+use crate::experiments::generative::degraded_digits::psnr;
 use crate::probe::{linear_probe, standardise};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -47,10 +48,9 @@ const BATCH: usize = 16;
 
 /// The clips of `idx` as tensors: degraded [B, T, s, s], clean centre [B, 1, s, s], weather [B].
 fn batch(c: &WeatherClips, idx: &[usize], dev: &Device) -> (Tensor<4>, Tensor<4>, Tensor<1, Int>) {
-    let (per, f) = (c.clip_len(), c.size * c.size);
-    let centre = c.frames / 2;
+    let per = c.clip_len();
     let deg: Vec<f32> = idx.iter().flat_map(|&i| c.degraded[i * per..(i + 1) * per].iter().copied()).collect();
-    let clean: Vec<f32> = idx.iter().flat_map(|&i| c.clean[i * per + centre * f..i * per + (centre + 1) * f].iter().copied()).collect();
+    let clean: Vec<f32> = idx.iter().flat_map(|&i| c.centre(&c.clean, i).iter().copied()).collect();
     let w: Vec<i64> = idx.iter().map(|&i| i64::from(c.weather[i])).collect();
     let b = idx.len();
     (
@@ -133,13 +133,13 @@ fn read_out(net: &ViwsNet, data: &WeatherClips) -> Result<Readout> {
 
 /// Mean PSNR (peak 1) per weather of `frames` [n × s²] against the clean centre frames.
 fn psnr_per_weather(data: &WeatherClips, frames: &[f64]) -> [f64; 3] {
-    let (per, f, centre) = (data.clip_len(), data.size * data.size, data.frames / 2);
+    let f = data.size * data.size;
     let mut sums = [(0.0, 0usize); 3];
     for i in 0..data.n {
-        let clean = &data.clean[i * per + centre * f..i * per + (centre + 1) * f];
+        let clean = data.centre(&data.clean, i);
         let mse = clean.iter().zip(&frames[i * f..(i + 1) * f]).map(|(c, r)| (f64::from(*c) - r).powi(2)).sum::<f64>() / f as f64;
         let s = &mut sums[usize::from(data.weather[i])];
-        s.0 += -10.0 * mse.max(1e-12).log10();
+        s.0 += psnr(mse.max(1e-12));
         s.1 += 1;
     }
     sums.map(|(s, k)| s / k.max(1) as f64)
@@ -153,8 +153,7 @@ fn evaluate(net: &ViwsNet, train: &WeatherClips, test: &WeatherClips, seed: u64)
     let spatial_probe = linear_probe((&standardise(&tr.spatial, &tr.spatial, sw), &train.weather), (&standardise(&te.spatial, &tr.spatial, sw), &test.weather), 3, seed)?;
     let mw = tr.messengers.len() / train.n;
     let messenger_probe = linear_probe((&standardise(&tr.messengers, &tr.messengers, mw), &train.weather), (&standardise(&te.messengers, &tr.messengers, mw), &test.weather), 3, seed)?;
-    let (per, f, centre) = (test.clip_len(), test.size * test.size, test.frames / 2);
-    let input: Vec<f64> = (0..test.n).flat_map(|i| test.degraded[i * per + centre * f..i * per + (centre + 1) * f].iter().map(|v| f64::from(*v))).collect();
+    let input: Vec<f64> = (0..test.n).flat_map(|i| test.centre(&test.degraded, i).iter().map(|v| f64::from(*v))).collect();
     let hits = te.predicted.iter().zip(&test.weather).filter(|(p, l)| **p == i64::from(**l)).count();
     Ok(Eval {
         psnr: psnr_per_weather(test, &te.restored),
