@@ -31,6 +31,9 @@ pub enum LabError {
     /// A training-paradigm component failed.
     #[error(transparent)]
     Paradigm(#[from] gradlab_paradigms::ParadigmError),
+    /// A reinforcement-learning component failed.
+    #[error(transparent)]
+    Rl(#[from] gradlab_rl::RlError),
     /// A tensor could not be read back, or a vector does not fit.
     #[error(transparent)]
     Core(#[from] gradlab_core::CoreError),

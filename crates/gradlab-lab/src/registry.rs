@@ -58,14 +58,15 @@ pub const SEED_PAPERS: &[SeedPaper] = papers![
 ];
 
 /// Every implemented experiment: each family's registered list ([`crate::experiments`]), in the
-/// order optimizers, networks, curvature, generative models.
+/// order optimizers, networks, curvature, generative models, reinforcement learning.
 pub fn experiments() -> Vec<Box<dyn Experiment>> {
-    use crate::experiments::{curvature, generative, nets, optim};
+    use crate::experiments::{curvature, generative, nets, optim, rl};
     [
         optim::experiments(),
         nets::experiments(),
         curvature::experiments(),
         generative::experiments(),
+        rl::experiments(),
     ]
     .into_iter()
     .flatten()
@@ -108,12 +109,13 @@ mod tests {
             );
             assert!(!title(id).is_empty());
         }
-        use crate::experiments::{curvature, generative, nets, optim};
+        use crate::experiments::{curvature, generative, nets, optim, rl};
         for (family, list) in [
             ("optim", optim::experiments()),
             ("nets", nets::experiments()),
             ("curvature", curvature::experiments()),
             ("generative", generative::experiments()),
+            ("rl", rl::experiments()),
         ] {
             for e in list {
                 let id = e.info().id;

@@ -1,0 +1,5 @@
+//! Experiments of the reinforcement-learning papers.
+
+register! {
+    policy_gradient::PolicyGradient,
+}
