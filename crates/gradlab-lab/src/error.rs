@@ -34,6 +34,9 @@ pub enum LabError {
     /// A reinforcement-learning component failed.
     #[error(transparent)]
     Rl(#[from] gradlab_rl::RlError),
+    /// A distributed-gradient component failed.
+    #[error(transparent)]
+    Distributed(#[from] gradlab_distributed::DistError),
     /// A tensor could not be read back, or a vector does not fit.
     #[error(transparent)]
     Core(#[from] gradlab_core::CoreError),

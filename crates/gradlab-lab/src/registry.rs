@@ -58,15 +58,16 @@ pub const SEED_PAPERS: &[SeedPaper] = papers![
 ];
 
 /// Every implemented experiment: each family's registered list ([`crate::experiments`]), in the
-/// order optimizers, networks, curvature, generative models, reinforcement learning.
+/// order optimizers, networks, curvature, generative models, reinforcement learning, distributed gradients.
 pub fn experiments() -> Vec<Box<dyn Experiment>> {
-    use crate::experiments::{curvature, generative, nets, optim, rl};
+    use crate::experiments::{curvature, distributed, generative, nets, optim, rl};
     [
         optim::experiments(),
         nets::experiments(),
         curvature::experiments(),
         generative::experiments(),
         rl::experiments(),
+        distributed::experiments(),
     ]
     .into_iter()
     .flatten()
@@ -109,13 +110,14 @@ mod tests {
             );
             assert!(!title(id).is_empty());
         }
-        use crate::experiments::{curvature, generative, nets, optim, rl};
+        use crate::experiments::{curvature, distributed, generative, nets, optim, rl};
         for (family, list) in [
             ("optim", optim::experiments()),
             ("nets", nets::experiments()),
             ("curvature", curvature::experiments()),
             ("generative", generative::experiments()),
             ("rl", rl::experiments()),
+            ("distributed", distributed::experiments()),
         ] {
             for e in list {
                 let id = e.info().id;

@@ -1,7 +1,7 @@
 //! The experiments, one file per paper, grouped by the family of the method they check:
 //! `optim/` (optimizers and schedules), `nets/` (networks and estimators), `curvature/`
 //! (Hessians and training dynamics), `generative/` (score, flow and diffusion models), `rl/`
-//! (policy gradients and offline RL).
+//! (policy gradients and offline RL), `distributed/` (coded distributed gradients).
 //!
 //! A new paper's experiment is its own file in its family's folder and one line in that folder's
 //! `register!` list; its title comes from [`crate::registry::SEED_PAPERS`], its claim from its
@@ -21,6 +21,7 @@ macro_rules! register {
 }
 
 pub mod curvature;
+pub mod distributed;
 pub mod generative;
 pub mod nets;
 pub mod optim;

@@ -227,8 +227,8 @@ fn report(out: &mut Outcome, title: String, r: &Reading, results: &[MethodResult
     let key = r.key;
     if r.factor == 1.0 {
         // Returns (higher is better): differences.
-        out.checks.push(Check::new(format!("{key}.harpg_vs_igt"), format!("{key}: median final {} of N-HARPG minus N-PG-IGT (N-HARPG at least as good)", r.label), harpg - igt, Cmp::Ge, 0.0));
-        out.checks.push(Check::new(format!("{key}.igt_vs_reinforce"), format!("{key}: median final {} of N-PG-IGT minus REINFORCE (N-PG-IGT at least as good)", r.label), igt - reinforce, Cmp::Ge, 0.0));
+        out.checks.push(Check::new(format!("{key}.harpg_vs_igt"), format!("{key}: {} of N-HARPG minus N-PG-IGT (N-HARPG at least as good)", r.label), harpg - igt, Cmp::Ge, 0.0));
+        out.checks.push(Check::new(format!("{key}.igt_vs_reinforce"), format!("{key}: {} of N-PG-IGT minus REINFORCE (N-PG-IGT at least as good)", r.label), igt - reinforce, Cmp::Ge, 0.0));
     } else {
         // Gaps (lower is better): ratios of the gaps (score = −gap).
         let ratio = |a: f64, b: f64| if b == f64::NEG_INFINITY { if a.is_finite() { 0.0 } else { f64::INFINITY } } else { a / b };

@@ -1,0 +1,5 @@
+//! Experiments of the distributed-gradient papers.
+
+register! {
+    gradient_coding::GradientCoding,
+}
