@@ -53,6 +53,9 @@ enum Command {
     /// Draw a saliency heat map (NormGrad, Grad-CAM, gradient) over a grayscale PNG with a trained
     /// saliency CNN (from `gradlab run normgrad`).
     Saliency(commands::saliency::Args),
+    /// Solve a sparse SPD system (Matrix Market, or a generated Poisson grid) with CG, Jacobi-PCG
+    /// or DCDM (a network from `gradlab run dcdm`).
+    Solve(commands::solve::Args),
     /// Train a classifier on an image set.
     Train(commands::train::Args),
     /// Run an optimizer on a test function and print its trajectory.
@@ -72,6 +75,7 @@ fn main() {
         Command::Sample(a) => commands::sample::run(a),
         Command::Enhance(a) => commands::enhance::run(a),
         Command::Saliency(a) => commands::saliency::run(a),
+        Command::Solve(a) => commands::solve::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::Optimize(a) => commands::optimize::run(a),
         Command::Hessian(a) => commands::hessian::run(a),

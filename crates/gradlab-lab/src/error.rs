@@ -37,6 +37,9 @@ pub enum LabError {
     /// A distributed-gradient component failed.
     #[error(transparent)]
     Distributed(#[from] gradlab_distributed::DistError),
+    /// A linear-solver component failed.
+    #[error(transparent)]
+    Solver(#[from] gradlab_solvers::SolverError),
     /// A tensor could not be read back, or a vector does not fit.
     #[error(transparent)]
     Core(#[from] gradlab_core::CoreError),

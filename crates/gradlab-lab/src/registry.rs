@@ -58,9 +58,9 @@ pub const SEED_PAPERS: &[SeedPaper] = papers![
 ];
 
 /// Every implemented experiment: each family's registered list ([`crate::experiments`]), in the
-/// order optimizers, networks, curvature, generative models, reinforcement learning, distributed gradients.
+/// order optimizers, networks, curvature, generative models, reinforcement learning, distributed gradients, linear solvers.
 pub fn experiments() -> Vec<Box<dyn Experiment>> {
-    use crate::experiments::{curvature, distributed, generative, nets, optim, rl};
+    use crate::experiments::{curvature, distributed, generative, nets, optim, rl, solvers};
     [
         optim::experiments(),
         nets::experiments(),
@@ -68,6 +68,7 @@ pub fn experiments() -> Vec<Box<dyn Experiment>> {
         generative::experiments(),
         rl::experiments(),
         distributed::experiments(),
+        solvers::experiments(),
     ]
     .into_iter()
     .flatten()
@@ -110,7 +111,7 @@ mod tests {
             );
             assert!(!title(id).is_empty());
         }
-        use crate::experiments::{curvature, distributed, generative, nets, optim, rl};
+        use crate::experiments::{curvature, distributed, generative, nets, optim, rl, solvers};
         for (family, list) in [
             ("optim", optim::experiments()),
             ("nets", nets::experiments()),
@@ -118,6 +119,7 @@ mod tests {
             ("generative", generative::experiments()),
             ("rl", rl::experiments()),
             ("distributed", distributed::experiments()),
+            ("solvers", solvers::experiments()),
         ] {
             for e in list {
                 let id = e.info().id;

@@ -1,7 +1,8 @@
 //! The experiments, one file per paper, grouped by the family of the method they check:
 //! `optim/` (optimizers and schedules), `nets/` (networks and estimators), `curvature/`
 //! (Hessians and training dynamics), `generative/` (score, flow and diffusion models), `rl/`
-//! (policy gradients and offline RL), `distributed/` (coded distributed gradients).
+//! (policy gradients and offline RL), `distributed/` (coded distributed gradients), `solvers/`
+//! (learned linear solvers).
 //!
 //! A new paper's experiment is its own file in its family's folder and one line in that folder's
 //! `register!` list; its title comes from [`crate::registry::SEED_PAPERS`], its claim from its
@@ -26,3 +27,4 @@ pub mod generative;
 pub mod nets;
 pub mod optim;
 pub mod rl;
+pub mod solvers;

@@ -1,0 +1,5 @@
+//! Experiments of the learned-solver papers.
+
+register! {
+    dcdm::DcdmExperiment,
+}
