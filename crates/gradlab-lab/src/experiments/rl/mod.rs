@@ -2,4 +2,5 @@
 
 register! {
     policy_gradient::PolicyGradient,
+    odice::OdiceExperiment,
 }
