@@ -268,7 +268,7 @@ impl<P: Policy> Odice<P> {
         // Policy: weighted behaviour cloning, weights averaged over the heads.
         let mut gp = vec![0.0; self.theta.len()];
         for (j, &i) in batch.iter().enumerate() {
-            let w = (0..self.heads).map(|k| resid[j * self.heads + k].max(0.0).min(100.0)).sum::<f64>() / self.heads as f64;
+            let w = (0..self.heads).map(|k| resid[j * self.heads + k].clamp(0.0, 100.0)).sum::<f64>() / self.heads as f64;
             if w == 0.0 {
                 continue;
             }

@@ -51,9 +51,9 @@ impl Env for PointMass {
         self.clock.enter(self.name())?;
         check_action(self.action_space(), action)?;
         let Action::Continuous(a) = action else { unreachable!("checked above") };
-        for k in 0..2 {
+        for (s, a) in self.s.iter_mut().zip(a) {
             let noise: f64 = self.rng.sample(StandardNormal);
-            self.s[k] = (self.s[k] + 0.1 * a[k].clamp(-1.0, 1.0) + 0.01 * noise).clamp(-1.0, 1.0);
+            *s = (*s + 0.1 * a.clamp(-1.0, 1.0) + 0.01 * noise).clamp(-1.0, 1.0);
         }
         let d = distance(&self.s);
         let terminal = d < 0.15;
