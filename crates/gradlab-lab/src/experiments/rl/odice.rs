@@ -100,8 +100,9 @@ fn train(g: &Gridworld, data: &Dataset, update: Update, steps: usize, seed: u64)
     Ok((ret, mean(tail), if vout.is_empty() { f64::NAN } else { mean(&vout) }, mean(&vin), cos))
 }
 
-/// The mixed-behaviour data set; `corrupt` replaces that fraction of next cells by random ones.
-fn dataset(g: &Gridworld, episodes: usize, corrupt: f64, seed: u64) -> Result<Dataset> {
+/// The mixed-behaviour data set (rewards scaled) and its mean episode return in the task's own
+/// units; `corrupt` replaces that fraction of next cells by random ones.
+fn dataset(g: &Gridworld, episodes: usize, corrupt: f64, seed: u64) -> Result<(Dataset, f64)> {
     let opt = optimal_actions(g, 0.99);
     // Random episodes are cut after 8 steps, so the far side of the grid stays unvisited.
     let mut d = Dataset::collect(g, episodes, 50, seed, |s, ep, rng| {
@@ -109,6 +110,7 @@ fn dataset(g: &Gridworld, episodes: usize, corrupt: f64, seed: u64) -> Result<Da
         let c = Gridworld::cell_of(s).unwrap_or(0);
         Action::Discrete(if good && rng.random::<f64>() > 0.2 { opt[c] } else { rng.random_range(0..4) })
     })?;
+    let behaviour;
     {
         // drop the steps of random episodes after their 8th (episodes restart at the start cell)
         let start = g.clone().reset(0);
@@ -131,6 +133,7 @@ fn dataset(g: &Gridworld, episodes: usize, corrupt: f64, seed: u64) -> Result<Da
         }
         let (lo, hi) = returns.values().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), r| (l.min(*r), h.max(*r)));
         let scale = if hi > lo { 1000.0 / (hi - lo) } else { 1.0 };
+        behaviour = returns.values().sum::<f64>() / returns.len().max(1) as f64;
         d.transitions = keep.into_iter().map(|(_, mut t)| {
             t.r *= scale;
             t
@@ -144,7 +147,7 @@ fn dataset(g: &Gridworld, episodes: usize, corrupt: f64, seed: u64) -> Result<Da
             t.done = false;
         }
     }
-    Ok(d)
+    Ok((d, behaviour))
 }
 
 impl Experiment for OdiceExperiment {
@@ -172,9 +175,9 @@ impl Experiment for OdiceExperiment {
         let mut behaviour = vec![];
         for s in 0..seeds {
             let seed = ctx.seed + s;
-            let clean = dataset(&g, episodes, 0.0, seed)?;
-            let dirty = dataset(&g, episodes, 0.2, seed)?;
-            behaviour.push(clean.transitions.iter().map(|t| t.r).sum::<f64>() / episodes as f64);
+            let (clean, ret) = dataset(&g, episodes, 0.0, seed)?;
+            let (dirty, _) = dataset(&g, episodes, 0.2, seed)?;
+            behaviour.push(ret);
             for (k, (u, _)) in UPDATES.iter().enumerate() {
                 let (ret, cos, vout, vin, curve) = train(&g, &clean, *u, steps, seed)?;
                 bar.inc(1);
@@ -189,7 +192,7 @@ impl Experiment for OdiceExperiment {
             }
         }
         bar.finish_and_clear();
-        let mut table = Table::new(format!("Gridworld 5 × 5, {episodes} behaviour episodes per seed (mixed: 30% near-optimal, 70% random; behaviour return {}), {steps} steps of batch 64, {seeds} seed(s): mean [min, max]", mean_range(&behaviour)), &["value update", "return (greedy)", "cos(g_f, g_b), 2nd half", "V(unvisited) − V(visited)", "return, 20% corrupted next cells"]);
+        let mut table = Table::new(format!("Gridworld 5 × 5, {episodes} behaviour episodes per seed (mixed: 30% near-optimal, 70% random and cut after 8 steps; mean behaviour episode return {}), {steps} steps of batch 64, {seeds} seed(s): mean [min, max]", mean_range(&behaviour)), &["value update", "return (greedy)", "cos(g_f, g_b), 2nd half", "V(unvisited) − V(visited)", "return, 20% corrupted next cells"]);
         for (k, (_, name)) in UPDATES.iter().enumerate() {
             table.row(vec![name.to_string(), mean_range(&rows[k][0]), mean_range(&rows[k][1]), mean_range(&rows[k][2]), mean_range(&rows[k][3])]);
             let key = ["true", "semi", "orthogonal"][k];
