@@ -13,7 +13,8 @@
 //! - [`selective_repeat`] (SR-SGC) and [`multiplexed`] (M-SGC): the sequential codes;
 //! - [`simulate`]: rounds driven by a delay matrix with the official wait rule;
 //! - [`runtime`]: a master and workers exchanging tasks and results over a [`runtime::Transport`]
-//!   (threads and channels here; MPI behind the `mpi` feature).
+//!   (threads and channels here; MPI behind the `mpi` feature: `mpi_transport`, launched with
+//!   `mpirun`, messages flattened by [`wire`]).
 
 pub mod code;
 pub mod gradient_code;
@@ -23,6 +24,9 @@ pub mod runtime;
 pub mod selective_repeat;
 pub mod simulate;
 pub mod straggler;
+pub mod wire;
+#[cfg(feature = "mpi")]
+pub mod mpi_transport;
 
 /// Why a distributed component could not do what was asked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -8,7 +8,7 @@
 //! whose decoding round has come is decoded with the generic decoder and applied.
 //!
 //! Transports: [`ThreadTransport`] (threads and channels in one process); MPI behind the `mpi`
-//! feature. A worker that fails reports it; a worker that goes silent past the deadline is an
+//! feature (`crate::mpi_transport`, the same messages flattened by [`crate::wire`]). A worker that fails reports it; a worker that goes silent past the deadline is an
 //! error naming it; either way the master stops the others and returns the error, never hangs.
 
 use crate::code::{Task, decode};
@@ -81,29 +81,37 @@ pub fn worker_loop(id: usize, rx: &Receiver<ToWorker>, tx: &Sender<FromWorker>, 
         }
         let ToWorker::Work { round, tasks, models, delay } = msg else { return };
         std::thread::sleep(delay);
-        let compute = || -> Result<Vec<Vec<f64>>> {
-            tasks
-                .iter()
-                .map(|t| {
-                    let w = models.iter().find(|m| m.0 == t.job).map(|m| m.1.as_slice()).ok_or_else(|| DistError::Worker { worker: id, why: format!("no model for job {}", t.job) })?;
-                    let dim = w.len();
-                    let mut err = None;
-                    let v = t.evaluate(dim, |p| grad(t.job, p, w).unwrap_or_else(|e| {
-                        err = Some(e);
-                        vec![0.0; dim]
-                    }))?;
-                    err.map_or(Ok(v), Err)
-                })
-                .collect()
-        };
-        let reply = match compute() {
-            Ok(results) => FromWorker::Done { worker: id, round, results },
-            Err(e) => FromWorker::Failed { worker: id, why: e.to_string() },
-        };
+        let reply = compute(id, round, &tasks, &models, grad);
         let failed = matches!(reply, FromWorker::Failed { .. });
         if tx.send(reply).is_err() || failed {
             return;
         }
+    }
+}
+
+/// A worker's answer to the tasks of `round`: every task computed at its job's model, or the
+/// first failure.
+pub fn compute(id: usize, round: usize, tasks: &[Task], models: &[(usize, Vec<f64>)], grad: &PartitionGradient) -> FromWorker {
+    let run = || -> Result<Vec<Vec<f64>>> {
+        tasks
+            .iter()
+            .map(|t| {
+                let w = models.iter().find(|m| m.0 == t.job).map(|m| m.1.as_slice()).ok_or_else(|| DistError::Worker { worker: id, why: format!("no model for job {}", t.job) })?;
+                let dim = w.len();
+                let mut err = None;
+                let v = t.evaluate(dim, |p| {
+                    grad(t.job, p, w).unwrap_or_else(|e| {
+                        err = Some(e);
+                        vec![0.0; dim]
+                    })
+                })?;
+                err.map_or(Ok(v), Err)
+            })
+            .collect()
+    };
+    match run() {
+        Ok(results) => FromWorker::Done { worker: id, round, results },
+        Err(e) => FromWorker::Failed { worker: id, why: e.to_string() },
     }
 }
 
