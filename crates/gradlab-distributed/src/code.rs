@@ -19,12 +19,20 @@ pub struct Task {
 
 impl Task {
     /// Σₚ cₚ gₚ from a function giving each partition's gradient.
-    pub fn evaluate(&self, dim: usize, mut partition_gradient: impl FnMut(usize) -> Vec<f64>) -> Result<Vec<f64>> {
+    pub fn evaluate(
+        &self,
+        dim: usize,
+        mut partition_gradient: impl FnMut(usize) -> Vec<f64>,
+    ) -> Result<Vec<f64>> {
         let mut out = vec![0.0; dim];
         for &(p, c) in &self.coeffs {
             let g = partition_gradient(p);
             if g.len() != dim {
-                return Err(DistError::Shape { what: "partition gradient", expected: dim, got: g.len() });
+                return Err(DistError::Shape {
+                    what: "partition gradient",
+                    expected: dim,
+                    got: g.len(),
+                });
             }
             out.iter_mut().zip(&g).for_each(|(o, v)| *o += c * v);
         }
@@ -37,14 +45,21 @@ impl Task {
 pub fn decoding_weights(job: usize, tasks: &[&Task], partitions: usize) -> Result<Vec<f64>> {
     let k = tasks.len();
     if k == 0 {
-        return Err(DistError::Undecodable { job, why: "no results".into() });
+        return Err(DistError::Undecodable {
+            job,
+            why: "no results".into(),
+        });
     }
     // A = Cᵀ (partitions × k), column-major per task.
     let mut a = vec![0.0; partitions * k];
     for (j, t) in tasks.iter().enumerate() {
         for &(p, c) in &t.coeffs {
             if p >= partitions {
-                return Err(DistError::Shape { what: "task partition index", expected: partitions, got: p });
+                return Err(DistError::Shape {
+                    what: "task partition index",
+                    expected: partitions,
+                    got: p,
+                });
             }
             a[j * partitions + p] += c;
         }
@@ -60,26 +75,46 @@ pub fn decoding_weights(job: usize, tasks: &[&Task], partitions: usize) -> Resul
     }
     let res = r.iter().map(|v| v * v).sum::<f64>().sqrt();
     if !x.iter().all(|v| v.is_finite()) || res > 1e-9 * (partitions as f64).sqrt() {
-        return Err(DistError::Undecodable { job, why: format!("{k} results leave a residual of {res:.2e}") });
+        return Err(DistError::Undecodable {
+            job,
+            why: format!("{k} results leave a residual of {res:.2e}"),
+        });
     }
     Ok(x)
 }
 
 fn tasks_coeff(t: &Task, p: usize) -> f64 {
-    t.coeffs.iter().filter(|(q, _)| *q == p).map(|(_, c)| c).sum()
+    t.coeffs
+        .iter()
+        .filter(|(q, _)| *q == p)
+        .map(|(_, c)| c)
+        .sum()
 }
 
 /// The job's gradient from the results that arrived (`results[k]` answers `tasks[k]`).
-pub fn decode(job: usize, tasks: &[&Task], results: &[&[f64]], partitions: usize) -> Result<Vec<f64>> {
+pub fn decode(
+    job: usize,
+    tasks: &[&Task],
+    results: &[&[f64]],
+    partitions: usize,
+) -> Result<Vec<f64>> {
     if tasks.len() != results.len() {
-        return Err(DistError::Shape { what: "results", expected: tasks.len(), got: results.len() });
+        return Err(DistError::Shape {
+            what: "results",
+            expected: tasks.len(),
+            got: results.len(),
+        });
     }
     let a = decoding_weights(job, tasks, partitions)?;
     let dim = results.first().map_or(0, |r| r.len());
     let mut g = vec![0.0; dim];
     for (w, r) in a.iter().zip(results) {
         if r.len() != dim {
-            return Err(DistError::Shape { what: "result", expected: dim, got: r.len() });
+            return Err(DistError::Shape {
+                what: "result",
+                expected: dim,
+                got: r.len(),
+            });
         }
         g.iter_mut().zip(r.iter()).for_each(|(g, v)| *g += w * v);
     }
@@ -91,12 +126,24 @@ pub fn decode(job: usize, tasks: &[&Task], results: &[&[f64]], partitions: usize
 fn least_squares(a: &mut [f64], m: usize, n: usize, b: &[f64]) -> Vec<f64> {
     let mut b = b.to_vec();
     let mut perm: Vec<usize> = (0..n).collect();
-    let mut norms: Vec<f64> = (0..n).map(|j| a[j * m..(j + 1) * m].iter().map(|v| v * v).sum::<f64>()).collect();
-    let scale = norms.iter().cloned().fold(0.0f64, f64::max).sqrt().max(1e-300);
+    let mut norms: Vec<f64> = (0..n)
+        .map(|j| a[j * m..(j + 1) * m].iter().map(|v| v * v).sum::<f64>())
+        .collect();
+    let scale = norms
+        .iter()
+        .cloned()
+        .fold(0.0f64, f64::max)
+        .sqrt()
+        .max(1e-300);
     let mut rank = 0;
     for k in 0..n.min(m) {
         // pivot: the column of largest remaining norm
-        let (jmax, &nmax) = norms.iter().enumerate().skip(k).max_by(|x, y| x.1.total_cmp(y.1)).expect("k < n");
+        let (jmax, &nmax) = norms
+            .iter()
+            .enumerate()
+            .skip(k)
+            .max_by(|x, y| x.1.total_cmp(y.1))
+            .expect("k < n");
         if nmax.sqrt() <= 1e-12 * scale {
             break;
         }
@@ -147,10 +194,26 @@ mod tests {
     #[test]
     fn the_decoder_finds_weights_exactly_when_the_sum_is_spanned() {
         // partitions 0, 1, 2; tasks g0 + g1 and g1 + g2 do not give the sum; adding g2 does.
-        let t = [Task { job: 0, coeffs: vec![(0, 1.0), (1, 1.0)] }, Task { job: 0, coeffs: vec![(1, 1.0), (2, 1.0)] }, Task { job: 0, coeffs: vec![(2, 1.0)] }];
+        let t = [
+            Task {
+                job: 0,
+                coeffs: vec![(0, 1.0), (1, 1.0)],
+            },
+            Task {
+                job: 0,
+                coeffs: vec![(1, 1.0), (2, 1.0)],
+            },
+            Task {
+                job: 0,
+                coeffs: vec![(2, 1.0)],
+            },
+        ];
         assert!(decoding_weights(0, &[&t[0], &t[1]], 3).is_err());
         let a = decoding_weights(0, &[&t[0], &t[1], &t[2]], 3).unwrap();
-        assert!((a[0] - 1.0).abs() < 1e-12 && a[1].abs() < 1e-12 && (a[2] - 1.0).abs() < 1e-12, "{a:?}");
+        assert!(
+            (a[0] - 1.0).abs() < 1e-12 && a[1].abs() < 1e-12 && (a[2] - 1.0).abs() < 1e-12,
+            "{a:?}"
+        );
         let g = decode(0, &[&t[0], &t[2]], &[&[3.0, 1.0], &[0.5, 0.5]], 3).unwrap();
         assert_eq!(g, vec![3.5, 1.5]);
         assert!(decoding_weights(0, &[], 3).is_err());

@@ -56,7 +56,9 @@ pub struct GradientCode {
 impl GradientCode {
     /// A code for `n` workers tolerating `s` < n stragglers; `seed` draws H.
     pub fn new(n: usize, s: usize, seed: u64) -> Result<Self> {
-        ensure(n >= 1 && s < n, "gradient code", || format!("n = {n}, s = {s} (needs s < n)"))?;
+        ensure(n >= 1 && s < n, "gradient code", || {
+            format!("n = {n}, s = {s} (needs s < n)")
+        })?;
         let mut rng = StdRng::seed_from_u64(seed);
         // H (s × n) with zero row sums.
         let mut h = vec![0.0; s * n];
@@ -77,9 +79,14 @@ impl GradientCode {
             }
             let rest: Vec<usize> = (1..=s).map(|k| (i + k) % n).collect();
             // H[:, rest] x = −H[:, i]
-            let mut m: Vec<f64> = (0..s).flat_map(|r| rest.iter().map(|&c| h[r * n + c]).collect::<Vec<_>>()).collect();
+            let mut m: Vec<f64> = (0..s)
+                .flat_map(|r| rest.iter().map(|&c| h[r * n + c]).collect::<Vec<_>>())
+                .collect();
             let mut rhs: Vec<f64> = (0..s).map(|r| -h[r * n + i]).collect();
-            let x = solve_dense(&mut m, &mut rhs, s).ok_or_else(|| crate::DistError::Invalid { what: "gradient code", why: format!("a singular draw for row {i} (try another seed)") })?;
+            let x = solve_dense(&mut m, &mut rhs, s).ok_or_else(|| crate::DistError::Invalid {
+                what: "gradient code",
+                why: format!("a singular draw for row {i} (try another seed)"),
+            })?;
             for (k, &c) in rest.iter().enumerate() {
                 b[i * n + c] = x[k];
             }
@@ -109,7 +116,10 @@ impl GradientCode {
 
     /// Worker `i`'s task for `job` over partitions `offset..offset + n`.
     pub fn task(&self, job: usize, i: usize, offset: usize) -> Task {
-        let coeffs = (0..=self.s).map(|k| (i + k) % self.n).map(|p| (offset + p, self.coeff(i, p))).collect();
+        let coeffs = (0..=self.s)
+            .map(|k| (i + k) % self.n)
+            .map(|p| (offset + p, self.coeff(i, p)))
+            .collect();
         Task { job, coeffs }
     }
 
@@ -123,7 +133,8 @@ impl GradientCode {
 /// singular.
 pub(crate) fn solve_dense(m: &mut [f64], r: &mut [f64], k: usize) -> Option<Vec<f64>> {
     for col in 0..k {
-        let piv = (col..k).max_by(|&a, &b| m[a * k + col].abs().total_cmp(&m[b * k + col].abs()))?;
+        let piv =
+            (col..k).max_by(|&a, &b| m[a * k + col].abs().total_cmp(&m[b * k + col].abs()))?;
         if m[piv * k + col].abs() < 1e-12 {
             return None;
         }
@@ -156,30 +167,56 @@ mod tests {
 
     /// Every subset of `n − stragglers` workers, as index lists.
     fn subsets(n: usize, keep: usize) -> Vec<Vec<usize>> {
-        (0u32..1 << n).filter(|m| m.count_ones() as usize == keep).map(|m| (0..n).filter(|i| m >> i & 1 == 1).collect()).collect()
+        (0u32..1 << n)
+            .filter(|m| m.count_ones() as usize == keep)
+            .map(|m| (0..n).filter(|i| m >> i & 1 == 1).collect())
+            .collect()
     }
 
     #[test]
     fn any_n_minus_s_workers_decode_the_full_gradient_exactly() {
         // A least-squares gradient split into n partitions; every pattern of ≤ s stragglers.
         let (n, dim) = (7, 3);
-        let grads: Vec<Vec<f64>> = (0..n).map(|p| (0..dim).map(|d| ((p * 7 + d * 3) % 11) as f64 - 5.0).collect()).collect();
+        let grads: Vec<Vec<f64>> = (0..n)
+            .map(|p| {
+                (0..dim)
+                    .map(|d| ((p * 7 + d * 3) % 11) as f64 - 5.0)
+                    .collect()
+            })
+            .collect();
         let full: Vec<f64> = (0..dim).map(|d| grads.iter().map(|g| g[d]).sum()).collect();
         for s in 0..n {
             let gc = GradientCode::new(n, s, 3).unwrap();
             let tasks = gc.tasks(0);
-            let results: Vec<Vec<f64>> = tasks.iter().map(|t| t.evaluate(dim, |p| grads[p].clone()).unwrap()).collect();
+            let results: Vec<Vec<f64>> = tasks
+                .iter()
+                .map(|t| t.evaluate(dim, |p| grads[p].clone()).unwrap())
+                .collect();
             for keep in subsets(n, n - s) {
                 let t: Vec<&Task> = keep.iter().map(|&i| &tasks[i]).collect();
                 let r: Vec<&[f64]> = keep.iter().map(|&i| results[i].as_slice()).collect();
                 let g = decode(0, &t, &r, n).unwrap();
                 for d in 0..dim {
-                    assert!((g[d] - full[d]).abs() < 1e-8, "s = {s}, workers {keep:?}: {g:?} vs {full:?}");
+                    assert!(
+                        (g[d] - full[d]).abs() < 1e-8,
+                        "s = {s}, workers {keep:?}: {g:?} vs {full:?}"
+                    );
                 }
             }
             // one more straggler than s: some pattern fails (the code is tight)
             if s + 1 < n {
-                assert!(subsets(n, n - s - 1).iter().any(|keep| decode(0, &keep.iter().map(|&i| &tasks[i]).collect::<Vec<_>>(), &keep.iter().map(|&i| results[i].as_slice()).collect::<Vec<_>>(), n).is_err()));
+                assert!(subsets(n, n - s - 1).iter().any(|keep| {
+                    decode(
+                        0,
+                        &keep.iter().map(|&i| &tasks[i]).collect::<Vec<_>>(),
+                        &keep
+                            .iter()
+                            .map(|&i| results[i].as_slice())
+                            .collect::<Vec<_>>(),
+                        n,
+                    )
+                    .is_err()
+                }));
             }
         }
     }
@@ -204,7 +241,10 @@ pub struct GcScheme {
 impl GcScheme {
     /// The scheme.
     pub fn new(n: usize, s: usize, convention: Convention, seed: u64) -> Result<Self> {
-        Ok(Self { code: GradientCode::new(n, s, seed)?, convention })
+        Ok(Self {
+            code: GradientCode::new(n, s, seed)?,
+            convention,
+        })
     }
 }
 
@@ -213,7 +253,15 @@ impl crate::simulate::Scheme for GcScheme {
         if self.code.s == 0 {
             "uncoded".into()
         } else {
-            format!("GC(s = {}{})", self.code.s, if self.convention == Convention::Official { ", official < s" } else { "" })
+            format!(
+                "GC(s = {}{})",
+                self.code.s,
+                if self.convention == Convention::Official {
+                    ", official < s"
+                } else {
+                    ""
+                }
+            )
         }
     }
     fn n(&self) -> usize {
@@ -229,13 +277,30 @@ impl crate::simulate::Scheme for GcScheme {
         self.code.n
     }
     fn assign(&self, round: usize, jobs: usize, _: &crate::simulate::Log) -> Vec<Vec<Task>> {
-        (0..self.code.n).map(|i| if round < jobs { vec![self.code.task(round, i, 0)] } else { vec![] }).collect()
+        (0..self.code.n)
+            .map(|i| {
+                if round < jobs {
+                    vec![self.code.task(round, i, 0)]
+                } else {
+                    vec![]
+                }
+            })
+            .collect()
     }
     fn tolerates(&self, _: &[Vec<bool>], current: &[bool]) -> std::result::Result<(), String> {
         let k = current.iter().filter(|s| **s).count();
-        if self.convention.tolerates(k, self.code.s) { Ok(()) } else { Err(format!("{k} stragglers, more than {} tolerates", self.name())) }
+        if self.convention.tolerates(k, self.code.s) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{k} stragglers, more than {} tolerates",
+                self.name()
+            ))
+        }
     }
     fn decodable(&self, job: usize, log: &crate::simulate::Log) -> bool {
-        log.stragglers.get(job).is_some_and(|lost| lost.iter().filter(|l| !**l).count() >= self.code.n - self.code.s)
+        log.stragglers
+            .get(job)
+            .is_some_and(|lost| lost.iter().filter(|l| !**l).count() >= self.code.n - self.code.s)
     }
 }

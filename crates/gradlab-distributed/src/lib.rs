@@ -21,12 +21,12 @@ pub mod gradient_code;
 pub mod multiplexed;
 pub mod runtime;
 
+#[cfg(feature = "mpi")]
+pub mod mpi_transport;
 pub mod selective_repeat;
 pub mod simulate;
 pub mod straggler;
 pub mod wire;
-#[cfg(feature = "mpi")]
-pub mod mpi_transport;
 
 /// Why a distributed component could not do what was asked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -82,5 +82,9 @@ pub enum DistError {
 pub type Result<T> = std::result::Result<T, DistError>;
 
 pub(crate) fn ensure(ok: bool, what: &'static str, why: impl FnOnce() -> String) -> Result<()> {
-    if ok { Ok(()) } else { Err(DistError::Invalid { what, why: why() }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(DistError::Invalid { what, why: why() })
+    }
 }

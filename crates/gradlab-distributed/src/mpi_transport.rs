@@ -36,12 +36,20 @@ impl MpiTransport {
     /// The master on rank 0 of `world`; an error on another rank or in a world without workers.
     pub fn master(world: SimpleCommunicator) -> Result<Self> {
         if world.rank() != 0 {
-            return Err(DistError::Transport(format!("the master runs on rank 0, not {}", world.rank())));
+            return Err(DistError::Transport(format!(
+                "the master runs on rank 0, not {}",
+                world.rank()
+            )));
         }
         if world.size() < 2 {
-            return Err(DistError::Transport("an MPI world of one process has no workers (run under mpirun -n k, k ≥ 2)".into()));
+            return Err(DistError::Transport(
+                "an MPI world of one process has no workers (run under mpirun -n k, k ≥ 2)".into(),
+            ));
         }
-        Ok(Self { world, stopped: false })
+        Ok(Self {
+            world,
+            stopped: false,
+        })
     }
 }
 
@@ -51,9 +59,14 @@ impl Transport for MpiTransport {
     }
     fn send(&mut self, worker: usize, msg: ToWorker) -> Result<()> {
         if worker >= self.workers() {
-            return Err(DistError::Worker { worker, why: format!("no such worker (the world has {})", self.workers()) });
+            return Err(DistError::Worker {
+                worker,
+                why: format!("no such worker (the world has {})", self.workers()),
+            });
         }
-        self.world.process_at_rank(worker as i32 + 1).send(&encode_to_worker(&msg)[..]);
+        self.world
+            .process_at_rank(worker as i32 + 1)
+            .send(&encode_to_worker(&msg)[..]);
         Ok(())
     }
     fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<FromWorker>> {
@@ -66,7 +79,10 @@ impl Transport for MpiTransport {
                     FromWorker::Done { worker, .. } | FromWorker::Failed { worker, .. } => *worker,
                 };
                 if claimed as i32 + 1 != status.source_rank() {
-                    return Err(DistError::Transport(format!("rank {} answered as worker {claimed}", status.source_rank())));
+                    return Err(DistError::Transport(format!(
+                        "rank {} answered as worker {claimed}",
+                        status.source_rank()
+                    )));
                 }
                 return Ok(Some(msg));
             }
@@ -80,7 +96,9 @@ impl Transport for MpiTransport {
         if !self.stopped {
             self.stopped = true;
             for w in 0..self.workers() {
-                self.world.process_at_rank(w as i32 + 1).send(&encode_to_worker(&ToWorker::Stop)[..]);
+                self.world
+                    .process_at_rank(w as i32 + 1)
+                    .send(&encode_to_worker(&ToWorker::Stop)[..]);
             }
         }
         Ok(())
@@ -103,7 +121,15 @@ pub fn serve(world: &SimpleCommunicator, grad: &PartitionGradient) -> Result<()>
             }
             msg = newer;
         }
-        let ToWorker::Work { round, tasks, models, delay } = msg else { return Ok(()) };
+        let ToWorker::Work {
+            round,
+            tasks,
+            models,
+            delay,
+        } = msg
+        else {
+            return Ok(());
+        };
         std::thread::sleep(delay);
         let reply = crate::runtime::compute(id, round, &tasks, &models, grad);
         let failed = match &reply {

@@ -30,9 +30,17 @@ pub struct MSgc {
 impl MSgc {
     /// M-SGC for `n` workers under `model` (needs B < W and λ < n).
     pub fn new(n: usize, model: BurstyModel, seed: u64) -> Result<Self> {
-        ensure(model.b < model.w, "M-SGC", || format!("B = {} must be below W = {}", model.b, model.w))?;
-        ensure(model.lambda < n, "M-SGC", || format!("λ = {} must be below n = {n}", model.lambda))?;
-        Ok(Self { model, n, code: GradientCode::new(n, model.lambda, seed)? })
+        ensure(model.b < model.w, "M-SGC", || {
+            format!("B = {} must be below W = {}", model.b, model.w)
+        })?;
+        ensure(model.lambda < n, "M-SGC", || {
+            format!("λ = {} must be below n = {n}", model.lambda)
+        })?;
+        Ok(Self {
+            model,
+            n,
+            code: GradientCode::new(n, model.lambda, seed)?,
+        })
     }
 
     /// Normalised load (λ+1)(W−1+B)/(n(B + (W−1)(λ+1))).
@@ -62,7 +70,10 @@ impl MSgc {
             if log.stragglers[r][i] {
                 continue;
             }
-            for t in log.tasks[r][i].iter().filter(|t| t.job == job && t.coeffs.len() == 1) {
+            for t in log.tasks[r][i]
+                .iter()
+                .filter(|t| t.job == job && t.coeffs.len() == 1)
+            {
                 let p = t.coeffs[0].0;
                 if p < self.n * self.d1() {
                     got[p - i * self.d1()] = true;
@@ -75,7 +86,10 @@ impl MSgc {
 
 impl Scheme for MSgc {
     fn name(&self) -> String {
-        format!("M-SGC(B = {}, W = {}, λ = {})", self.model.b, self.model.w, self.model.lambda)
+        format!(
+            "M-SGC(B = {}, W = {}, λ = {})",
+            self.model.b, self.model.w, self.model.lambda
+        )
     }
     fn n(&self) -> usize {
         self.n
@@ -96,19 +110,33 @@ impl Scheme for MSgc {
                     .filter_map(|m| {
                         let job = round.checked_sub(m).filter(|j| *j < jobs)?;
                         if m < self.d1() {
-                            return Some(Task { job, coeffs: vec![(self.chunk(i, m), 1.0)] });
+                            return Some(Task {
+                                job,
+                                coeffs: vec![(self.chunk(i, m), 1.0)],
+                            });
                         }
                         let got = self.arrived_chunks(job, i, log);
                         Some(match got.iter().position(|g| !g) {
-                            Some(c) => Task { job, coeffs: vec![(self.chunk(i, c), 1.0)] },
-                            None => self.code.task(job, i, self.n * self.d1() + (m - self.d1()) * self.n),
+                            Some(c) => Task {
+                                job,
+                                coeffs: vec![(self.chunk(i, c), 1.0)],
+                            },
+                            None => self.code.task(
+                                job,
+                                i,
+                                self.n * self.d1() + (m - self.d1()) * self.n,
+                            ),
                         })
                     })
                     .collect()
             })
             .collect()
     }
-    fn tolerates(&self, history: &[Vec<bool>], current: &[bool]) -> std::result::Result<(), String> {
+    fn tolerates(
+        &self,
+        history: &[Vec<bool>],
+        current: &[bool],
+    ) -> std::result::Result<(), String> {
         self.model.admits(history, current)
     }
     fn decodable(&self, job: usize, log: &Log) -> bool {
@@ -137,7 +165,9 @@ mod tests {
     /// first, extending only admitted prefixes).
     fn admitted(scheme: &dyn Scheme, rounds: usize) -> Vec<Vec<Vec<bool>>> {
         let n = scheme.n();
-        let all: Vec<Vec<bool>> = (0u32..1 << n).map(|m| (0..n).map(|i| m >> i & 1 == 1).collect()).collect();
+        let all: Vec<Vec<bool>> = (0u32..1 << n)
+            .map(|m| (0..n).map(|i| m >> i & 1 == 1).collect())
+            .collect();
         let mut out = vec![];
         let mut stack = vec![vec![]];
         while let Some(prefix) = stack.pop() {
@@ -158,7 +188,14 @@ mod tests {
 
     /// Least-squares gradients Xₚᵀ(Xₚw − yₚ) of partition p of job j (a different w per job).
     fn ls_gradient(job: usize, p: usize) -> Vec<f64> {
-        let x: Vec<[f64; 2]> = (0..3).map(|k| [((p * 5 + k * 3 + job) % 7) as f64 - 3.0, ((p + 2 * k) % 5) as f64 - 2.0]).collect();
+        let x: Vec<[f64; 2]> = (0..3)
+            .map(|k| {
+                [
+                    ((p * 5 + k * 3 + job) % 7) as f64 - 3.0,
+                    ((p + 2 * k) % 5) as f64 - 2.0,
+                ]
+            })
+            .collect();
         let y: Vec<f64> = (0..3).map(|k| ((p * 3 + k) % 4) as f64 - 1.5).collect();
         let w = [0.5 + job as f64 * 0.1, -1.0];
         let mut g = vec![0.0; 2];
@@ -173,10 +210,17 @@ mod tests {
     fn check_all(scheme: &dyn Scheme, jobs: usize) -> usize {
         let patterns = admitted(scheme, jobs + scheme.lag());
         for pat in &patterns {
-            let got = run_patterns(scheme, pat, jobs, 2, &ls_gradient).unwrap_or_else(|e| panic!("{}: {e} under {pat:?}", scheme.name()));
+            let got = run_patterns(scheme, pat, jobs, 2, &ls_gradient)
+                .unwrap_or_else(|e| panic!("{}: {e} under {pat:?}", scheme.name()));
             for (j, g) in got.iter().enumerate() {
-                let full: Vec<f64> = (0..2).map(|d| (0..scheme.partitions()).map(|p| ls_gradient(j, p)[d]).sum()).collect();
-                assert!(g.iter().zip(&full).all(|(a, b)| (a - b).abs() < 1e-8), "{}: job {j} {g:?} vs {full:?}", scheme.name());
+                let full: Vec<f64> = (0..2)
+                    .map(|d| (0..scheme.partitions()).map(|p| ls_gradient(j, p)[d]).sum())
+                    .collect();
+                assert!(
+                    g.iter().zip(&full).all(|(a, b)| (a - b).abs() < 1e-8),
+                    "{}: job {j} {g:?} vs {full:?}",
+                    scheme.name()
+                );
             }
         }
         patterns.len()
@@ -201,7 +245,10 @@ mod tests {
         let two = vec![true, true, false, false];
         let none = vec![false; 4];
         let err = run_patterns(&s, &[two, none.clone(), none], 1, 2, &ls_gradient).unwrap_err();
-        assert!(matches!(err, crate::DistError::OutsideModel { round: 0, .. }), "{err}");
+        assert!(
+            matches!(err, crate::DistError::OutsideModel { round: 0, .. }),
+            "{err}"
+        );
         assert!(MSgc::new(4, BurstyModel::new(2, 2, 1).unwrap(), 0).is_err());
         assert!(SrSgc::new(4, BurstyModel::new(2, 4, 1).unwrap(), 0).is_err()); // B ∤ W − 1
     }

@@ -74,12 +74,25 @@ pub type PartitionGradient = dyn Fn(usize, usize, &[f64]) -> Result<Vec<f64>> + 
 
 /// A worker's loop: take the newest work (skipping stale rounds), sleep its delay, compute every
 /// task, answer; stop on `Stop` or when the master is gone.
-pub fn worker_loop(id: usize, rx: &Receiver<ToWorker>, tx: &Sender<FromWorker>, grad: &PartitionGradient) {
+pub fn worker_loop(
+    id: usize,
+    rx: &Receiver<ToWorker>,
+    tx: &Sender<FromWorker>,
+    grad: &PartitionGradient,
+) {
     while let Ok(mut msg) = rx.recv() {
         while let Ok(newer) = rx.try_recv() {
             msg = newer;
         }
-        let ToWorker::Work { round, tasks, models, delay } = msg else { return };
+        let ToWorker::Work {
+            round,
+            tasks,
+            models,
+            delay,
+        } = msg
+        else {
+            return;
+        };
         std::thread::sleep(delay);
         let reply = compute(id, round, &tasks, &models, grad);
         let failed = matches!(reply, FromWorker::Failed { .. });
@@ -91,12 +104,25 @@ pub fn worker_loop(id: usize, rx: &Receiver<ToWorker>, tx: &Sender<FromWorker>, 
 
 /// A worker's answer to the tasks of `round`: every task computed at its job's model, or the
 /// first failure.
-pub fn compute(id: usize, round: usize, tasks: &[Task], models: &[(usize, Vec<f64>)], grad: &PartitionGradient) -> FromWorker {
+pub fn compute(
+    id: usize,
+    round: usize,
+    tasks: &[Task],
+    models: &[(usize, Vec<f64>)],
+    grad: &PartitionGradient,
+) -> FromWorker {
     let run = || -> Result<Vec<Vec<f64>>> {
         tasks
             .iter()
             .map(|t| {
-                let w = models.iter().find(|m| m.0 == t.job).map(|m| m.1.as_slice()).ok_or_else(|| DistError::Worker { worker: id, why: format!("no model for job {}", t.job) })?;
+                let w = models
+                    .iter()
+                    .find(|m| m.0 == t.job)
+                    .map(|m| m.1.as_slice())
+                    .ok_or_else(|| DistError::Worker {
+                        worker: id,
+                        why: format!("no model for job {}", t.job),
+                    })?;
                 let dim = w.len();
                 let mut err = None;
                 let v = t.evaluate(dim, |p| {
@@ -110,8 +136,15 @@ pub fn compute(id: usize, round: usize, tasks: &[Task], models: &[(usize, Vec<f6
             .collect()
     };
     match run() {
-        Ok(results) => FromWorker::Done { worker: id, round, results },
-        Err(e) => FromWorker::Failed { worker: id, why: e.to_string() },
+        Ok(results) => FromWorker::Done {
+            worker: id,
+            round,
+            results,
+        },
+        Err(e) => FromWorker::Failed {
+            worker: id,
+            why: e.to_string(),
+        },
     }
 }
 
@@ -152,7 +185,10 @@ struct PanicReport {
 impl Drop for PanicReport {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let _ = self.tx.send(FromWorker::Failed { worker: self.id, why: "panicked".into() });
+            let _ = self.tx.send(FromWorker::Failed {
+                worker: self.id,
+                why: "panicked".into(),
+            });
         }
     }
 }
@@ -162,13 +198,18 @@ impl Transport for ThreadTransport {
         self.to.len()
     }
     fn send(&mut self, worker: usize, msg: ToWorker) -> Result<()> {
-        self.to[worker].send(msg).map_err(|_| DistError::Worker { worker, why: "its channel is closed (the thread ended)".into() })
+        self.to[worker].send(msg).map_err(|_| DistError::Worker {
+            worker,
+            why: "its channel is closed (the thread ended)".into(),
+        })
     }
     fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<FromWorker>> {
         match self.from.recv_timeout(timeout) {
             Ok(m) => Ok(Some(m)),
             Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => Err(DistError::Transport("every worker is gone".into())),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(DistError::Transport("every worker is gone".into()))
+            }
         }
     }
     fn shutdown(&mut self) -> Result<()> {
@@ -213,7 +254,12 @@ pub struct RunReport {
 /// Run `scheme` for real: gradient descent w ← w − lr·g_j as each job j decodes (jobs are computed
 /// at the model current in their first round, so a scheme with lag T applies gradients T rounds
 /// late). On any error the workers are stopped before it is returned.
-pub fn run(transport: &mut dyn Transport, scheme: &dyn Scheme, w0: &[f64], cfg: &RunConfig) -> Result<RunReport> {
+pub fn run(
+    transport: &mut dyn Transport,
+    scheme: &dyn Scheme,
+    w0: &[f64],
+    cfg: &RunConfig,
+) -> Result<RunReport> {
     let result = run_inner(transport, scheme, w0, cfg);
     let down = transport.shutdown();
     let report = result?;
@@ -221,21 +267,40 @@ pub fn run(transport: &mut dyn Transport, scheme: &dyn Scheme, w0: &[f64], cfg: 
     Ok(report)
 }
 
-fn run_inner(transport: &mut dyn Transport, scheme: &dyn Scheme, w0: &[f64], cfg: &RunConfig) -> Result<RunReport> {
+fn run_inner(
+    transport: &mut dyn Transport,
+    scheme: &dyn Scheme,
+    w0: &[f64],
+    cfg: &RunConfig,
+) -> Result<RunReport> {
     let n = scheme.n();
     if transport.workers() != n {
-        return Err(DistError::Transport(format!("{} workers for a scheme of {n}", transport.workers())));
+        return Err(DistError::Transport(format!(
+            "{} workers for a scheme of {n}",
+            transport.workers()
+        )));
     }
     let rounds = cfg.jobs + scheme.lag();
     if cfg.delays.len() < rounds || cfg.delays.iter().any(|d| d.len() != n) {
-        return Err(DistError::Shape { what: "injected delays (rounds × workers)", expected: rounds * n, got: cfg.delays.iter().map(Vec::len).sum() });
+        return Err(DistError::Shape {
+            what: "injected delays (rounds × workers)",
+            expected: rounds * n,
+            got: cfg.delays.iter().map(Vec::len).sum(),
+        });
     }
-    crate::ensure(cfg.mu >= 0.0 && cfg.mu.is_finite(), "wait rule μ", || format!("{}", cfg.mu))?;
+    crate::ensure(cfg.mu >= 0.0 && cfg.mu.is_finite(), "wait rule μ", || {
+        format!("{}", cfg.mu)
+    })?;
     let mut w = w0.to_vec();
     let mut models: Vec<Vec<f64>> = vec![];
     let mut log = Log::default();
     let mut results: Vec<Vec<Option<Vec<Vec<f64>>>>> = vec![];
-    let mut report = RunReport { model: vec![], gradients: vec![], round_times: vec![], waited_for_all: 0 };
+    let mut report = RunReport {
+        model: vec![],
+        gradients: vec![],
+        round_times: vec![],
+        waited_for_all: 0,
+    };
     for r in 0..rounds {
         if r < cfg.jobs {
             models.push(w.clone());
@@ -246,7 +311,15 @@ fn run_inner(transport: &mut dyn Transport, scheme: &dyn Scheme, w0: &[f64], cfg
             let mut jobs: Vec<usize> = ts.iter().map(|t| t.job).collect();
             jobs.dedup();
             let ms = jobs.iter().map(|&j| (j, models[j].clone())).collect();
-            transport.send(i, ToWorker::Work { round: r, tasks: ts.clone(), models: ms, delay: cfg.delays[r][i] })?;
+            transport.send(
+                i,
+                ToWorker::Work {
+                    round: r,
+                    tasks: ts.clone(),
+                    models: ms,
+                    delay: cfg.delays[r][i],
+                },
+            )?;
         }
         // Collect: the first answer fixes the wait.
         let mut got: Vec<Option<Vec<Vec<f64>>>> = vec![None; n];
@@ -259,7 +332,11 @@ fn run_inner(transport: &mut dyn Transport, scheme: &dyn Scheme, w0: &[f64], cfg
                 None => cfg.deadline,
             };
             match transport.recv_timeout(timeout)? {
-                Some(FromWorker::Done { worker, round, results }) if round == r => {
+                Some(FromWorker::Done {
+                    worker,
+                    round,
+                    results,
+                }) if round == r => {
                     if until.is_none() {
                         until = Some(start + start.elapsed().mul_f64(1.0 + cfg.mu));
                     }
@@ -269,8 +346,15 @@ fn run_inner(transport: &mut dyn Transport, scheme: &dyn Scheme, w0: &[f64], cfg
                     }
                 }
                 Some(FromWorker::Done { .. }) => {} // a late answer of an earlier round
-                Some(FromWorker::Failed { worker, why }) => return Err(DistError::Worker { worker, why }),
-                None if until.is_none() => return Err(DistError::Worker { worker: 0, why: format!("no worker answered round {r} within {:?}", cfg.deadline) }),
+                Some(FromWorker::Failed { worker, why }) => {
+                    return Err(DistError::Worker { worker, why });
+                }
+                None if until.is_none() => {
+                    return Err(DistError::Worker {
+                        worker: 0,
+                        why: format!("no worker answered round {r} within {:?}", cfg.deadline),
+                    });
+                }
                 None => break,
             }
         }
@@ -279,10 +363,21 @@ fn run_inner(transport: &mut dyn Transport, scheme: &dyn Scheme, w0: &[f64], cfg
             report.waited_for_all += 1;
             while let Some(i) = got.iter().position(Option::is_none) {
                 match transport.recv_timeout(cfg.deadline)? {
-                    Some(FromWorker::Done { worker, round, results }) if round == r => got[worker] = Some(results),
+                    Some(FromWorker::Done {
+                        worker,
+                        round,
+                        results,
+                    }) if round == r => got[worker] = Some(results),
                     Some(FromWorker::Done { .. }) => {}
-                    Some(FromWorker::Failed { worker, why }) => return Err(DistError::Worker { worker, why }),
-                    None => return Err(DistError::Worker { worker: i, why: format!("silent for {:?} in round {r}", cfg.deadline) }),
+                    Some(FromWorker::Failed { worker, why }) => {
+                        return Err(DistError::Worker { worker, why });
+                    }
+                    None => {
+                        return Err(DistError::Worker {
+                            worker: i,
+                            why: format!("silent for {:?} in round {r}", cfg.deadline),
+                        });
+                    }
                 }
             }
             lost = vec![false; n];
@@ -290,14 +385,30 @@ fn run_inner(transport: &mut dyn Transport, scheme: &dyn Scheme, w0: &[f64], cfg
         report.round_times.push(start.elapsed());
         log.tasks.push(tasks);
         log.stragglers.push(lost.clone());
-        results.push(got.into_iter().zip(&lost).map(|(g, l)| if *l { None } else { g }).collect());
+        results.push(
+            got.into_iter()
+                .zip(&lost)
+                .map(|(g, l)| if *l { None } else { g })
+                .collect(),
+        );
         if let Some(job) = r.checked_sub(scheme.lag()).filter(|j| *j < cfg.jobs) {
             let rec = log.received(job, scheme.lag());
             let ts: Vec<&Task> = rec.iter().map(|x| x.3).collect();
-            let rs: Vec<&[f64]> = rec.iter().map(|&(rr, i, k, _)| results[rr][i].as_ref().map(|v| v[k].as_slice()).unwrap_or(&[])).collect();
+            let rs: Vec<&[f64]> = rec
+                .iter()
+                .map(|&(rr, i, k, _)| {
+                    results[rr][i]
+                        .as_ref()
+                        .map(|v| v[k].as_slice())
+                        .unwrap_or(&[])
+                })
+                .collect();
             let g = decode(job, &ts, &rs, scheme.partitions())?;
             if g.len() != w.len() || !g.iter().all(|v| v.is_finite()) {
-                return Err(DistError::Undecodable { job, why: "the decoded gradient is not a finite vector of the model's size".into() });
+                return Err(DistError::Undecodable {
+                    job,
+                    why: "the decoded gradient is not a finite vector of the model's size".into(),
+                });
             }
             w.iter_mut().zip(&g).for_each(|(w, g)| *w -= cfg.lr * g);
             report.gradients.push(g);
@@ -321,7 +432,9 @@ mod tests {
             let mut g = vec![0.0; w.len()];
             for k in 0..4 {
                 let row = p * 4 + k;
-                let x: Vec<f64> = (0..w.len()).map(|d| (((row * 7 + d * 3) % 11) as f64 - 5.0) / 5.0).collect();
+                let x: Vec<f64> = (0..w.len())
+                    .map(|d| (((row * 7 + d * 3) % 11) as f64 - 5.0) / 5.0)
+                    .collect();
                 let y = ((row % 5) as f64 - 2.0) / 2.0;
                 let r: f64 = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() - y;
                 g.iter_mut().zip(&x).for_each(|(g, x)| *g += r * x);
@@ -332,7 +445,13 @@ mod tests {
     }
 
     fn delays(rounds: usize, n: usize, slow: &[(usize, usize)]) -> Vec<Vec<Duration>> {
-        (0..rounds).map(|r| (0..n).map(|i| Duration::from_millis(if slow.contains(&(r, i)) { 60 } else { 2 })).collect()).collect()
+        (0..rounds)
+            .map(|r| {
+                (0..n)
+                    .map(|i| Duration::from_millis(if slow.contains(&(r, i)) { 60 } else { 2 }))
+                    .collect()
+            })
+            .collect()
     }
 
     #[test]
@@ -342,7 +461,13 @@ mod tests {
         let scheme = MSgc::new(n, model, 3).unwrap();
         let grad = ls(scheme.partitions());
         let mut t = ThreadTransport::spawn(n, grad.clone());
-        let cfg = RunConfig { jobs: 5, mu: 0.5, lr: 0.01, delays: delays(5 + scheme.lag(), n, &[(1, 2)]), deadline: Duration::from_secs(10) };
+        let cfg = RunConfig {
+            jobs: 5,
+            mu: 0.5,
+            lr: 0.01,
+            delays: delays(5 + scheme.lag(), n, &[(1, 2)]),
+            deadline: Duration::from_secs(10),
+        };
         let rep = run(&mut t, &scheme, &[0.1, -0.2, 0.3], &cfg).unwrap();
         // Replay: the same updates computed directly.
         let mut w = vec![0.1, -0.2, 0.3];
@@ -352,8 +477,19 @@ mod tests {
                 models.push(w.clone());
             }
             if let Some(j) = r.checked_sub(scheme.lag()).filter(|j| *j < cfg.jobs) {
-                let full: Vec<f64> = (0..3).map(|d| (0..scheme.partitions()).map(|p| grad(j, p, &models[j]).unwrap()[d]).sum()).collect();
-                assert!(full.iter().zip(&rep.gradients[j]).all(|(a, b)| (a - b).abs() < 1e-9), "job {j}");
+                let full: Vec<f64> = (0..3)
+                    .map(|d| {
+                        (0..scheme.partitions())
+                            .map(|p| grad(j, p, &models[j]).unwrap()[d])
+                            .sum()
+                    })
+                    .collect();
+                assert!(
+                    full.iter()
+                        .zip(&rep.gradients[j])
+                        .all(|(a, b)| (a - b).abs() < 1e-9),
+                    "job {j}"
+                );
                 w.iter_mut().zip(&full).for_each(|(w, g)| *w -= 0.01 * g);
             }
         }
@@ -363,18 +499,45 @@ mod tests {
     #[test]
     fn a_failing_worker_stops_the_run_with_its_name() {
         let n = 4;
-        let bad: Arc<PartitionGradient> = Arc::new(|_j, p, w: &[f64]| if p == 2 { Err(DistError::Invalid { what: "data", why: "partition 2 is corrupt".into() }) } else { Ok(vec![0.0; w.len()]) });
+        let bad: Arc<PartitionGradient> = Arc::new(|_j, p, w: &[f64]| {
+            if p == 2 {
+                Err(DistError::Invalid {
+                    what: "data",
+                    why: "partition 2 is corrupt".into(),
+                })
+            } else {
+                Ok(vec![0.0; w.len()])
+            }
+        });
         let scheme = GcScheme::new(n, 1, Convention::Tandon, 0).unwrap();
         let mut t = ThreadTransport::spawn(n, bad);
-        let cfg = RunConfig { jobs: 3, mu: 0.5, lr: 0.1, delays: delays(3, n, &[]), deadline: Duration::from_secs(5) };
+        let cfg = RunConfig {
+            jobs: 3,
+            mu: 0.5,
+            lr: 0.1,
+            delays: delays(3, n, &[]),
+            deadline: Duration::from_secs(5),
+        };
         let err = run(&mut t, &scheme, &[0.0], &cfg).unwrap_err();
         assert!(matches!(err, DistError::Worker { .. }), "{err}");
         // a panicking worker is reported too
-        let boom: Arc<PartitionGradient> = Arc::new(|_j, p, w: &[f64]| if p == 1 { panic!("boom") } else { Ok(vec![0.0; w.len()]) });
+        let boom: Arc<PartitionGradient> = Arc::new(|_j, p, w: &[f64]| {
+            if p == 1 {
+                panic!("boom")
+            } else {
+                Ok(vec![0.0; w.len()])
+            }
+        });
         let mut t = ThreadTransport::spawn(n, boom);
-        assert!(matches!(run(&mut t, &scheme, &[0.0], &cfg).unwrap_err(), DistError::Worker { .. }));
+        assert!(matches!(
+            run(&mut t, &scheme, &[0.0], &cfg).unwrap_err(),
+            DistError::Worker { .. }
+        ));
         // the wrong number of workers
         let mut t = ThreadTransport::spawn(3, ls(4));
-        assert!(matches!(run(&mut t, &scheme, &[0.0], &cfg).unwrap_err(), DistError::Transport(_)));
+        assert!(matches!(
+            run(&mut t, &scheme, &[0.0], &cfg).unwrap_err(),
+            DistError::Transport(_)
+        ));
     }
 }

@@ -22,10 +22,17 @@ impl SrSgc {
     /// SR-SGC for `n` workers under `model` (needs B | W − 1 and s < n).
     pub fn new(n: usize, model: BurstyModel, seed: u64) -> Result<Self> {
         let (b, w) = (model.b, model.w);
-        ensure(w >= 2 && (w - 1) % b == 0, "SR-SGC", || format!("B = {b} must divide W − 1 = {}", w.saturating_sub(1)))?;
+        ensure(w >= 2 && (w - 1) % b == 0, "SR-SGC", || {
+            format!("B = {b} must divide W − 1 = {}", w.saturating_sub(1))
+        })?;
         let s = (b * model.lambda).div_ceil(w - 1 + b);
-        ensure(s < n, "SR-SGC", || format!("s = ⌈Bλ/(W−1+B)⌉ = {s} needs fewer than n = {n}"))?;
-        Ok(Self { model, code: GradientCode::new(n, s, seed)? })
+        ensure(s < n, "SR-SGC", || {
+            format!("s = ⌈Bλ/(W−1+B)⌉ = {s} needs fewer than n = {n}")
+        })?;
+        Ok(Self {
+            model,
+            code: GradientCode::new(n, s, seed)?,
+        })
     }
 
     /// s.
@@ -36,7 +43,13 @@ impl SrSgc {
 
 impl Scheme for SrSgc {
     fn name(&self) -> String {
-        format!("SR-SGC(B = {}, W = {}, λ = {}; s = {})", self.model.b, self.model.w, self.model.lambda, self.code.s())
+        format!(
+            "SR-SGC(B = {}, W = {}, λ = {}; s = {})",
+            self.model.b,
+            self.model.w,
+            self.model.lambda,
+            self.code.s()
+        )
     }
     fn n(&self) -> usize {
         self.code.n()
@@ -52,7 +65,15 @@ impl Scheme for SrSgc {
     }
     fn assign(&self, round: usize, jobs: usize, log: &Log) -> Vec<Vec<Task>> {
         let n = self.code.n();
-        let mut tasks: Vec<Vec<Task>> = (0..n).map(|i| if round < jobs { vec![self.code.task(round, i, 0)] } else { vec![] }).collect();
+        let mut tasks: Vec<Vec<Task>> = (0..n)
+            .map(|i| {
+                if round < jobs {
+                    vec![self.code.task(round, i, 0)]
+                } else {
+                    vec![]
+                }
+            })
+            .collect();
         if let Some(old) = round.checked_sub(self.model.b).filter(|j| *j < jobs) {
             let missed: Vec<usize> = (0..n).filter(|&i| log.stragglers[old][i]).collect();
             let s = self.code.s();
@@ -64,11 +85,19 @@ impl Scheme for SrSgc {
         }
         tasks
     }
-    fn tolerates(&self, history: &[Vec<bool>], current: &[bool]) -> std::result::Result<(), String> {
+    fn tolerates(
+        &self,
+        history: &[Vec<bool>],
+        current: &[bool],
+    ) -> std::result::Result<(), String> {
         self.model.admits(history, current)
     }
     fn decodable(&self, job: usize, log: &Log) -> bool {
-        let mut workers: Vec<usize> = log.received(job, self.model.b).iter().map(|r| r.1).collect();
+        let mut workers: Vec<usize> = log
+            .received(job, self.model.b)
+            .iter()
+            .map(|r| r.1)
+            .collect();
         workers.sort_unstable();
         workers.dedup();
         workers.len() >= self.code.n() - self.code.s()
@@ -91,7 +120,10 @@ mod tests {
         let (three, none) = (vec![true, true, true, false, false], vec![false; 5]);
         let g = |_: usize, p: usize| vec![p as f64];
         let err = run_patterns(&s, &[three, none.clone(), none], 2, 1, &g).unwrap_err();
-        assert!(matches!(err, crate::DistError::Undecodable { job: 1, .. }), "{err}");
+        assert!(
+            matches!(err, crate::DistError::Undecodable { job: 1, .. }),
+            "{err}"
+        );
         // With λ = 2 (one repeat) every admitted pattern decodes (the exhaustive test).
     }
 }

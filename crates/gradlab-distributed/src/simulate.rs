@@ -60,7 +60,8 @@ pub trait Scheme {
     /// Each worker's tasks in `round` (jobs ≥ `jobs` are not assigned).
     fn assign(&self, round: usize, jobs: usize, log: &Log) -> Vec<Vec<Task>>;
     /// Whether `current` stragglers are tolerated after `history` (Err: why not).
-    fn tolerates(&self, history: &[Vec<bool>], current: &[bool]) -> std::result::Result<(), String>;
+    fn tolerates(&self, history: &[Vec<bool>], current: &[bool])
+    -> std::result::Result<(), String>;
     /// The scheme's own decodability rule for `job` (the official combinatorial check).
     fn decodable(&self, job: usize, log: &Log) -> bool;
 }
@@ -88,13 +89,27 @@ impl Run {
 /// scaled by `factor` (the load's time factor), with wait rule μ. A job the scheme loses inside its
 /// tolerance is not skipped: it is counted in [`Run::recoveries`] and costs a recovery round (the
 /// round's slowest delay). An error if the delays are too few.
-pub fn simulate(scheme: &dyn Scheme, delays: &[Vec<f64>], factor: f64, mu: f64, jobs: usize) -> Result<Run> {
+pub fn simulate(
+    scheme: &dyn Scheme,
+    delays: &[Vec<f64>],
+    factor: f64,
+    mu: f64,
+    jobs: usize,
+) -> Result<Run> {
     let rounds = jobs + scheme.lag();
     if delays.len() < rounds || delays.iter().any(|d| d.len() != scheme.n()) {
-        return Err(DistError::Shape { what: "delay rows (rounds × workers)", expected: rounds * scheme.n(), got: delays.iter().map(Vec::len).sum() });
+        return Err(DistError::Shape {
+            what: "delay rows (rounds × workers)",
+            expected: rounds * scheme.n(),
+            got: delays.iter().map(Vec::len).sum(),
+        });
     }
     let mut log = Log::default();
-    let mut run = Run { durations: vec![], waited_for_all: 0, recoveries: 0 };
+    let mut run = Run {
+        durations: vec![],
+        waited_for_all: 0,
+        recoveries: 0,
+    };
     for (r, row) in delays.iter().take(rounds).enumerate() {
         let tasks = scheme.assign(r, jobs, &log);
         let scaled: Vec<f64> = row.iter().map(|d| d * factor).collect();
@@ -103,7 +118,10 @@ pub fn simulate(scheme: &dyn Scheme, delays: &[Vec<f64>], factor: f64, mu: f64, 
             (flags, wait)
         } else {
             run.waited_for_all += 1;
-            (vec![false; scheme.n()], scaled.iter().cloned().fold(0.0, f64::max))
+            (
+                vec![false; scheme.n()],
+                scaled.iter().cloned().fold(0.0, f64::max),
+            )
         };
         log.tasks.push(tasks);
         log.stragglers.push(lost);
@@ -123,32 +141,64 @@ pub fn simulate(scheme: &dyn Scheme, delays: &[Vec<f64>], factor: f64, mu: f64, 
 /// every task from `partition_gradient(job, partition)`, and decode each job's gradient with the
 /// generic decoder. An error if a pattern is outside the scheme's tolerance, or a job does not
 /// decode (both the scheme's rule and the decoder are consulted, and must agree).
-pub fn run_patterns(scheme: &dyn Scheme, patterns: &[Vec<bool>], jobs: usize, dim: usize, partition_gradient: &dyn Fn(usize, usize) -> Vec<f64>) -> Result<Vec<Vec<f64>>> {
+pub fn run_patterns(
+    scheme: &dyn Scheme,
+    patterns: &[Vec<bool>],
+    jobs: usize,
+    dim: usize,
+    partition_gradient: &dyn Fn(usize, usize) -> Vec<f64>,
+) -> Result<Vec<Vec<f64>>> {
     let rounds = jobs + scheme.lag();
     if patterns.len() != rounds {
-        return Err(DistError::Shape { what: "straggler patterns (one per round)", expected: rounds, got: patterns.len() });
+        return Err(DistError::Shape {
+            what: "straggler patterns (one per round)",
+            expected: rounds,
+            got: patterns.len(),
+        });
     }
     let mut log = Log::default();
     let mut results: Vec<Vec<Vec<Vec<f64>>>> = vec![];
     let mut out = vec![];
     for (r, p) in patterns.iter().enumerate() {
         if p.len() != scheme.n() {
-            return Err(DistError::Shape { what: "straggler pattern", expected: scheme.n(), got: p.len() });
+            return Err(DistError::Shape {
+                what: "straggler pattern",
+                expected: scheme.n(),
+                got: p.len(),
+            });
         }
-        scheme.tolerates(&log.stragglers, p).map_err(|why| DistError::OutsideModel { round: r, why })?;
+        scheme
+            .tolerates(&log.stragglers, p)
+            .map_err(|why| DistError::OutsideModel { round: r, why })?;
         let tasks = scheme.assign(r, jobs, &log);
-        let res = tasks.iter().map(|ts| ts.iter().map(|t| t.evaluate(dim, |q| partition_gradient(t.job, q))).collect::<Result<Vec<_>>>()).collect::<Result<Vec<_>>>()?;
+        let res = tasks
+            .iter()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| t.evaluate(dim, |q| partition_gradient(t.job, q)))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
         log.tasks.push(tasks);
         log.stragglers.push(p.clone());
         results.push(res);
         if let Some(job) = r.checked_sub(scheme.lag()).filter(|j| *j < jobs) {
             let got = log.received(job, scheme.lag());
             let ts: Vec<&Task> = got.iter().map(|g| g.3).collect();
-            let rs: Vec<&[f64]> = got.iter().map(|&(rr, i, k, _)| results[rr][i][k].as_slice()).collect();
+            let rs: Vec<&[f64]> = got
+                .iter()
+                .map(|&(rr, i, k, _)| results[rr][i][k].as_slice())
+                .collect();
             let rule = scheme.decodable(job, &log);
             let exact = decoding_weights(job, &ts, scheme.partitions()).is_ok();
             if rule != exact {
-                return Err(DistError::Undecodable { job, why: format!("{}: the scheme's rule says {rule}, the decoder {exact}", scheme.name()) });
+                return Err(DistError::Undecodable {
+                    job,
+                    why: format!(
+                        "{}: the scheme's rule says {rule}, the decoder {exact}",
+                        scheme.name()
+                    ),
+                });
             }
             out.push(decode(job, &ts, &rs, scheme.partitions())?);
         }

@@ -31,13 +31,19 @@ pub struct BurstyModel {
 impl BurstyModel {
     /// A model with 1 ≤ B ≤ W.
     pub fn new(b: usize, w: usize, lambda: usize) -> Result<Self> {
-        ensure(b >= 1 && b <= w, "bursty straggler model", || format!("B = {b}, W = {w} (needs 1 ≤ B ≤ W)"))?;
+        ensure(b >= 1 && b <= w, "bursty straggler model", || {
+            format!("B = {b}, W = {w} (needs 1 ≤ B ≤ W)")
+        })?;
         Ok(Self { b, w, lambda })
     }
 
     /// Whether `current` (a straggler flag per worker) may follow `history` (earlier rounds'
     /// patterns, oldest first); Err says which condition fails.
-    pub fn admits(&self, history: &[Vec<bool>], current: &[bool]) -> std::result::Result<(), String> {
+    pub fn admits(
+        &self,
+        history: &[Vec<bool>],
+        current: &[bool],
+    ) -> std::result::Result<(), String> {
         let r = history.len();
         let n = current.len();
         let lo = (r + 1).saturating_sub(self.w);
@@ -47,12 +53,18 @@ impl BurstyModel {
         }
         let distinct = seen.iter().filter(|s| **s).count();
         if distinct > self.lambda {
-            return Err(format!("{distinct} distinct stragglers in the last {} rounds (λ = {})", self.w, self.lambda));
+            return Err(format!(
+                "{distinct} distinct stragglers in the last {} rounds (λ = {})",
+                self.w, self.lambda
+            ));
         }
         let hi = (r + 1).saturating_sub(self.b).max(lo);
         for i in 0..n {
             if current[i] && history[lo..hi].iter().any(|p| p[i]) {
-                return Err(format!("worker {i} straggles again within W = {} rounds after a burst longer than B = {}", self.w, self.b));
+                return Err(format!(
+                    "worker {i} straggles again within W = {} rounds after a burst longer than B = {}",
+                    self.w, self.b
+                ));
             }
         }
         Ok(())
@@ -80,27 +92,51 @@ impl DelayModel {
     /// Check the settings.
     pub fn validate(&self) -> Result<()> {
         ensure(self.n >= 1, "delay model", || "needs a worker".into())?;
-        ensure(self.sigma >= 0.0 && self.sigma.is_finite(), "delay spread σ", || format!("{}", self.sigma))?;
+        ensure(
+            self.sigma >= 0.0 && self.sigma.is_finite(),
+            "delay spread σ",
+            || format!("{}", self.sigma),
+        )?;
         for (what, p) in [("p_slow", self.p_slow), ("p_recover", self.p_recover)] {
-            ensure((0.0..=1.0).contains(&p), "delay probability", || format!("{what} = {p}"))?;
+            ensure((0.0..=1.0).contains(&p), "delay probability", || {
+                format!("{what} = {p}")
+            })?;
         }
-        ensure(self.slowdown >= 1.0 && self.slowdown.is_finite(), "slow-down", || format!("{} (needs ≥ 1)", self.slowdown))?;
-        ensure(self.overhead >= 0.0 && self.overhead.is_finite(), "overhead", || format!("{}", self.overhead))
+        ensure(
+            self.slowdown >= 1.0 && self.slowdown.is_finite(),
+            "slow-down",
+            || format!("{} (needs ≥ 1)", self.slowdown),
+        )?;
+        ensure(
+            self.overhead >= 0.0 && self.overhead.is_finite(),
+            "overhead",
+            || format!("{}", self.overhead),
+        )
     }
 
     /// Unit-load times (rounds × n), seeded; the chain starts in its stationary law.
     pub fn sample(&self, rounds: usize, seed: u64) -> Result<Vec<Vec<f64>>> {
         self.validate()?;
         let mut rng = StdRng::seed_from_u64(seed);
-        let stationary = if self.p_slow + self.p_recover > 0.0 { self.p_slow / (self.p_slow + self.p_recover) } else { 0.0 };
-        let mut slow: Vec<bool> = (0..self.n).map(|_| rng.random::<f64>() < stationary).collect();
+        let stationary = if self.p_slow + self.p_recover > 0.0 {
+            self.p_slow / (self.p_slow + self.p_recover)
+        } else {
+            0.0
+        };
+        let mut slow: Vec<bool> = (0..self.n)
+            .map(|_| rng.random::<f64>() < stationary)
+            .collect();
         let mut out = Vec::with_capacity(rounds);
         for _ in 0..rounds {
             let row = (0..self.n)
                 .map(|i| {
                     let z: f64 = rng.sample(StandardNormal);
                     let t = (self.sigma * z).exp() * if slow[i] { self.slowdown } else { 1.0 };
-                    slow[i] = if slow[i] { rng.random::<f64>() >= self.p_recover } else { rng.random::<f64>() < self.p_slow };
+                    slow[i] = if slow[i] {
+                        rng.random::<f64>() >= self.p_recover
+                    } else {
+                        rng.random::<f64>() < self.p_slow
+                    };
                     t
                 })
                 .collect();
@@ -142,14 +178,27 @@ mod tests {
         // a burst of 2, then a gap: round 4 is W = 4 after round 0 … still inside [r−W+1, r−B]
         let h = vec![flags("1000"), flags("1000"), flags("0000"), flags("0000")];
         assert!(m.admits(&h, &flags("1000")).is_err());
-        let h = vec![flags("1000"), flags("1000"), flags("0000"), flags("0000"), flags("0000")];
+        let h = vec![
+            flags("1000"),
+            flags("1000"),
+            flags("0000"),
+            flags("0000"),
+            flags("0000"),
+        ];
         assert!(m.admits(&h, &flags("1000")).is_ok());
         assert!(BurstyModel::new(3, 2, 1).is_err());
     }
 
     #[test]
     fn delays_are_seeded_and_bursty() {
-        let d = DelayModel { n: 20, sigma: 0.02, p_slow: 0.05, p_recover: 0.5, slowdown: 3.0, overhead: 4.0 };
+        let d = DelayModel {
+            n: 20,
+            sigma: 0.02,
+            p_slow: 0.05,
+            p_recover: 0.5,
+            slowdown: 3.0,
+            overhead: 4.0,
+        };
         let a = d.sample(200, 1).unwrap();
         assert_eq!(a, d.sample(200, 1).unwrap());
         let slow: usize = a.iter().flatten().filter(|t| **t > 2.0).count();

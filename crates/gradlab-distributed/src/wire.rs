@@ -37,13 +37,21 @@ impl Reader<'_> {
         Ok(v as usize)
     }
     fn slice(&mut self, n: usize) -> Result<&[f64]> {
-        let end = self.at.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or_else(|| bad("truncated"))?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or_else(|| bad("truncated"))?;
         let s = &self.buf[self.at..end];
         self.at = end;
         Ok(s)
     }
     fn done(&self) -> Result<()> {
-        if self.at == self.buf.len() { Ok(()) } else { Err(bad("trailing values")) }
+        if self.at == self.buf.len() {
+            Ok(())
+        } else {
+            Err(bad("trailing values"))
+        }
     }
 }
 
@@ -51,7 +59,12 @@ impl Reader<'_> {
 pub fn encode_to_worker(m: &ToWorker) -> Vec<f64> {
     match m {
         ToWorker::Stop => vec![STOP],
-        ToWorker::Work { round, tasks, models, delay } => {
+        ToWorker::Work {
+            round,
+            tasks,
+            models,
+            delay,
+        } => {
             let mut b = vec![WORK, *round as f64, delay.as_secs_f64(), tasks.len() as f64];
             for t in tasks {
                 b.push(t.job as f64);
@@ -107,13 +120,22 @@ pub fn decode_to_worker(buf: &[f64]) -> Result<ToWorker> {
         models.push((j, r.slice(len)?.to_vec()));
     }
     r.done()?;
-    Ok(ToWorker::Work { round, tasks, models, delay: Duration::from_secs_f64(secs) })
+    Ok(ToWorker::Work {
+        round,
+        tasks,
+        models,
+        delay: Duration::from_secs_f64(secs),
+    })
 }
 
 /// Worker → master, flattened.
 pub fn encode_from_worker(m: &FromWorker) -> Vec<f64> {
     match m {
-        FromWorker::Done { worker, round, results } => {
+        FromWorker::Done {
+            worker,
+            round,
+            results,
+        } => {
             let mut b = vec![DONE, *worker as f64, *round as f64, results.len() as f64];
             for v in results {
                 b.push(v.len() as f64);
@@ -142,11 +164,18 @@ pub fn decode_from_worker(buf: &[f64]) -> Result<FromWorker> {
             let len = r.u()?;
             results.push(r.slice(len)?.to_vec());
         }
-        FromWorker::Done { worker, round, results }
+        FromWorker::Done {
+            worker,
+            round,
+            results,
+        }
     } else if tag == FAILED {
         let len = r.u()?;
         let bytes: Vec<u8> = r.slice(len)?.iter().map(|v| *v as u8).collect();
-        FromWorker::Failed { worker, why: String::from_utf8_lossy(&bytes).into_owned() }
+        FromWorker::Failed {
+            worker,
+            why: String::from_utf8_lossy(&bytes).into_owned(),
+        }
     } else {
         return Err(bad(format!("tag {tag}")));
     };
@@ -160,25 +189,61 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_damage_is_an_error() {
-        let work = ToWorker::Work { round: 7, tasks: vec![Task { job: 3, coeffs: vec![(0, 1.5), (4, -2.0)] }, Task { job: 5, coeffs: vec![(2, 1.0)] }], models: vec![(3, vec![0.1, 0.2]), (5, vec![])], delay: Duration::from_millis(12) };
+        let work = ToWorker::Work {
+            round: 7,
+            tasks: vec![
+                Task {
+                    job: 3,
+                    coeffs: vec![(0, 1.5), (4, -2.0)],
+                },
+                Task {
+                    job: 5,
+                    coeffs: vec![(2, 1.0)],
+                },
+            ],
+            models: vec![(3, vec![0.1, 0.2]), (5, vec![])],
+            delay: Duration::from_millis(12),
+        };
         let b = encode_to_worker(&work);
         match decode_to_worker(&b).unwrap() {
-            ToWorker::Work { round, tasks, models, delay } => {
-                assert_eq!((round, tasks.len(), models[0].1.clone(), delay), (7, 2, vec![0.1, 0.2], Duration::from_millis(12)));
+            ToWorker::Work {
+                round,
+                tasks,
+                models,
+                delay,
+            } => {
+                assert_eq!(
+                    (round, tasks.len(), models[0].1.clone(), delay),
+                    (7, 2, vec![0.1, 0.2], Duration::from_millis(12))
+                );
                 assert_eq!(tasks[0].coeffs, vec![(0, 1.5), (4, -2.0)]);
             }
             ToWorker::Stop => panic!("decoded a stop"),
         }
-        assert!(matches!(decode_to_worker(&encode_to_worker(&ToWorker::Stop)).unwrap(), ToWorker::Stop));
+        assert!(matches!(
+            decode_to_worker(&encode_to_worker(&ToWorker::Stop)).unwrap(),
+            ToWorker::Stop
+        ));
         assert!(decode_to_worker(&b[..b.len() - 1]).is_err());
         assert!(decode_to_worker(&[9.0]).is_err());
         let mut extra = b.clone();
         extra.push(1.0);
         assert!(decode_to_worker(&extra).is_err());
-        let done = FromWorker::Done { worker: 2, round: 7, results: vec![vec![1.0, 2.0], vec![]] };
-        assert!(matches!(decode_from_worker(&encode_from_worker(&done)).unwrap(), FromWorker::Done { worker: 2, round: 7, ref results } if results[0] == vec![1.0, 2.0]));
-        let failed = FromWorker::Failed { worker: 1, why: "partition 2 is corrupt ✗".into() };
-        assert!(matches!(decode_from_worker(&encode_from_worker(&failed)).unwrap(), FromWorker::Failed { worker: 1, ref why } if why == "partition 2 is corrupt ✗"));
+        let done = FromWorker::Done {
+            worker: 2,
+            round: 7,
+            results: vec![vec![1.0, 2.0], vec![]],
+        };
+        assert!(
+            matches!(decode_from_worker(&encode_from_worker(&done)).unwrap(), FromWorker::Done { worker: 2, round: 7, ref results } if results[0] == vec![1.0, 2.0])
+        );
+        let failed = FromWorker::Failed {
+            worker: 1,
+            why: "partition 2 is corrupt ✗".into(),
+        };
+        assert!(
+            matches!(decode_from_worker(&encode_from_worker(&failed)).unwrap(), FromWorker::Failed { worker: 1, ref why } if why == "partition 2 is corrupt ✗")
+        );
         assert!(decode_from_worker(&[2.0, 1.5]).is_err());
     }
 }

@@ -27,12 +27,26 @@ fn quick(exp: &dyn Experiment) -> Result<(), Failed> {
 
 /// The slowest quick runs (CI, two threads), started first so that no long run is left alone at
 /// the end while the other thread idles. Order only; every experiment runs.
-const SLOWEST_FIRST: &[&str] = &["sgmse", "flowchef", "diff2", "score-sde", "yolov9-pgi", "viws-net", "revcol", "rectified-flow"];
+const SLOWEST_FIRST: &[&str] = &[
+    "sgmse",
+    "flowchef",
+    "diff2",
+    "score-sde",
+    "yolov9-pgi",
+    "viws-net",
+    "revcol",
+    "rectified-flow",
+];
 
 fn main() {
     let args = Arguments::from_args();
     let mut experiments = registry::experiments();
-    experiments.sort_by_key(|e| SLOWEST_FIRST.iter().position(|id| *id == e.info().id).unwrap_or(SLOWEST_FIRST.len()));
+    experiments.sort_by_key(|e| {
+        SLOWEST_FIRST
+            .iter()
+            .position(|id| *id == e.info().id)
+            .unwrap_or(SLOWEST_FIRST.len())
+    });
     let trials = experiments
         .into_iter()
         .map(|exp| {

@@ -3,8 +3,8 @@
 //! the episode ends when |x| > 2.4 or |ϑ| > 12°, or at the time limit (200 in the policy-gradient
 //! paper's runs). Start state uniform in ±0.05. Actions: 0 pushes left, 1 right.
 
-use crate::env::{Action, Clock, Env, Space, Step, check_action};
 use crate::Result;
+use crate::env::{Action, Clock, Env, Space, Step, check_action};
 use rand::prelude::*;
 
 /// The environment.
@@ -17,7 +17,10 @@ pub struct CartPole {
 impl CartPole {
     /// CartPole with a time limit of `limit` steps.
     pub fn new(limit: usize) -> Self {
-        Self { s: [0.0; 4], clock: Clock::new(limit.max(1)) }
+        Self {
+            s: [0.0; 4],
+            clock: Clock::new(limit.max(1)),
+        }
     }
 }
 
@@ -40,7 +43,11 @@ impl Env for CartPole {
     fn step(&mut self, action: &Action) -> Result<Step> {
         self.clock.enter(self.name())?;
         check_action(self.action_space(), action)?;
-        let force = if *action == Action::Discrete(1) { 10.0 } else { -10.0 };
+        let force = if *action == Action::Discrete(1) {
+            10.0
+        } else {
+            -10.0
+        };
         let (g, mc, mp, l, tau) = (9.8, 1.0, 0.1, 0.5, 0.02);
         let total = mc + mp;
         let [x, xd, th, thd] = self.s;
@@ -48,10 +55,21 @@ impl Env for CartPole {
         let temp = (force + mp * l * thd * thd * sin) / total;
         let thacc = (g * sin - cos * temp) / (l * (4.0 / 3.0 - mp * cos * cos / total));
         let xacc = temp - mp * l * thacc * cos / total;
-        self.s = [x + tau * xd, xd + tau * xacc, th + tau * thd, thd + tau * thacc];
-        let terminal = self.s[0].abs() > 2.4 || self.s[2].abs() > 12.0 * 2.0 * std::f64::consts::PI / 360.0;
+        self.s = [
+            x + tau * xd,
+            xd + tau * xacc,
+            th + tau * thd,
+            thd + tau * thacc,
+        ];
+        let terminal =
+            self.s[0].abs() > 2.4 || self.s[2].abs() > 12.0 * 2.0 * std::f64::consts::PI / 360.0;
         let done = self.clock.tick(terminal);
-        Ok(Step { state: self.s.to_vec(), reward: 1.0, done, terminal })
+        Ok(Step {
+            state: self.s.to_vec(),
+            reward: 1.0,
+            done,
+            terminal,
+        })
     }
 }
 
@@ -67,7 +85,8 @@ mod tests {
         let st = env.step(&Action::Discrete(1)).unwrap();
         // By hand: temp = 10/1.1; θ̈ = (9.8 sin .1 − cos .1·temp)/(0.5(4/3 − 0.1cos²(.1)/1.1)).
         let temp = 10.0 / 1.1;
-        let thacc = (9.8 * 0.1f64.sin() - 0.1f64.cos() * temp) / (0.5 * (4.0 / 3.0 - 0.1 * 0.1f64.cos().powi(2) / 1.1));
+        let thacc = (9.8 * 0.1f64.sin() - 0.1f64.cos() * temp)
+            / (0.5 * (4.0 / 3.0 - 0.1 * 0.1f64.cos().powi(2) / 1.1));
         let xacc = temp - 0.05 * thacc * 0.1f64.cos() / 1.1;
         assert_eq!(st.state, vec![0.0, 0.02 * xacc, 0.1, 0.02 * thacc]);
         assert!(!st.done);
@@ -89,7 +108,10 @@ mod tests {
         while !env.step(&Action::Discrete(1)).unwrap().terminal {
             n += 1;
         }
-        assert!(n < 100, "always pushing right falls within a few dozen steps ({n})");
+        assert!(
+            n < 100,
+            "always pushing right falls within a few dozen steps ({n})"
+        );
         assert!(env.step(&Action::Discrete(2)).is_err());
     }
 }

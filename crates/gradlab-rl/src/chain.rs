@@ -23,9 +23,23 @@ impl Chain {
     /// A chain of `n` ≥ 2 states.
     pub fn new(n: usize, small: f64, big: f64, slip: f64, limit: usize) -> Result<Self> {
         ensure(n >= 2, "chain length", || format!("{n} (needs ≥ 2)"))?;
-        ensure((0.0..=1.0).contains(&slip), "chain slip", || format!("{slip} (must be in [0, 1])"))?;
-        ensure(small.is_finite() && big.is_finite(), "chain rewards", || format!("{small}, {big}"))?;
-        Ok(Self { n, small, big, slip, state: 0, rng: StdRng::seed_from_u64(0), clock: Clock::new(limit.max(1)) })
+        ensure((0.0..=1.0).contains(&slip), "chain slip", || {
+            format!("{slip} (must be in [0, 1])")
+        })?;
+        ensure(
+            small.is_finite() && big.is_finite(),
+            "chain rewards",
+            || format!("{small}, {big}"),
+        )?;
+        Ok(Self {
+            n,
+            small,
+            big,
+            slip,
+            state: 0,
+            rng: StdRng::seed_from_u64(0),
+            clock: Clock::new(limit.max(1)),
+        })
     }
 
     /// Strens' chain: 5 states, back pays 0.2, the end pays 1, slip 0.2, 50 steps.
@@ -53,7 +67,9 @@ impl Env for Chain {
     fn step(&mut self, action: &Action) -> Result<Step> {
         self.clock.enter(self.name())?;
         check_action(self.action_space(), action)?;
-        let Action::Discrete(mut a) = *action else { unreachable!("checked above") };
+        let Action::Discrete(mut a) = *action else {
+            unreachable!("checked above")
+        };
         if self.rng.random::<f64>() < self.slip {
             a = 1 - a;
         }
@@ -67,7 +83,12 @@ impl Env for Chain {
             0.0
         };
         let done = self.clock.tick(false);
-        Ok(Step { state: one_hot(self.n, self.state), reward, done, terminal: false })
+        Ok(Step {
+            state: one_hot(self.n, self.state),
+            reward,
+            done,
+            terminal: false,
+        })
     }
 }
 
@@ -85,7 +106,9 @@ mod tests {
     fn forward_reaches_the_big_reward_and_back_pays_small() {
         let mut c = Chain::new(3, 0.2, 1.0, 0.0, 10).unwrap();
         c.reset(0);
-        let r: Vec<f64> = (0..3).map(|_| c.step(&Action::Discrete(1)).unwrap().reward).collect();
+        let r: Vec<f64> = (0..3)
+            .map(|_| c.step(&Action::Discrete(1)).unwrap().reward)
+            .collect();
         assert_eq!(r, vec![0.0, 0.0, 1.0]);
         let st = c.step(&Action::Discrete(0)).unwrap();
         assert_eq!((st.reward, st.state), (0.2, vec![1.0, 0.0, 0.0]));

@@ -67,7 +67,9 @@ pub trait Env: Clone {
 pub fn check_action(space: Space, action: &Action) -> Result<()> {
     match (space, action) {
         (Space::Discrete(n), Action::Discrete(a)) if *a < n => Ok(()),
-        (Space::Continuous(m), Action::Continuous(v)) if v.len() == m => crate::check_finite("action", v),
+        (Space::Continuous(m), Action::Continuous(v)) if v.len() == m => {
+            crate::check_finite("action", v)
+        }
         _ => Err(RlError::Shape {
             what: "action".into(),
             expected: format!("{space:?}"),
@@ -88,7 +90,12 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn new(limit: usize) -> Self {
-        Self { t: 0, limit, started: false, over: false }
+        Self {
+            t: 0,
+            limit,
+            started: false,
+            over: false,
+        }
     }
     pub(crate) fn reset(&mut self) {
         (self.t, self.started, self.over) = (0, true, false);

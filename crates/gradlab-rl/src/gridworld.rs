@@ -38,31 +38,85 @@ impl Gridworld {
     /// A grid; cells are (row, column), counted from the top left. An error for cells outside the
     /// grid, a start or goal on a wall or pit, or a slip outside [0, 1].
     #[allow(clippy::too_many_arguments)]
-    pub fn new(width: usize, height: usize, walls: &[(usize, usize)], pits: &[(usize, usize)], start: (usize, usize), goal: (usize, usize), slip: f64, step_reward: f64, limit: usize) -> Result<Self> {
-        ensure(width > 0 && height > 0 && width * height >= 2, "gridworld size", || format!("{width} × {height}"))?;
+    pub fn new(
+        width: usize,
+        height: usize,
+        walls: &[(usize, usize)],
+        pits: &[(usize, usize)],
+        start: (usize, usize),
+        goal: (usize, usize),
+        slip: f64,
+        step_reward: f64,
+        limit: usize,
+    ) -> Result<Self> {
+        ensure(
+            width > 0 && height > 0 && width * height >= 2,
+            "gridworld size",
+            || format!("{width} × {height}"),
+        )?;
         let index = |(r, c): (usize, usize)| -> Result<usize> {
             if r < height && c < width {
                 Ok(r * width + c)
             } else {
-                Err(RlError::Shape { what: "gridworld cell".into(), expected: format!("row < {height}, column < {width}"), got: format!("({r}, {c})") })
+                Err(RlError::Shape {
+                    what: "gridworld cell".into(),
+                    expected: format!("row < {height}, column < {width}"),
+                    got: format!("({r}, {c})"),
+                })
             }
         };
-        let walls = walls.iter().map(|&w| index(w)).collect::<Result<Vec<_>>>()?;
+        let walls = walls
+            .iter()
+            .map(|&w| index(w))
+            .collect::<Result<Vec<_>>>()?;
         let pits = pits.iter().map(|&p| index(p)).collect::<Result<Vec<_>>>()?;
         let (start, goal) = (index(start)?, index(goal)?);
-        ensure(start != goal, "gridworld", || "the start is the goal".into())?;
+        ensure(start != goal, "gridworld", || {
+            "the start is the goal".into()
+        })?;
         for c in [start, goal] {
-            ensure(!walls.contains(&c) && !pits.contains(&c), "gridworld", || format!("cell {c} is the start or goal and also a wall or pit"))?;
+            ensure(
+                !walls.contains(&c) && !pits.contains(&c),
+                "gridworld",
+                || format!("cell {c} is the start or goal and also a wall or pit"),
+            )?;
         }
-        ensure((0.0..=1.0).contains(&slip), "gridworld slip", || format!("{slip} (must be in [0, 1])"))?;
-        ensure(step_reward.is_finite(), "gridworld step reward", || format!("{step_reward}"))?;
-        Ok(Self { width, height, walls, pits, start, goal, slip, step_reward, cell: start, rng: StdRng::seed_from_u64(0), clock: Clock::new(limit.max(1)) })
+        ensure((0.0..=1.0).contains(&slip), "gridworld slip", || {
+            format!("{slip} (must be in [0, 1])")
+        })?;
+        ensure(step_reward.is_finite(), "gridworld step reward", || {
+            format!("{step_reward}")
+        })?;
+        Ok(Self {
+            width,
+            height,
+            walls,
+            pits,
+            start,
+            goal,
+            slip,
+            step_reward,
+            cell: start,
+            rng: StdRng::seed_from_u64(0),
+            clock: Clock::new(limit.max(1)),
+        })
     }
 
     /// The 5 × 5 grid used by the experiments: start (0, 0), goal (4, 4), a wall segment at
     /// (1, 1)–(1, 3), pits at (3, 1) and (3, 2), slip 0.1, step reward −0.01, 50 steps.
     pub fn five_by_five() -> Self {
-        Self::new(5, 5, &[(1, 1), (1, 2), (1, 3)], &[(3, 1), (3, 2)], (0, 0), (4, 4), 0.1, -0.01, 50).expect("a valid fixed layout")
+        Self::new(
+            5,
+            5,
+            &[(1, 1), (1, 2), (1, 3)],
+            &[(3, 1), (3, 2)],
+            (0, 0),
+            (4, 4),
+            0.1,
+            -0.01,
+            50,
+        )
+        .expect("a valid fixed layout")
     }
 
     /// Number of cells.
@@ -146,14 +200,21 @@ impl Env for Gridworld {
     fn step(&mut self, action: &Action) -> Result<Step> {
         self.clock.enter(self.name())?;
         check_action(self.action_space(), action)?;
-        let Action::Discrete(mut a) = *action else { unreachable!("checked above") };
+        let Action::Discrete(mut a) = *action else {
+            unreachable!("checked above")
+        };
         if self.rng.random::<f64>() < self.slip {
             a = self.rng.random_range(0..4);
         }
         self.cell = self.moved(self.cell, a);
         let terminal = self.is_terminal(self.cell);
         let done = self.clock.tick(terminal);
-        Ok(Step { state: self.one_hot(self.cell), reward: self.reward_of(self.cell), done, terminal })
+        Ok(Step {
+            state: self.one_hot(self.cell),
+            reward: self.reward_of(self.cell),
+            done,
+            terminal,
+        })
     }
 }
 
@@ -174,7 +235,10 @@ mod tests {
         g.reset(0);
         let st = g.step(&Action::Discrete(1)).unwrap();
         assert!(st.done && st.terminal && st.reward == 1.0);
-        assert!(matches!(g.step(&Action::Discrete(1)), Err(RlError::EpisodeOver { .. })));
+        assert!(matches!(
+            g.step(&Action::Discrete(1)),
+            Err(RlError::EpisodeOver { .. })
+        ));
         assert!(Gridworld::new(3, 3, &[(3, 0)], &[], (0, 0), (2, 2), 0.1, 0.0, 10).is_err());
         assert!(Gridworld::new(3, 3, &[(2, 2)], &[], (0, 0), (2, 2), 0.1, 0.0, 10).is_err());
         assert!(Gridworld::new(3, 3, &[], &[], (0, 0), (2, 2), 1.5, 0.0, 10).is_err());

@@ -27,10 +27,21 @@ use gradlab_core::solve::{Iteration, Solver};
 use rand::Rng;
 
 /// B(τ, θ)·v = ĝ_GPOMDP(τ) ⟨Σₜ ∇log π(aₜ|sₜ), v⟩ + Σₜ Rₜ ∇²log π(aₜ|sₜ) v.
-pub fn hessian_vector<P: Policy>(policy: &P, theta: &[f64], tr: &Trajectory, gamma: f64, v: &[f64]) -> Result<Vec<f64>> {
+pub fn hessian_vector<P: Policy>(
+    policy: &P,
+    theta: &[f64],
+    tr: &Trajectory,
+    gamma: f64,
+    v: &[f64],
+) -> Result<Vec<f64>> {
     let d = policy.dim();
     let (mut g, mut score_sum, mut second) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
-    for ((s, a), r) in tr.states.iter().zip(&tr.actions).zip(tr.rewards_to_go(gamma)) {
+    for ((s, a), r) in tr
+        .states
+        .iter()
+        .zip(&tr.actions)
+        .zip(tr.rewards_to_go(gamma))
+    {
         let sc = policy.score(theta, s, a)?;
         let hv = policy.score_hvp(theta, s, a, v)?;
         for i in 0..d {
@@ -59,8 +70,15 @@ impl Harpg {
     /// sampling seeded by `seed`.
     pub fn new(gamma0: f64, eta0: f64, normalised: bool, seed: u64) -> Result<Self> {
         check_rate("step size γ₀", gamma0)?;
-        crate::ensure(eta0 > 0.0 && eta0 <= 1.0, "momentum η₀", || format!("{eta0} (must be in (0, 1])"))?;
-        Ok(Self { gamma0, eta0, normalised, seed })
+        crate::ensure(eta0 > 0.0 && eta0 <= 1.0, "momentum η₀", || {
+            format!("{eta0} (must be in (0, 1])")
+        })?;
+        Ok(Self {
+            gamma0,
+            eta0,
+            normalised,
+            seed,
+        })
     }
 
     /// ηₜ.
@@ -71,7 +89,11 @@ impl Harpg {
     /// γₜ.
     pub fn rate(&self, t: usize) -> f64 {
         let r = 2.0 / (t as f64 + 2.0);
-        if self.normalised { self.gamma0 * r } else { self.gamma0 * r.sqrt() }
+        if self.normalised {
+            self.gamma0 * r
+        } else {
+            self.gamma0 * r.sqrt()
+        }
     }
 }
 
@@ -89,22 +111,43 @@ impl<E: Env, P: Policy> Solver<PgProblem<E, P>> for Harpg {
         if st.t == 0 {
             let theta = st.theta.clone();
             let tr = st.sample(problem, &theta)?;
-            st.d = gradient(Estimator::Gpomdp, &problem.policy, &theta, &tr, problem.gamma)?;
+            st.d = gradient(
+                Estimator::Gpomdp,
+                &problem.policy,
+                &theta,
+                &tr,
+                problem.gamma,
+            )?;
         } else {
             let q: f64 = st.rng.random();
-            let hat: Vec<f64> = st.theta.iter().zip(&st.prev).map(|(t, p)| q * t + (1.0 - q) * p).collect();
+            let hat: Vec<f64> = st
+                .theta
+                .iter()
+                .zip(&st.prev)
+                .map(|(t, p)| q * t + (1.0 - q) * p)
+                .collect();
             let v: Vec<f64> = st.theta.iter().zip(&st.prev).map(|(t, p)| t - p).collect();
             let tr_hat = st.sample(problem, &hat)?;
             let bv = hessian_vector(&problem.policy, &hat, &tr_hat, problem.gamma, &v)?;
             let theta = st.theta.clone();
             let tr = st.sample(problem, &theta)?;
-            let g = gradient(Estimator::Gpomdp, &problem.policy, &theta, &tr, problem.gamma)?;
+            let g = gradient(
+                Estimator::Gpomdp,
+                &problem.policy,
+                &theta,
+                &tr,
+                problem.gamma,
+            )?;
             for i in 0..st.d.len() {
                 st.d[i] = (1.0 - eta) * (st.d[i] + bv[i]) + eta * g[i];
             }
         }
         let rate = self.rate(st.t);
-        let step = if self.normalised { normalised_step(&st.d, rate) } else { st.d.iter().map(|v| rate * v).collect() };
+        let step = if self.normalised {
+            normalised_step(&st.d, rate)
+        } else {
+            st.d.iter().map(|v| rate * v).collect()
+        };
         st.advance(&step)
     }
     fn iteration<'a>(&self, st: &'a PgState) -> Iteration<'a> {
@@ -124,9 +167,25 @@ mod tests {
         // The mean of B(τ, θ)v over 400,000 three-step trajectories against ∇²J(θ)v from
         // hyper-dual numbers, within 4 standard errors per coordinate. (The exact proof, with no
         // sampling, is the enumeration test below.)
-        let lqr = Lqr::new(vec![0.9, 0.2, 0.0, 0.8], vec![0.3, 1.0], vec![1.0, 0.0, 0.0, 0.5], 0.5, 0.1, 1.0, 3, 0.9).unwrap();
+        let lqr = Lqr::new(
+            vec![0.9, 0.2, 0.0, 0.8],
+            vec![0.3, 1.0],
+            vec![1.0, 0.0, 0.0, 0.5],
+            0.5,
+            0.1,
+            1.0,
+            3,
+            0.9,
+        )
+        .unwrap();
         let sigma = 1.0;
-        let pb = PgProblem::new(lqr.clone(), GaussianLinear::new(1, 2, sigma, Features::Raw).unwrap(), 3, 0.9).unwrap();
+        let pb = PgProblem::new(
+            lqr.clone(),
+            GaussianLinear::new(1, 2, sigma, Features::Raw).unwrap(),
+            3,
+            0.9,
+        )
+        .unwrap();
         let (theta, v) = ([-0.3, -0.5], [0.6, -0.8]);
         let exact = lqr.exact_hvp(&theta, sigma, &v).unwrap();
         let mut rng = StdRng::seed_from_u64(11);
@@ -144,9 +203,17 @@ mod tests {
         for i in 0..2 {
             let mean = s[i] / n as f64;
             let se = ((s2[i] / n as f64 - mean * mean) / n as f64).sqrt();
-            assert!((mean - exact[i]).abs() < 4.0 * se, "coordinate {i}: {mean} ± {se} vs exact {}", exact[i]);
+            assert!(
+                (mean - exact[i]).abs() < 4.0 * se,
+                "coordinate {i}: {mean} ± {se} vs exact {}",
+                exact[i]
+            );
             // and the estimate is informative: the exact value is many standard errors from 0
-            assert!(exact[i].abs() > 10.0 * se, "coordinate {i}: exact {} vs se {se}", exact[i]);
+            assert!(
+                exact[i].abs() > 10.0 * se,
+                "coordinate {i}: exact {} vs se {se}",
+                exact[i]
+            );
         }
     }
 
@@ -155,7 +222,13 @@ mod tests {
         // Dropping ∇Φ⟨∇log p, v⟩ (keeping ∇²Φ v only) misses most of the curvature: the mean
         // then differs from the exact HVP, which is what the unbiasedness test above guards.
         let lqr = Lqr::scalar(1.1, 0.5, 1.0, 0.1, 0.1, 1.0, 15, 0.95).unwrap();
-        let pb = PgProblem::new(lqr.clone(), GaussianLinear::new(1, 1, 0.5, Features::Raw).unwrap(), 15, 0.95).unwrap();
+        let pb = PgProblem::new(
+            lqr.clone(),
+            GaussianLinear::new(1, 1, 0.5, Features::Raw).unwrap(),
+            15,
+            0.95,
+        )
+        .unwrap();
         let exact = lqr.exact_hvp(&[-1.0], 0.5, &[1.0]).unwrap()[0];
         let mut rng = StdRng::seed_from_u64(2);
         let mut only_second = 0.0;
@@ -165,10 +238,18 @@ mod tests {
             let tr = pb.rollout(&[-1.0], seed, &mut rng).unwrap();
             let full = hessian_vector(&pb.policy, &[-1.0], &tr, pb.gamma, &[1.0]).unwrap()[0];
             let g = gradient(Estimator::Gpomdp, &pb.policy, &[-1.0], &tr, 0.95).unwrap()[0];
-            let proj: f64 = tr.states.iter().zip(&tr.actions).map(|(s, a)| pb.policy.score(&[-1.0], s, a).unwrap()[0]).sum();
+            let proj: f64 = tr
+                .states
+                .iter()
+                .zip(&tr.actions)
+                .map(|(s, a)| pb.policy.score(&[-1.0], s, a).unwrap()[0])
+                .sum();
             only_second += (full - g * proj) / n as f64;
         }
-        assert!((only_second - exact).abs() > 0.2 * exact.abs(), "{only_second} vs {exact}");
+        assert!(
+            (only_second - exact).abs() > 0.2 * exact.abs(),
+            "{only_second} vs {exact}"
+        );
     }
 }
 
@@ -201,7 +282,11 @@ mod exact_enumeration {
             let (mut tr, mut p) = (Trajectory::default(), 1.0);
             for t in 0..H {
                 let (s, a) = (bits[2 * t], bits[2 * t + 1]);
-                p *= if t == 0 { INIT[s] } else { P[bits[2 * t - 2]][bits[2 * t - 1]][s] };
+                p *= if t == 0 {
+                    INIT[s]
+                } else {
+                    P[bits[2 * t - 2]][bits[2 * t - 1]][s]
+                };
                 let (pi, _) = policy.probs(theta, &one_hot(s)).unwrap();
                 p *= pi[a];
                 tr.states.push(one_hot(s));
@@ -214,7 +299,10 @@ mod exact_enumeration {
     }
 
     fn exact_return(policy: &SoftmaxLinear, theta: &[f64]) -> f64 {
-        trajectories(policy, theta).iter().map(|(tr, p)| p * tr.discounted_return(GAMMA)).sum()
+        trajectories(policy, theta)
+            .iter()
+            .map(|(tr, p)| p * tr.discounted_return(GAMMA))
+            .sum()
     }
 
     #[test]
@@ -247,12 +335,27 @@ mod exact_enumeration {
                 .collect()
         };
         let g0 = grad_at(&theta);
-        let shift = |t: f64| theta.iter().zip(&v).map(|(a, b)| a + t * b).collect::<Vec<_>>();
+        let shift = |t: f64| {
+            theta
+                .iter()
+                .zip(&v)
+                .map(|(a, b)| a + t * b)
+                .collect::<Vec<_>>()
+        };
         let (gp, gm) = (grad_at(&shift(h)), grad_at(&shift(-h)));
         for i in 0..4 {
             let hv = (gp[i] - gm[i]) / (2.0 * h);
-            assert!((mean_g[i] - g0[i]).abs() < 1e-7, "gradient {i}: {} vs {}", mean_g[i], g0[i]);
-            assert!((mean_bv[i] - hv).abs() < 1e-6 * (1.0 + hv.abs()), "Hv {i}: E[B v] {} vs {hv}", mean_bv[i]);
+            assert!(
+                (mean_g[i] - g0[i]).abs() < 1e-7,
+                "gradient {i}: {} vs {}",
+                mean_g[i],
+                g0[i]
+            );
+            assert!(
+                (mean_bv[i] - hv).abs() < 1e-6 * (1.0 + hv.abs()),
+                "Hv {i}: E[B v] {} vs {hv}",
+                mean_bv[i]
+            );
         }
     }
 }

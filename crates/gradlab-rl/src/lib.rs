@@ -95,7 +95,11 @@ pub type Result<T> = std::result::Result<T, RlError>;
 
 /// An [`RlError::Invalid`] unless `ok`.
 pub(crate) fn ensure(ok: bool, what: &'static str, why: impl FnOnce() -> String) -> Result<()> {
-    if ok { Ok(()) } else { Err(RlError::Invalid { what, why: why() }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(RlError::Invalid { what, why: why() })
+    }
 }
 
 /// An [`RlError::NonFinite`] unless every value is finite.

@@ -39,33 +39,103 @@ impl Lqr {
     /// (n × n, symmetric positive semi-definite), input cost `rho` > 0, process noise std `noise`,
     /// initial state std `init`, `horizon` steps, discount `gamma` ∈ (0, 1].
     #[allow(clippy::too_many_arguments)]
-    pub fn new(a: Vec<f64>, b: Vec<f64>, q: Vec<f64>, rho: f64, noise: f64, init: f64, horizon: usize, gamma: f64) -> Result<Self> {
+    pub fn new(
+        a: Vec<f64>,
+        b: Vec<f64>,
+        q: Vec<f64>,
+        rho: f64,
+        noise: f64,
+        init: f64,
+        horizon: usize,
+        gamma: f64,
+    ) -> Result<Self> {
         let n = b.len();
-        ensure(n > 0, "LQR", || "the state dimension must be positive".into())?;
+        ensure(n > 0, "LQR", || {
+            "the state dimension must be positive".into()
+        })?;
         for (what, v, len) in [("A", &a, n * n), ("Q", &q, n * n)] {
             if v.len() != len {
-                return Err(RlError::Shape { what: format!("LQR {what}"), expected: format!("{len} values"), got: format!("{}", v.len()) });
+                return Err(RlError::Shape {
+                    what: format!("LQR {what}"),
+                    expected: format!("{len} values"),
+                    got: format!("{}", v.len()),
+                });
             }
         }
         crate::check_finite("LQR matrices", &[a.as_slice(), &b, &q].concat())?;
-        ensure(rho > 0.0 && rho.is_finite(), "LQR input cost", || format!("{rho} (must be > 0)"))?;
-        ensure(noise >= 0.0 && noise.is_finite(), "LQR noise", || format!("{noise} (must be ≥ 0)"))?;
-        ensure(init >= 0.0 && init.is_finite(), "LQR initial spread", || format!("{init} (must be ≥ 0)"))?;
+        ensure(rho > 0.0 && rho.is_finite(), "LQR input cost", || {
+            format!("{rho} (must be > 0)")
+        })?;
+        ensure(noise >= 0.0 && noise.is_finite(), "LQR noise", || {
+            format!("{noise} (must be ≥ 0)")
+        })?;
+        ensure(
+            init >= 0.0 && init.is_finite(),
+            "LQR initial spread",
+            || format!("{init} (must be ≥ 0)"),
+        )?;
         ensure(horizon > 0, "LQR horizon", || "must be positive".into())?;
-        ensure(gamma > 0.0 && gamma <= 1.0, "LQR discount", || format!("{gamma} (must be in (0, 1])"))?;
-        ensure((0..n).all(|i| (0..n).all(|j| (q[i * n + j] - q[j * n + i]).abs() <= 1e-12 * (1.0 + q[i * n + j].abs()))), "LQR Q", || "must be symmetric".into())?;
-        Ok(Self { n, a, b, q, rho, noise, init, horizon, gamma, x: vec![0.0; n], rng: StdRng::seed_from_u64(0), clock: Clock::new(horizon) })
+        ensure(gamma > 0.0 && gamma <= 1.0, "LQR discount", || {
+            format!("{gamma} (must be in (0, 1])")
+        })?;
+        ensure(
+            (0..n).all(|i| {
+                (0..n).all(|j| {
+                    (q[i * n + j] - q[j * n + i]).abs() <= 1e-12 * (1.0 + q[i * n + j].abs())
+                })
+            }),
+            "LQR Q",
+            || "must be symmetric".into(),
+        )?;
+        Ok(Self {
+            n,
+            a,
+            b,
+            q,
+            rho,
+            noise,
+            init,
+            horizon,
+            gamma,
+            x: vec![0.0; n],
+            rng: StdRng::seed_from_u64(0),
+            clock: Clock::new(horizon),
+        })
     }
 
     /// The 1-D regulator x′ = a x + b u + w ε, reward −(q x² + ρ u²).
     #[allow(clippy::too_many_arguments)]
-    pub fn scalar(a: f64, b: f64, q: f64, rho: f64, noise: f64, init: f64, horizon: usize, gamma: f64) -> Result<Self> {
+    pub fn scalar(
+        a: f64,
+        b: f64,
+        q: f64,
+        rho: f64,
+        noise: f64,
+        init: f64,
+        horizon: usize,
+        gamma: f64,
+    ) -> Result<Self> {
         Self::new(vec![a], vec![b], vec![q], rho, noise, init, horizon, gamma)
     }
 
     /// The 2-D double integrator (position, velocity; dt 0.1, force input) with Q = I.
-    pub fn double_integrator(rho: f64, noise: f64, init: f64, horizon: usize, gamma: f64) -> Result<Self> {
-        Self::new(vec![1.0, 0.1, 0.0, 1.0], vec![0.0, 0.1], vec![1.0, 0.0, 0.0, 1.0], rho, noise, init, horizon, gamma)
+    pub fn double_integrator(
+        rho: f64,
+        noise: f64,
+        init: f64,
+        horizon: usize,
+        gamma: f64,
+    ) -> Result<Self> {
+        Self::new(
+            vec![1.0, 0.1, 0.0, 1.0],
+            vec![0.0, 0.1],
+            vec![1.0, 0.0, 0.0, 1.0],
+            rho,
+            noise,
+            init,
+            horizon,
+            gamma,
+        )
     }
 
     /// State dimension (= the gain's length).
@@ -85,10 +155,16 @@ impl Lqr {
 
     fn check_gain(&self, theta: &[f64], sigma: f64) -> Result<()> {
         if theta.len() != self.n {
-            return Err(RlError::Shape { what: "LQR gain".into(), expected: format!("{} values", self.n), got: theta.len().to_string() });
+            return Err(RlError::Shape {
+                what: "LQR gain".into(),
+                expected: format!("{} values", self.n),
+                got: theta.len().to_string(),
+            });
         }
         crate::check_finite("LQR gain", theta)?;
-        ensure(sigma >= 0.0 && sigma.is_finite(), "policy std", || format!("{sigma} (must be ≥ 0)"))
+        ensure(sigma >= 0.0 && sigma.is_finite(), "policy std", || {
+            format!("{sigma} (must be ≥ 0)")
+        })
     }
 
     /// J(θ) for the policy u = θᵀx + σξ, exactly.
@@ -103,7 +179,16 @@ impl Lqr {
         self.check_gain(theta, sigma)?;
         Ok((0..self.n)
             .map(|i| {
-                let th: Vec<HyperDual> = theta.iter().enumerate().map(|(j, &v)| HyperDual { re: v, e1: f64::from(u8::from(i == j)), e2: 0.0, e12: 0.0 }).collect();
+                let th: Vec<HyperDual> = theta
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &v)| HyperDual {
+                        re: v,
+                        e1: f64::from(u8::from(i == j)),
+                        e2: 0.0,
+                        e12: 0.0,
+                    })
+                    .collect();
                 self.return_of(&th, sigma).e1
             })
             .collect())
@@ -113,11 +198,25 @@ impl Lqr {
     pub fn exact_hvp(&self, theta: &[f64], sigma: f64, v: &[f64]) -> Result<Vec<f64>> {
         self.check_gain(theta, sigma)?;
         if v.len() != self.n {
-            return Err(RlError::Shape { what: "LQR HVP direction".into(), expected: format!("{} values", self.n), got: v.len().to_string() });
+            return Err(RlError::Shape {
+                what: "LQR HVP direction".into(),
+                expected: format!("{} values", self.n),
+                got: v.len().to_string(),
+            });
         }
         Ok((0..self.n)
             .map(|i| {
-                let th: Vec<HyperDual> = theta.iter().zip(v).enumerate().map(|(j, (&t, &vj))| HyperDual { re: t, e1: f64::from(u8::from(i == j)), e2: vj, e12: 0.0 }).collect();
+                let th: Vec<HyperDual> = theta
+                    .iter()
+                    .zip(v)
+                    .enumerate()
+                    .map(|(j, (&t, &vj))| HyperDual {
+                        re: t,
+                        e1: f64::from(u8::from(i == j)),
+                        e2: vj,
+                        e12: 0.0,
+                    })
+                    .collect();
                 self.return_of(&th, sigma).e12
             })
             .collect())
@@ -127,16 +226,28 @@ impl Lqr {
     fn return_of(&self, theta: &[HyperDual], sigma: f64) -> HyperDual {
         let n = self.n;
         let c = HyperDual::real;
-        let mut cov: Vec<HyperDual> = (0..n * n).map(|k| c(if k / n == k % n { self.init * self.init } else { 0.0 })).collect();
+        let mut cov: Vec<HyperDual> = (0..n * n)
+            .map(|k| {
+                c(if k / n == k % n {
+                    self.init * self.init
+                } else {
+                    0.0
+                })
+            })
+            .collect();
         // M = A + b θᵀ
-        let m: Vec<HyperDual> = (0..n * n).map(|k| c(self.a[k]) + theta[k % n] * self.b[k / n]).collect();
+        let m: Vec<HyperDual> = (0..n * n)
+            .map(|k| c(self.a[k]) + theta[k % n] * self.b[k / n])
+            .collect();
         let mut total = c(0.0);
         let mut disc = 1.0;
         for _ in 0..self.horizon {
             let mut cost = c(self.rho * sigma * sigma);
             for i in 0..n {
                 for j in 0..n {
-                    cost = cost + cov[i * n + j] * self.q[j * n + i] + theta[i] * cov[i * n + j] * theta[j] * self.rho;
+                    cost = cost
+                        + cov[i * n + j] * self.q[j * n + i]
+                        + theta[i] * cov[i * n + j] * theta[j] * self.rho;
                 }
             }
             total = total - cost * disc;
@@ -152,7 +263,8 @@ impl Lqr {
             }
             for i in 0..n {
                 for j in 0..n {
-                    let mut s = c(sigma * sigma * self.b[i] * self.b[j] + if i == j { self.noise * self.noise } else { 0.0 });
+                    let mut s = c(sigma * sigma * self.b[i] * self.b[j]
+                        + if i == j { self.noise * self.noise } else { 0.0 });
                     for k in 0..n {
                         s = s + ms[i * n + k] * m[j * n + k];
                     }
@@ -170,17 +282,32 @@ impl Lqr {
         let n = self.n;
         let mut p = self.q.clone();
         for _ in 0..100_000 {
-            let pb: Vec<f64> = (0..n).map(|i| (0..n).map(|j| p[i * n + j] * self.b[j]).sum()).collect();
+            let pb: Vec<f64> = (0..n)
+                .map(|i| (0..n).map(|j| p[i * n + j] * self.b[j]).sum())
+                .collect();
             let s = self.rho + self.gamma * self.b.iter().zip(&pb).map(|(b, v)| b * v).sum::<f64>();
-            let atpb: Vec<f64> = (0..n).map(|i| (0..n).map(|k| self.a[k * n + i] * pb[k]).sum()).collect();
+            let atpb: Vec<f64> = (0..n)
+                .map(|i| (0..n).map(|k| self.a[k * n + i] * pb[k]).sum())
+                .collect();
             let mut next = vec![0.0; n * n];
             for i in 0..n {
                 for j in 0..n {
-                    let atpa: f64 = (0..n).map(|k| (0..n).map(|l| self.a[k * n + i] * p[k * n + l] * self.a[l * n + j]).sum::<f64>()).sum();
-                    next[i * n + j] = self.q[i * n + j] + self.gamma * atpa - self.gamma * self.gamma * atpb[i] * atpb[j] / s;
+                    let atpa: f64 = (0..n)
+                        .map(|k| {
+                            (0..n)
+                                .map(|l| self.a[k * n + i] * p[k * n + l] * self.a[l * n + j])
+                                .sum::<f64>()
+                        })
+                        .sum();
+                    next[i * n + j] = self.q[i * n + j] + self.gamma * atpa
+                        - self.gamma * self.gamma * atpb[i] * atpb[j] / s;
                 }
             }
-            let change = next.iter().zip(&p).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let change = next
+                .iter()
+                .zip(&p)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             p = next;
             if !p.iter().all(|v| v.is_finite()) {
                 break;
@@ -189,7 +316,10 @@ impl Lqr {
                 return Ok(atpb.iter().map(|v| -self.gamma * v / s).collect());
             }
         }
-        Err(RlError::Invalid { what: "LQR", why: "the Riccati iteration did not converge (is (A, b) stabilisable?)".into() })
+        Err(RlError::Invalid {
+            what: "LQR",
+            why: "the Riccati iteration did not converge (is (A, b) stabilisable?)".into(),
+        })
     }
 
     /// The best stationary gain θ* of the horizon-H problem and J* = J(θ*), by Newton's method on
@@ -203,7 +333,10 @@ impl Lqr {
             let g = self.exact_gradient(&theta, sigma)?;
             let h = self.exact_hessian(&theta, sigma)?;
             let neg: Vec<f64> = h.iter().map(|v| -v).collect();
-            let step = cholesky_solve(&neg, &g, n).ok_or_else(|| RlError::Invalid { what: "LQR", why: "the return is not concave along the Newton path".into() })?;
+            let step = cholesky_solve(&neg, &g, n).ok_or_else(|| RlError::Invalid {
+                what: "LQR",
+                why: "the return is not concave along the Newton path".into(),
+            })?;
             let mut t = 1.0;
             loop {
                 let cand: Vec<f64> = theta.iter().zip(&step).map(|(a, s)| a + t * s).collect();
@@ -215,7 +348,12 @@ impl Lqr {
                 }
                 t *= 0.5;
             }
-            let gn = self.exact_gradient(&theta, sigma)?.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let gn = self
+                .exact_gradient(&theta, sigma)?
+                .iter()
+                .map(|v| v * v)
+                .sum::<f64>()
+                .sqrt();
             if gn <= 1e-11 * (1.0 + j.abs()) {
                 let h = self.exact_hessian(&theta, sigma)?;
                 let neg: Vec<f64> = h.iter().map(|v| -v).collect();
@@ -225,7 +363,10 @@ impl Lqr {
                 return Ok((theta, j));
             }
         }
-        Err(RlError::Invalid { what: "LQR", why: "Newton's method did not reach a strict maximum of J".into() })
+        Err(RlError::Invalid {
+            what: "LQR",
+            why: "Newton's method did not reach a strict maximum of J".into(),
+        })
     }
 
     /// The dense ∇²J(θ) (n × n, row-major).
@@ -282,22 +423,42 @@ impl Env for Lqr {
     }
     fn reset(&mut self, seed: u64) -> Vec<f64> {
         self.rng = StdRng::seed_from_u64(seed);
-        self.x = (0..self.n).map(|_| self.init * self.rng.sample::<f64, _>(StandardNormal)).collect();
+        self.x = (0..self.n)
+            .map(|_| self.init * self.rng.sample::<f64, _>(StandardNormal))
+            .collect();
         self.clock.reset();
         self.x.clone()
     }
     fn step(&mut self, action: &Action) -> Result<Step> {
         self.clock.enter(self.name())?;
         check_action(self.action_space(), action)?;
-        let Action::Continuous(u) = action else { unreachable!("checked above") };
+        let Action::Continuous(u) = action else {
+            unreachable!("checked above")
+        };
         let (n, u) = (self.n, u[0]);
-        let cost = (0..n).map(|i| (0..n).map(|j| self.x[i] * self.q[i * n + j] * self.x[j]).sum::<f64>()).sum::<f64>() + self.rho * u * u;
+        let cost = (0..n)
+            .map(|i| {
+                (0..n)
+                    .map(|j| self.x[i] * self.q[i * n + j] * self.x[j])
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            + self.rho * u * u;
         let next: Vec<f64> = (0..n)
-            .map(|i| (0..n).map(|j| self.a[i * n + j] * self.x[j]).sum::<f64>() + self.b[i] * u + self.noise * self.rng.sample::<f64, _>(StandardNormal))
+            .map(|i| {
+                (0..n).map(|j| self.a[i * n + j] * self.x[j]).sum::<f64>()
+                    + self.b[i] * u
+                    + self.noise * self.rng.sample::<f64, _>(StandardNormal)
+            })
             .collect();
         self.x = next;
         let done = self.clock.tick(false);
-        Ok(Step { state: self.x.clone(), reward: -cost, done, terminal: false })
+        Ok(Step {
+            state: self.x.clone(),
+            reward: -cost,
+            done,
+            terminal: false,
+        })
     }
 }
 
@@ -315,21 +476,36 @@ struct HyperDual {
 
 impl HyperDual {
     fn real(re: f64) -> Self {
-        Self { re, e1: 0.0, e2: 0.0, e12: 0.0 }
+        Self {
+            re,
+            e1: 0.0,
+            e2: 0.0,
+            e12: 0.0,
+        }
     }
 }
 
 impl Add for HyperDual {
     type Output = Self;
     fn add(self, o: Self) -> Self {
-        Self { re: self.re + o.re, e1: self.e1 + o.e1, e2: self.e2 + o.e2, e12: self.e12 + o.e12 }
+        Self {
+            re: self.re + o.re,
+            e1: self.e1 + o.e1,
+            e2: self.e2 + o.e2,
+            e12: self.e12 + o.e12,
+        }
     }
 }
 
 impl Sub for HyperDual {
     type Output = Self;
     fn sub(self, o: Self) -> Self {
-        Self { re: self.re - o.re, e1: self.e1 - o.e1, e2: self.e2 - o.e2, e12: self.e12 - o.e12 }
+        Self {
+            re: self.re - o.re,
+            e1: self.e1 - o.e1,
+            e2: self.e2 - o.e2,
+            e12: self.e12 - o.e12,
+        }
     }
 }
 
@@ -348,7 +524,12 @@ impl Mul for HyperDual {
 impl Mul<f64> for HyperDual {
     type Output = Self;
     fn mul(self, s: f64) -> Self {
-        Self { re: self.re * s, e1: self.e1 * s, e2: self.e2 * s, e12: self.e12 * s }
+        Self {
+            re: self.re * s,
+            e1: self.e1 * s,
+            e2: self.e2 * s,
+            e12: self.e12 * s,
+        }
     }
 }
 
@@ -387,7 +568,10 @@ mod tests {
         }
         let mean = s / n as f64;
         let se = ((s2 / n as f64 - mean * mean) / n as f64).sqrt();
-        assert!((mean - exact).abs() < 4.0 * se, "MC {mean} ± {se} vs exact {exact}");
+        assert!(
+            (mean - exact).abs() < 4.0 * se,
+            "MC {mean} ± {se} vs exact {exact}"
+        );
     }
 
     #[test]
@@ -403,15 +587,30 @@ mod tests {
             let mut m = theta.clone();
             p[i] += h;
             m[i] -= h;
-            let fd = (lqr.exact_return(&p, sigma).unwrap() - lqr.exact_return(&m, sigma).unwrap()) / (2.0 * h);
-            assert!((fd - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()), "grad {i}: {fd} vs {}", g[i]);
+            let fd = (lqr.exact_return(&p, sigma).unwrap() - lqr.exact_return(&m, sigma).unwrap())
+                / (2.0 * h);
+            assert!(
+                (fd - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()),
+                "grad {i}: {fd} vs {}",
+                g[i]
+            );
         }
-        let at = |t: f64| theta.iter().zip(&v).map(|(a, b)| a + t * b).collect::<Vec<_>>();
+        let at = |t: f64| {
+            theta
+                .iter()
+                .zip(&v)
+                .map(|(a, b)| a + t * b)
+                .collect::<Vec<_>>()
+        };
         let gp = lqr.exact_gradient(&at(h), sigma).unwrap();
         let gm = lqr.exact_gradient(&at(-h), sigma).unwrap();
         for i in 0..2 {
             let fd = (gp[i] - gm[i]) / (2.0 * h);
-            assert!((fd - hv[i]).abs() < 1e-6 * (1.0 + hv[i].abs()), "hvp {i}: {fd} vs {}", hv[i]);
+            assert!(
+                (fd - hv[i]).abs() < 1e-6 * (1.0 + hv[i].abs()),
+                "hvp {i}: {fd} vs {}",
+                hv[i]
+            );
         }
     }
 
@@ -433,9 +632,19 @@ mod tests {
             (-qb + (qb * qb - 4.0 * qa * qc).sqrt()) / (2.0 * qa)
         };
         let closed = -0.95 * 1.1 * 0.5 * p / (0.1 + 0.95 * 0.25 * p);
-        assert!((r[0] - closed).abs() < 1e-9, "{} vs closed form {closed}", r[0]);
+        assert!(
+            (r[0] - closed).abs() < 1e-9,
+            "{} vs closed form {closed}",
+            r[0]
+        );
         let (k2, _) = lqr2().optimal_gain(0.3).unwrap();
-        assert!(lqr2().exact_gradient(&k2, 0.3).unwrap().iter().all(|g| g.abs() < 1e-8));
+        assert!(
+            lqr2()
+                .exact_gradient(&k2, 0.3)
+                .unwrap()
+                .iter()
+                .all(|g| g.abs() < 1e-8)
+        );
     }
 
     #[test]
@@ -443,15 +652,33 @@ mod tests {
         assert!(Lqr::scalar(1.0, 1.0, 1.0, 0.0, 0.1, 1.0, 10, 0.9).is_err());
         assert!(Lqr::scalar(1.0, 1.0, 1.0, 0.1, 0.1, 1.0, 0, 0.9).is_err());
         assert!(Lqr::new(vec![1.0, 2.0], vec![1.0], vec![1.0], 0.1, 0.0, 1.0, 5, 0.9).is_err());
-        assert!(Lqr::new(vec![1.0, 0.0, 0.0, 1.0], vec![1.0, 0.0], vec![1.0, 0.5, 0.0, 1.0], 0.1, 0.0, 1.0, 5, 0.9).is_err());
+        assert!(
+            Lqr::new(
+                vec![1.0, 0.0, 0.0, 1.0],
+                vec![1.0, 0.0],
+                vec![1.0, 0.5, 0.0, 1.0],
+                0.1,
+                0.0,
+                1.0,
+                5,
+                0.9
+            )
+            .is_err()
+        );
         let mut env = Lqr::scalar(1.0, 1.0, 1.0, 0.1, 0.1, 1.0, 2, 0.9).unwrap();
-        assert!(matches!(env.step(&Action::Continuous(vec![0.0])), Err(RlError::NotReset { .. })));
+        assert!(matches!(
+            env.step(&Action::Continuous(vec![0.0])),
+            Err(RlError::NotReset { .. })
+        ));
         env.reset(0);
         assert!(env.step(&Action::Discrete(0)).is_err());
         assert!(env.step(&Action::Continuous(vec![f64::NAN])).is_err());
         env.step(&Action::Continuous(vec![0.0])).unwrap();
         assert!(env.step(&Action::Continuous(vec![0.0])).unwrap().done);
-        assert!(matches!(env.step(&Action::Continuous(vec![0.0])), Err(RlError::EpisodeOver { .. })));
+        assert!(matches!(
+            env.step(&Action::Continuous(vec![0.0])),
+            Err(RlError::EpisodeOver { .. })
+        ));
         assert!(env.exact_return(&[0.0, 1.0], 0.1).is_err());
         assert!(env.exact_return(&[0.0], -1.0).is_err());
     }

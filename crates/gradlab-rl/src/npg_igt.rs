@@ -34,7 +34,9 @@ impl NPgIgt {
     /// sampling seeded by `seed`.
     pub fn new(gamma0: f64, eta0: f64, seed: u64) -> Result<Self> {
         check_rate("step size γ₀", gamma0)?;
-        crate::ensure(eta0 > 0.0 && eta0 <= 1.0, "momentum η₀", || format!("{eta0} (must be in (0, 1])"))?;
+        crate::ensure(eta0 > 0.0 && eta0 <= 1.0, "momentum η₀", || {
+            format!("{eta0} (must be in (0, 1])")
+        })?;
         Ok(Self { gamma0, eta0, seed })
     }
 
@@ -52,7 +54,11 @@ impl NPgIgt {
 /// θ̃ = θ + ((1 − η)/η)(θ − θ_prev).
 pub fn extrapolate(theta: &[f64], prev: &[f64], eta: f64) -> Vec<f64> {
     let c = (1.0 - eta) / eta;
-    theta.iter().zip(prev).map(|(t, p)| t + c * (t - p)).collect()
+    theta
+        .iter()
+        .zip(prev)
+        .map(|(t, p)| t + c * (t - p))
+        .collect()
 }
 
 impl<E: Env, P: Policy> Solver<PgProblem<E, P>> for NPgIgt {
@@ -66,14 +72,20 @@ impl<E: Env, P: Policy> Solver<PgProblem<E, P>> for NPgIgt {
     }
     fn step(&mut self, problem: &PgProblem<E, P>, st: &mut PgState) -> Result<()> {
         let eta = self.eta(st.t);
-        let at = if st.t == 0 { st.theta.clone() } else { extrapolate(&st.theta, &st.prev, eta) };
+        let at = if st.t == 0 {
+            st.theta.clone()
+        } else {
+            extrapolate(&st.theta, &st.prev, eta)
+        };
         crate::check_finite("extrapolated parameters", &at)?;
         let tr = st.sample(problem, &at)?;
         let g = gradient(Estimator::Gpomdp, &problem.policy, &at, &tr, problem.gamma)?;
         if st.t == 0 {
             st.d = g;
         } else {
-            st.d.iter_mut().zip(&g).for_each(|(d, g)| *d = (1.0 - eta) * *d + eta * g);
+            st.d.iter_mut()
+                .zip(&g)
+                .for_each(|(d, g)| *d = (1.0 - eta) * *d + eta * g);
         }
         let step = normalised_step(&st.d, self.rate(st.t));
         st.advance(&step)
@@ -107,8 +119,21 @@ mod tests {
         use crate::policy::{Features, GaussianLinear};
         use gradlab_core::solve::{Silent, solve};
         let lqr = Lqr::scalar(1.0, 1.0, 1.0, 0.1, 0.1, 1.0, 10, 0.99).unwrap();
-        let pb = PgProblem::new(lqr, GaussianLinear::new(1, 1, 0.5, Features::Raw).unwrap(), 10, 0.99).unwrap();
-        let (st, rep) = solve(&mut NPgIgt::new(0.1, 1.0, 5).unwrap(), &pb, &[0.0], 50, &mut Silent).unwrap();
+        let pb = PgProblem::new(
+            lqr,
+            GaussianLinear::new(1, 1, 0.5, Features::Raw).unwrap(),
+            10,
+            0.99,
+        )
+        .unwrap();
+        let (st, rep) = solve(
+            &mut NPgIgt::new(0.1, 1.0, 5).unwrap(),
+            &pb,
+            &[0.0],
+            50,
+            &mut Silent,
+        )
+        .unwrap();
         assert_eq!((rep.iterations, st.trajectories, st.t), (50, 50, 50));
         // Normalised steps: each moves θ by exactly γₜ.
         let m = NPgIgt::new(0.1, 1.0, 5).unwrap();

@@ -83,7 +83,17 @@ pub struct OdiceConfig {
 
 impl Default for OdiceConfig {
     fn default() -> Self {
-        Self { lambda: 0.6, eta: 1.0, gamma: 0.99, value_lr: 2e-4, policy_lr: 2e-4, policy_wd: 1e-4, beta: 0.005, batch: 256, twin: true }
+        Self {
+            lambda: 0.6,
+            eta: 1.0,
+            gamma: 0.99,
+            value_lr: 2e-4,
+            policy_lr: 2e-4,
+            policy_wd: 1e-4,
+            beta: 0.005,
+            batch: 256,
+            twin: true,
+        }
     }
 }
 
@@ -99,7 +109,13 @@ struct Adam {
 
 impl Adam {
     fn new(n: usize, lr: f64, wd: f64) -> Self {
-        Self { m: vec![0.0; n], v: vec![0.0; n], t: 0, lr, wd }
+        Self {
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            t: 0,
+            lr,
+            wd,
+        }
     }
     fn step(&mut self, x: &mut [f64], g: &[f64]) {
         self.t += 1;
@@ -156,19 +172,60 @@ pub struct Odice<P: Policy> {
 impl<P: Policy> Odice<P> {
     /// A learner on `data`, value features `features(s)` (fixed length), `policy` over the raw
     /// states, seeded. An error for bad settings or features of varying length.
-    pub fn new(data: &Dataset, features: impl Fn(&[f64]) -> Vec<f64>, policy: P, update: Update, cfg: OdiceConfig, seed: u64) -> Result<Self> {
-        ensure((0.0..=1.0).contains(&cfg.lambda), "Λ", || format!("{} (must be in [0, 1])", cfg.lambda))?;
-        ensure(cfg.eta >= 0.0 && cfg.eta.is_finite(), "η", || format!("{}", cfg.eta))?;
-        ensure(cfg.gamma > 0.0 && cfg.gamma <= 1.0, "γ", || format!("{}", cfg.gamma))?;
+    pub fn new(
+        data: &Dataset,
+        features: impl Fn(&[f64]) -> Vec<f64>,
+        policy: P,
+        update: Update,
+        cfg: OdiceConfig,
+        seed: u64,
+    ) -> Result<Self> {
+        ensure((0.0..=1.0).contains(&cfg.lambda), "Λ", || {
+            format!("{} (must be in [0, 1])", cfg.lambda)
+        })?;
+        ensure(cfg.eta >= 0.0 && cfg.eta.is_finite(), "η", || {
+            format!("{}", cfg.eta)
+        })?;
+        ensure(cfg.gamma > 0.0 && cfg.gamma <= 1.0, "γ", || {
+            format!("{}", cfg.gamma)
+        })?;
         for (what, v) in [("value lr", cfg.value_lr), ("policy lr", cfg.policy_lr)] {
-            ensure(v > 0.0 && v.is_finite(), "learning rate", || format!("{what} = {v}"))?;
+            ensure(v > 0.0 && v.is_finite(), "learning rate", || {
+                format!("{what} = {v}")
+            })?;
         }
-        ensure(cfg.beta > 0.0 && cfg.beta <= 1.0, "β", || format!("{}", cfg.beta))?;
+        ensure(cfg.beta > 0.0 && cfg.beta <= 1.0, "β", || {
+            format!("{}", cfg.beta)
+        })?;
         ensure(cfg.batch > 0, "batch", || "must be positive".into())?;
-        ensure(policy.state_dim() == data.state_dim, "policy", || format!("reads {} inputs, the data has {}", policy.state_dim(), data.state_dim))?;
-        let samples: Vec<Sample> = data.transitions.iter().map(|t| Sample { phi: features(&t.s), phi2: features(&t.s2), s: t.s.clone(), a: t.a.clone(), r: t.r, done: t.done }).collect();
+        ensure(policy.state_dim() == data.state_dim, "policy", || {
+            format!(
+                "reads {} inputs, the data has {}",
+                policy.state_dim(),
+                data.state_dim
+            )
+        })?;
+        let samples: Vec<Sample> = data
+            .transitions
+            .iter()
+            .map(|t| Sample {
+                phi: features(&t.s),
+                phi2: features(&t.s2),
+                s: t.s.clone(),
+                a: t.a.clone(),
+                r: t.r,
+                done: t.done,
+            })
+            .collect();
         let dim = samples.first().map_or(0, |s| s.phi.len());
-        ensure(dim > 0 && samples.iter().all(|s| s.phi.len() == dim && s.phi2.len() == dim), "features", || "every state needs a feature vector of the same, positive length".into())?;
+        ensure(
+            dim > 0
+                && samples
+                    .iter()
+                    .all(|s| s.phi.len() == dim && s.phi2.len() == dim),
+            "features",
+            || "every state needs a feature vector of the same, positive length".into(),
+        )?;
         let heads = if cfg.twin { 2 } else { 1 };
         let theta = vec![0.0; policy.dim()];
         Ok(Self {
@@ -193,11 +250,16 @@ impl<P: Policy> Odice<P> {
 
     /// V(s) from features: the mean over the heads (online).
     pub fn value(&self, phi: &[f64]) -> f64 {
-        (0..self.heads).map(|k| self.head(&self.v, k, phi)).sum::<f64>() / self.heads as f64
+        (0..self.heads)
+            .map(|k| self.head(&self.v, k, phi))
+            .sum::<f64>()
+            / self.heads as f64
     }
 
     fn target_min(&self, phi: &[f64]) -> f64 {
-        (0..self.heads).map(|k| self.head(&self.target, k, phi)).fold(f64::INFINITY, f64::min)
+        (0..self.heads)
+            .map(|k| self.head(&self.target, k, phi))
+            .fold(f64::INFINITY, f64::min)
     }
 
     /// The gradients (g₀, g_f, g_b) of the orthogonal update's three terms on `batch` (indices
@@ -215,7 +277,10 @@ impl<P: Policy> Odice<P> {
                 let df = x.r + cont * tv2 - self.head(&self.v, k, &x.phi);
                 let db = x.r + cont * self.head(&self.v, k, &x.phi2) - tv;
                 resid.push(df);
-                let (wf, wb) = (c.lambda * f_star_prime(df), c.lambda * c.eta * f_star_prime(db));
+                let (wf, wb) = (
+                    c.lambda * f_star_prime(df),
+                    c.lambda * c.eta * f_star_prime(db),
+                );
                 for j in 0..d {
                     g0[k * d + j] += scale * (1.0 - c.lambda) * x.phi[j];
                     gf[k * d + j] -= scale * wf * x.phi[j];
@@ -248,38 +313,60 @@ impl<P: Policy> Odice<P> {
 
     /// One training step on a random batch.
     pub fn step(&mut self) -> Result<StepStats> {
-        let batch: Vec<usize> = (0..self.cfg.batch).map(|_| self.rng.random_range(0..self.data.len())).collect();
+        let batch: Vec<usize> = (0..self.cfg.batch)
+            .map(|_| self.rng.random_range(0..self.data.len()))
+            .collect();
         let (g0, gf, gb, fwd) = self.orthogonal_terms(&batch);
         let cos = dot(&gf, &gb) / (dot(&gf, &gf).sqrt() * dot(&gb, &gb).sqrt()).max(1e-300);
         let (g, resid): (Vec<f64>, Vec<f64>) = match self.update {
             Update::Orthogonal => {
                 let gp = project_out(&gb, &gf);
-                (g0.iter().zip(&gf).zip(&gp).map(|((a, b), c)| a + b + c).collect(), fwd)
+                (
+                    g0.iter()
+                        .zip(&gf)
+                        .zip(&gp)
+                        .map(|((a, b), c)| a + b + c)
+                        .collect(),
+                    fwd,
+                )
             }
             Update::SemiGradient => (g0.iter().zip(&gf).map(|(a, b)| a + b).collect(), fwd),
             Update::TrueGradient => self.true_gradient(&batch),
         };
         if !g.iter().all(|v| v.is_finite()) {
-            return Err(RlError::NonFinite { what: "ODICE value gradient".into() });
+            return Err(RlError::NonFinite {
+                what: "ODICE value gradient".into(),
+            });
         }
         self.adam_v.step(&mut self.v, &g);
         let b = self.cfg.beta;
-        self.target.iter_mut().zip(&self.v).for_each(|(t, v)| *t = (1.0 - b) * *t + b * v);
+        self.target
+            .iter_mut()
+            .zip(&self.v)
+            .for_each(|(t, v)| *t = (1.0 - b) * *t + b * v);
         // Policy: weighted behaviour cloning, weights averaged over the heads.
         let mut gp = vec![0.0; self.theta.len()];
         for (j, &i) in batch.iter().enumerate() {
-            let w = (0..self.heads).map(|k| resid[j * self.heads + k].clamp(0.0, 100.0)).sum::<f64>() / self.heads as f64;
+            let w = (0..self.heads)
+                .map(|k| resid[j * self.heads + k].clamp(0.0, 100.0))
+                .sum::<f64>()
+                / self.heads as f64;
             if w == 0.0 {
                 continue;
             }
             let x = &self.data[i];
             let sc = self.policy.score(&self.theta, &x.s, &x.a)?;
-            gp.iter_mut().zip(&sc).for_each(|(g, s)| *g -= w * s / batch.len() as f64);
+            gp.iter_mut()
+                .zip(&sc)
+                .for_each(|(g, s)| *g -= w * s / batch.len() as f64);
         }
         self.adam_pi.step(&mut self.theta, &gp);
         crate::check_finite("ODICE policy parameters", &self.theta)?;
         let td_mean = resid.iter().sum::<f64>() / resid.len() as f64;
-        Ok(StepStats { cos_forward_backward: cos, td_mean })
+        Ok(StepStats {
+            cos_forward_backward: cos,
+            td_mean,
+        })
     }
 
     /// The true gradient of L with the online V on both sides, and its residuals.
@@ -292,11 +379,13 @@ impl<P: Policy> Odice<P> {
             let x = &self.data[i];
             let cont = c.gamma * if x.done { 0.0 } else { 1.0 };
             for k in 0..self.heads {
-                let dl = x.r + cont * self.head(&self.v, k, &x.phi2) - self.head(&self.v, k, &x.phi);
+                let dl =
+                    x.r + cont * self.head(&self.v, k, &x.phi2) - self.head(&self.v, k, &x.phi);
                 resid.push(dl);
                 let w = c.lambda * f_star_prime(dl);
                 for j in 0..d {
-                    g[k * d + j] += scale * ((1.0 - c.lambda) * x.phi[j] + w * (cont * x.phi2[j] - x.phi[j]));
+                    g[k * d + j] +=
+                        scale * ((1.0 - c.lambda) * x.phi[j] + w * (cont * x.phi2[j] - x.phi[j]));
                 }
             }
         }
@@ -314,10 +403,37 @@ mod tests {
     fn tiny() -> Odice<SoftmaxLinear> {
         // three one-hot states, random transitions
         let mut rng = StdRng::seed_from_u64(4);
-        let oh = |i: usize| (0..3).map(|j| f64::from(u8::from(i == j))).collect::<Vec<f64>>();
-        let transitions = (0..12).map(|k| Transition { s: oh(k % 3), a: Action::Discrete(k % 2), r: rng.random_range(-1.0..1.0), s2: oh((k * 2 + 1) % 3), done: k == 5 }).collect();
-        let data = Dataset { state_dim: 3, actions: Space::Discrete(2), transitions };
-        let mut o = Odice::new(&data, |s| s.to_vec(), SoftmaxLinear::new(2, 3, Features::Raw).unwrap(), Update::Orthogonal, OdiceConfig { batch: 12, ..OdiceConfig::default() }, 0).unwrap();
+        let oh = |i: usize| {
+            (0..3)
+                .map(|j| f64::from(u8::from(i == j)))
+                .collect::<Vec<f64>>()
+        };
+        let transitions = (0..12)
+            .map(|k| Transition {
+                s: oh(k % 3),
+                a: Action::Discrete(k % 2),
+                r: rng.random_range(-1.0..1.0),
+                s2: oh((k * 2 + 1) % 3),
+                done: k == 5,
+            })
+            .collect();
+        let data = Dataset {
+            state_dim: 3,
+            actions: Space::Discrete(2),
+            transitions,
+        };
+        let mut o = Odice::new(
+            &data,
+            |s| s.to_vec(),
+            SoftmaxLinear::new(2, 3, Features::Raw).unwrap(),
+            Update::Orthogonal,
+            OdiceConfig {
+                batch: 12,
+                ..OdiceConfig::default()
+            },
+            0,
+        )
+        .unwrap();
         o.v = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
         o.target = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
         o
@@ -334,17 +450,30 @@ mod tests {
             let (mut p, mut m) = (o.v.clone(), o.v.clone());
             p[j] += h;
             m[j] -= h;
-            let (a, b) = (o.orthogonal_losses(&p, &batch), o.orthogonal_losses(&m, &batch));
-            for (name, fd, an) in [("g0", (a.0 - b.0) / (2.0 * h), g0[j]), ("gf", (a.1 - b.1) / (2.0 * h), gf[j]), ("gb", (a.2 - b.2) / (2.0 * h), gb[j])] {
+            let (a, b) = (
+                o.orthogonal_losses(&p, &batch),
+                o.orthogonal_losses(&m, &batch),
+            );
+            for (name, fd, an) in [
+                ("g0", (a.0 - b.0) / (2.0 * h), g0[j]),
+                ("gf", (a.1 - b.1) / (2.0 * h), gf[j]),
+                ("gb", (a.2 - b.2) / (2.0 * h), gb[j]),
+            ] {
                 assert!((fd - an).abs() < 1e-7, "{name}[{j}]: fd {fd} vs {an}");
             }
         }
         let gp = project_out(&gb, &gf);
-        assert!(dot(&gp, &gf).abs() < 1e-8 * (1.0 + dot(&gf, &gf)), "{}", dot(&gp, &gf));
+        assert!(
+            dot(&gp, &gf).abs() < 1e-8 * (1.0 + dot(&gf, &gf)),
+            "{}",
+            dot(&gp, &gf)
+        );
         // dense: g_b minus its component along g_f, by an explicit rank-one projector
         let nf = dot(&gf, &gf);
         for i in 0..6 {
-            let dense: f64 = (0..6).map(|j| (f64::from(u8::from(i == j)) - gf[i] * gf[j] / nf) * gb[j]).sum();
+            let dense: f64 = (0..6)
+                .map(|j| (f64::from(u8::from(i == j)) - gf[i] * gf[j] / nf) * gb[j])
+                .sum();
             assert!((dense - gp[i]).abs() < 1e-12);
         }
     }
@@ -362,10 +491,60 @@ mod tests {
     #[test]
     fn bad_settings_are_errors() {
         let o = tiny();
-        let data = Dataset { state_dim: 3, actions: Space::Discrete(2), transitions: o.data.iter().map(|s| Transition { s: s.s.clone(), a: s.a.clone(), r: s.r, s2: s.s.clone(), done: false }).collect() };
+        let data = Dataset {
+            state_dim: 3,
+            actions: Space::Discrete(2),
+            transitions: o
+                .data
+                .iter()
+                .map(|s| Transition {
+                    s: s.s.clone(),
+                    a: s.a.clone(),
+                    r: s.r,
+                    s2: s.s.clone(),
+                    done: false,
+                })
+                .collect(),
+        };
         let p = SoftmaxLinear::new(2, 3, Features::Raw).unwrap();
-        assert!(Odice::new(&data, |s| s.to_vec(), p.clone(), Update::Orthogonal, OdiceConfig { lambda: 1.5, ..OdiceConfig::default() }, 0).is_err());
-        assert!(Odice::new(&data, |s| s.to_vec(), p.clone(), Update::Orthogonal, OdiceConfig { batch: 0, ..OdiceConfig::default() }, 0).is_err());
-        assert!(Odice::new(&data, |_| vec![], p, Update::Orthogonal, OdiceConfig::default(), 0).is_err());
+        assert!(
+            Odice::new(
+                &data,
+                |s| s.to_vec(),
+                p.clone(),
+                Update::Orthogonal,
+                OdiceConfig {
+                    lambda: 1.5,
+                    ..OdiceConfig::default()
+                },
+                0
+            )
+            .is_err()
+        );
+        assert!(
+            Odice::new(
+                &data,
+                |s| s.to_vec(),
+                p.clone(),
+                Update::Orthogonal,
+                OdiceConfig {
+                    batch: 0,
+                    ..OdiceConfig::default()
+                },
+                0
+            )
+            .is_err()
+        );
+        assert!(
+            Odice::new(
+                &data,
+                |_| vec![],
+                p,
+                Update::Orthogonal,
+                OdiceConfig::default(),
+                0
+            )
+            .is_err()
+        );
     }
 }

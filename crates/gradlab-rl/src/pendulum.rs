@@ -3,8 +3,8 @@
 //! −(norm(θ)² + 0.1 θ̇² + 0.001 u²) with θ normalised to [−π, π); observation (cos θ, sin θ, θ̇);
 //! start θ ~ U(−π, π), θ̇ ~ U(−1, 1); no terminal state, only the time limit (200).
 
-use crate::env::{Action, Clock, Env, Space, Step, check_action};
 use crate::Result;
+use crate::env::{Action, Clock, Env, Space, Step, check_action};
 use rand::prelude::*;
 use std::f64::consts::PI;
 
@@ -19,7 +19,11 @@ pub struct Pendulum {
 impl Pendulum {
     /// Pendulum with a time limit of `limit` steps (Gym's is 200).
     pub fn new(limit: usize) -> Self {
-        Self { th: 0.0, thd: 0.0, clock: Clock::new(limit.max(1)) }
+        Self {
+            th: 0.0,
+            thd: 0.0,
+            clock: Clock::new(limit.max(1)),
+        }
     }
     fn obs(&self) -> Vec<f64> {
         vec![self.th.cos(), self.th.sin(), self.thd]
@@ -51,14 +55,22 @@ impl Env for Pendulum {
     fn step(&mut self, action: &Action) -> Result<Step> {
         self.clock.enter(self.name())?;
         check_action(self.action_space(), action)?;
-        let Action::Continuous(u) = action else { unreachable!("checked above") };
+        let Action::Continuous(u) = action else {
+            unreachable!("checked above")
+        };
         let u = u[0].clamp(-2.0, 2.0);
         let (g, m, l, dt) = (10.0, 1.0, 1.0, 0.05);
         let cost = normalise(self.th).powi(2) + 0.1 * self.thd * self.thd + 0.001 * u * u;
-        self.thd = (self.thd + (3.0 * g / (2.0 * l) * self.th.sin() + 3.0 / (m * l * l) * u) * dt).clamp(-8.0, 8.0);
+        self.thd = (self.thd + (3.0 * g / (2.0 * l) * self.th.sin() + 3.0 / (m * l * l) * u) * dt)
+            .clamp(-8.0, 8.0);
         self.th += self.thd * dt;
         let done = self.clock.tick(false);
-        Ok(Step { state: self.obs(), reward: -cost, done, terminal: false })
+        Ok(Step {
+            state: self.obs(),
+            reward: -cost,
+            done,
+            terminal: false,
+        })
     }
 }
 

@@ -3,8 +3,8 @@
 //! per step (0 in the goal, which ends the episode); start uniform in [−1, −0.6]². The walls clip
 //! the position.
 
-use crate::env::{Action, Clock, Env, Space, Step, check_action};
 use crate::Result;
+use crate::env::{Action, Clock, Env, Space, Step, check_action};
 use rand::prelude::*;
 use rand_distr::StandardNormal;
 
@@ -22,7 +22,11 @@ pub struct PointMass {
 impl PointMass {
     /// The task with a time limit of `limit` steps.
     pub fn new(limit: usize) -> Self {
-        Self { s: [0.0; 2], rng: StdRng::seed_from_u64(0), clock: Clock::new(limit.max(1)) }
+        Self {
+            s: [0.0; 2],
+            rng: StdRng::seed_from_u64(0),
+            clock: Clock::new(limit.max(1)),
+        }
     }
 }
 
@@ -43,14 +47,19 @@ impl Env for PointMass {
     }
     fn reset(&mut self, seed: u64) -> Vec<f64> {
         self.rng = StdRng::seed_from_u64(seed);
-        self.s = [self.rng.random_range(-1.0..-0.6), self.rng.random_range(-1.0..-0.6)];
+        self.s = [
+            self.rng.random_range(-1.0..-0.6),
+            self.rng.random_range(-1.0..-0.6),
+        ];
         self.clock.reset();
         self.s.to_vec()
     }
     fn step(&mut self, action: &Action) -> Result<Step> {
         self.clock.enter(self.name())?;
         check_action(self.action_space(), action)?;
-        let Action::Continuous(a) = action else { unreachable!("checked above") };
+        let Action::Continuous(a) = action else {
+            unreachable!("checked above")
+        };
         for (s, a) in self.s.iter_mut().zip(a) {
             let noise: f64 = self.rng.sample(StandardNormal);
             *s = (*s + 0.1 * a.clamp(-1.0, 1.0) + 0.01 * noise).clamp(-1.0, 1.0);
@@ -58,6 +67,11 @@ impl Env for PointMass {
         let d = distance(&self.s);
         let terminal = d < 0.15;
         let done = self.clock.tick(terminal);
-        Ok(Step { state: self.s.to_vec(), reward: if terminal { 0.0 } else { -d }, done, terminal })
+        Ok(Step {
+            state: self.s.to_vec(),
+            reward: if terminal { 0.0 } else { -d },
+            done,
+            terminal,
+        })
     }
 }

@@ -65,7 +65,11 @@ pub trait Policy: Clone {
 
 fn check_len(what: &str, v: &[f64], n: usize) -> Result<()> {
     if v.len() != n {
-        return Err(RlError::Shape { what: what.into(), expected: format!("{n} values"), got: v.len().to_string() });
+        return Err(RlError::Shape {
+            what: what.into(),
+            expected: format!("{n} values"),
+            got: v.len().to_string(),
+        });
     }
     crate::check_finite(what, v)
 }
@@ -81,10 +85,26 @@ pub struct GaussianLinear {
 
 impl GaussianLinear {
     /// A policy for `action_dim` actions from `state_dim` observations with std `sigma` > 0.
-    pub fn new(action_dim: usize, state_dim: usize, sigma: f64, features: Features) -> Result<Self> {
-        ensure(action_dim > 0 && state_dim > 0, "Gaussian policy", || format!("dimensions {action_dim} × {state_dim}"))?;
-        ensure(sigma > 0.0 && sigma.is_finite(), "Gaussian policy std", || format!("{sigma} (must be > 0)"))?;
-        Ok(Self { m: action_dim, k: state_dim, sigma, features })
+    pub fn new(
+        action_dim: usize,
+        state_dim: usize,
+        sigma: f64,
+        features: Features,
+    ) -> Result<Self> {
+        ensure(action_dim > 0 && state_dim > 0, "Gaussian policy", || {
+            format!("dimensions {action_dim} × {state_dim}")
+        })?;
+        ensure(
+            sigma > 0.0 && sigma.is_finite(),
+            "Gaussian policy std",
+            || format!("{sigma} (must be > 0)"),
+        )?;
+        Ok(Self {
+            m: action_dim,
+            k: state_dim,
+            sigma,
+            features,
+        })
     }
 
     /// σ.
@@ -97,13 +117,28 @@ impl GaussianLinear {
         check_len("observation", s, self.k)?;
         let phi = self.features.map(s);
         let f = phi.len();
-        Ok(((0..self.m).map(|i| theta[i * f..(i + 1) * f].iter().zip(&phi).map(|(a, b)| a * b).sum()).collect(), phi))
+        Ok((
+            (0..self.m)
+                .map(|i| {
+                    theta[i * f..(i + 1) * f]
+                        .iter()
+                        .zip(&phi)
+                        .map(|(a, b)| a * b)
+                        .sum()
+                })
+                .collect(),
+            phi,
+        ))
     }
 
     fn action<'a>(&self, a: &'a Action) -> Result<&'a [f64]> {
         match a {
             Action::Continuous(v) if v.len() == self.m => Ok(v),
-            _ => Err(RlError::Shape { what: "action".into(), expected: format!("Continuous({})", self.m), got: format!("{a:?}") }),
+            _ => Err(RlError::Shape {
+                what: "action".into(),
+                expected: format!("Continuous({})", self.m),
+                got: format!("{a:?}"),
+            }),
         }
     }
 }
@@ -117,22 +152,33 @@ impl Policy for GaussianLinear {
     }
     fn act(&self, theta: &[f64], s: &[f64], rng: &mut StdRng) -> Result<Action> {
         let (mu, _) = self.mean(theta, s)?;
-        Ok(Action::Continuous(mu.iter().map(|m| m + self.sigma * rng.sample::<f64, _>(StandardNormal)).collect()))
+        Ok(Action::Continuous(
+            mu.iter()
+                .map(|m| m + self.sigma * rng.sample::<f64, _>(StandardNormal))
+                .collect(),
+        ))
     }
     fn log_prob(&self, theta: &[f64], s: &[f64], a: &Action) -> Result<f64> {
         let (mu, _) = self.mean(theta, s)?;
         let a = self.action(a)?;
         let s2 = self.sigma * self.sigma;
-        Ok(a.iter().zip(&mu).map(|(a, m)| -(a - m).powi(2) / (2.0 * s2) - 0.5 * (2.0 * std::f64::consts::PI * s2).ln()).sum())
+        Ok(a.iter()
+            .zip(&mu)
+            .map(|(a, m)| {
+                -(a - m).powi(2) / (2.0 * s2) - 0.5 * (2.0 * std::f64::consts::PI * s2).ln()
+            })
+            .sum())
     }
     fn score(&self, theta: &[f64], s: &[f64], a: &Action) -> Result<Vec<f64>> {
         let (mu, phi) = self.mean(theta, s)?;
         let a = self.action(a)?;
         let s2 = self.sigma * self.sigma;
-        Ok((0..self.m).flat_map(|i| {
-            let c = (a[i] - mu[i]) / s2;
-            phi.iter().map(move |p| c * p).collect::<Vec<_>>()
-        }).collect())
+        Ok((0..self.m)
+            .flat_map(|i| {
+                let c = (a[i] - mu[i]) / s2;
+                phi.iter().map(move |p| c * p).collect::<Vec<_>>()
+            })
+            .collect())
     }
     fn score_hvp(&self, theta: &[f64], s: &[f64], a: &Action, v: &[f64]) -> Result<Vec<f64>> {
         let (_, phi) = self.mean(theta, s)?;
@@ -141,7 +187,11 @@ impl Policy for GaussianLinear {
         let (f, s2) = (phi.len(), self.sigma * self.sigma);
         Ok((0..self.m)
             .flat_map(|i| {
-                let vphi: f64 = v[i * f..(i + 1) * f].iter().zip(&phi).map(|(a, b)| a * b).sum();
+                let vphi: f64 = v[i * f..(i + 1) * f]
+                    .iter()
+                    .zip(&phi)
+                    .map(|(a, b)| a * b)
+                    .sum();
                 phi.iter().map(move |p| -vphi * p / s2).collect::<Vec<_>>()
             })
             .collect())
@@ -159,8 +209,14 @@ pub struct SoftmaxLinear {
 impl SoftmaxLinear {
     /// A policy over `actions` ≥ 2 actions from `state_dim` observations.
     pub fn new(actions: usize, state_dim: usize, features: Features) -> Result<Self> {
-        ensure(actions >= 2 && state_dim > 0, "softmax policy", || format!("{actions} actions, {state_dim} inputs"))?;
-        Ok(Self { n: actions, k: state_dim, features })
+        ensure(actions >= 2 && state_dim > 0, "softmax policy", || {
+            format!("{actions} actions, {state_dim} inputs")
+        })?;
+        Ok(Self {
+            n: actions,
+            k: state_dim,
+            features,
+        })
     }
 
     /// The action probabilities and φ(s).
@@ -169,7 +225,15 @@ impl SoftmaxLinear {
         check_len("observation", s, self.k)?;
         let phi = self.features.map(s);
         let f = phi.len();
-        let z: Vec<f64> = (0..self.n).map(|i| theta[i * f..(i + 1) * f].iter().zip(&phi).map(|(a, b)| a * b).sum()).collect();
+        let z: Vec<f64> = (0..self.n)
+            .map(|i| {
+                theta[i * f..(i + 1) * f]
+                    .iter()
+                    .zip(&phi)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            })
+            .collect();
         let zmax = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let e: Vec<f64> = z.iter().map(|v| (v - zmax).exp()).collect();
         let sum: f64 = e.iter().sum();
@@ -179,7 +243,11 @@ impl SoftmaxLinear {
     fn index(&self, a: &Action) -> Result<usize> {
         match a {
             Action::Discrete(i) if *i < self.n => Ok(*i),
-            _ => Err(RlError::Shape { what: "action".into(), expected: format!("Discrete(< {})", self.n), got: format!("{a:?}") }),
+            _ => Err(RlError::Shape {
+                what: "action".into(),
+                expected: format!("Discrete(< {})", self.n),
+                got: format!("{a:?}"),
+            }),
         }
     }
 }
@@ -209,10 +277,12 @@ impl Policy for SoftmaxLinear {
     fn score(&self, theta: &[f64], s: &[f64], a: &Action) -> Result<Vec<f64>> {
         let (p, phi) = self.probs(theta, s)?;
         let a = self.index(a)?;
-        Ok((0..self.n).flat_map(|i| {
-            let c = f64::from(u8::from(i == a)) - p[i];
-            phi.iter().map(move |x| c * x).collect::<Vec<_>>()
-        }).collect())
+        Ok((0..self.n)
+            .flat_map(|i| {
+                let c = f64::from(u8::from(i == a)) - p[i];
+                phi.iter().map(move |x| c * x).collect::<Vec<_>>()
+            })
+            .collect())
     }
     fn score_hvp(&self, theta: &[f64], s: &[f64], a: &Action, v: &[f64]) -> Result<Vec<f64>> {
         let (p, phi) = self.probs(theta, s)?;
@@ -220,12 +290,22 @@ impl Policy for SoftmaxLinear {
         check_len("HVP direction", v, self.dim())?;
         let f = phi.len();
         // u = Vφ; (diag π − ππᵀ)u = π ⊙ u − π (π·u)
-        let u: Vec<f64> = (0..self.n).map(|i| v[i * f..(i + 1) * f].iter().zip(&phi).map(|(a, b)| a * b).sum()).collect();
+        let u: Vec<f64> = (0..self.n)
+            .map(|i| {
+                v[i * f..(i + 1) * f]
+                    .iter()
+                    .zip(&phi)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            })
+            .collect();
         let pu: f64 = p.iter().zip(&u).map(|(a, b)| a * b).sum();
-        Ok((0..self.n).flat_map(|i| {
-            let w = p[i] * u[i] - p[i] * pu;
-            phi.iter().map(move |x| -w * x).collect::<Vec<_>>()
-        }).collect())
+        Ok((0..self.n)
+            .flat_map(|i| {
+                let w = p[i] * u[i] - p[i] * pu;
+                phi.iter().map(move |x| -w * x).collect::<Vec<_>>()
+            })
+            .collect())
     }
 }
 
@@ -244,14 +324,31 @@ mod tests {
             tp[i] += h;
             tm[i] -= h;
             let fd = (p.log_prob(&tp, s, a).unwrap() - p.log_prob(&tm, s, a).unwrap()) / (2.0 * h);
-            assert!((fd - score[i]).abs() < 1e-6 * (1.0 + fd.abs()), "score {i}: fd {fd} vs {}", score[i]);
+            assert!(
+                (fd - score[i]).abs() < 1e-6 * (1.0 + fd.abs()),
+                "score {i}: fd {fd} vs {}",
+                score[i]
+            );
         }
-        let at = |t: f64| theta.iter().zip(v).map(|(a, b)| a + t * b).collect::<Vec<_>>();
-        let (sp, sm) = (p.score(&at(h), s, a).unwrap(), p.score(&at(-h), s, a).unwrap());
+        let at = |t: f64| {
+            theta
+                .iter()
+                .zip(v)
+                .map(|(a, b)| a + t * b)
+                .collect::<Vec<_>>()
+        };
+        let (sp, sm) = (
+            p.score(&at(h), s, a).unwrap(),
+            p.score(&at(-h), s, a).unwrap(),
+        );
         let hv = p.score_hvp(theta, s, a, v).unwrap();
         for i in 0..theta.len() {
             let fd = (sp[i] - sm[i]) / (2.0 * h);
-            assert!((fd - hv[i]).abs() < 1e-5 * (1.0 + fd.abs()), "hvp {i}: fd {fd} vs {}", hv[i]);
+            assert!(
+                (fd - hv[i]).abs() < 1e-5 * (1.0 + fd.abs()),
+                "hvp {i}: fd {fd} vs {}",
+                hv[i]
+            );
         }
     }
 
@@ -275,7 +372,10 @@ mod tests {
         assert!(p.score(&[0.0; 3], &[0.0; 2], &Action::Discrete(0)).is_err());
         assert!(p.score(&[0.0; 4], &[0.0; 3], &Action::Discrete(0)).is_err());
         assert!(p.score(&[0.0; 4], &[0.0; 2], &Action::Discrete(2)).is_err());
-        assert!(p.score(&[f64::NAN; 4], &[0.0; 2], &Action::Discrete(0)).is_err());
+        assert!(
+            p.score(&[f64::NAN; 4], &[0.0; 2], &Action::Discrete(0))
+                .is_err()
+        );
         assert!(GaussianLinear::new(1, 1, 0.0, Features::Raw).is_err());
         let g = GaussianLinear::new(1, 1, 1.0, Features::Raw).unwrap();
         assert!(g.score(&[0.0], &[1.0], &Action::Discrete(0)).is_err());

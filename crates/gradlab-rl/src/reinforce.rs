@@ -24,7 +24,13 @@ pub enum Estimator {
 }
 
 /// The estimate of ∇J from one trajectory.
-pub fn gradient<P: Policy>(estimator: Estimator, policy: &P, theta: &[f64], tr: &Trajectory, gamma: f64) -> Result<Vec<f64>> {
+pub fn gradient<P: Policy>(
+    estimator: Estimator,
+    policy: &P,
+    theta: &[f64],
+    tr: &Trajectory,
+    gamma: f64,
+) -> Result<Vec<f64>> {
     let mut g = vec![0.0; policy.dim()];
     match estimator {
         Estimator::Reinforce => {
@@ -35,7 +41,12 @@ pub fn gradient<P: Policy>(estimator: Estimator, policy: &P, theta: &[f64], tr: 
             }
         }
         Estimator::Gpomdp => {
-            for ((s, a), r) in tr.states.iter().zip(&tr.actions).zip(tr.rewards_to_go(gamma)) {
+            for ((s, a), r) in tr
+                .states
+                .iter()
+                .zip(&tr.actions)
+                .zip(tr.rewards_to_go(gamma))
+            {
                 let sc = policy.score(theta, s, a)?;
                 g.iter_mut().zip(&sc).for_each(|(g, v)| *g += r * v);
             }
@@ -59,8 +70,15 @@ impl VanillaPg {
     /// by `seed`.
     pub fn new(estimator: Estimator, gamma0: f64, batch: usize, seed: u64) -> Result<Self> {
         check_rate("step size γ₀", gamma0)?;
-        ensure(batch > 0, "batch", || "needs at least one trajectory".into())?;
-        Ok(Self { estimator, gamma0, batch, seed })
+        ensure(batch > 0, "batch", || {
+            "needs at least one trajectory".into()
+        })?;
+        Ok(Self {
+            estimator,
+            gamma0,
+            batch,
+            seed,
+        })
     }
 }
 
@@ -78,8 +96,16 @@ impl<E: Env, P: Policy> Solver<PgProblem<E, P>> for VanillaPg {
         for _ in 0..self.batch {
             let theta = st.theta.clone();
             let tr = st.sample(problem, &theta)?;
-            let gi = gradient(self.estimator, &problem.policy, &st.theta, &tr, problem.gamma)?;
-            g.iter_mut().zip(&gi).for_each(|(a, b)| *a += b / self.batch as f64);
+            let gi = gradient(
+                self.estimator,
+                &problem.policy,
+                &st.theta,
+                &tr,
+                problem.gamma,
+            )?;
+            g.iter_mut()
+                .zip(&gi)
+                .for_each(|(a, b)| *a += b / self.batch as f64);
         }
         let rate = self.gamma0 * (2.0 / (st.t as f64 + 2.0)).powf(2.0 / 3.0);
         let step: Vec<f64> = g.iter().map(|v| rate * v).collect();
@@ -102,7 +128,13 @@ mod tests {
     fn reinforce_and_gpomdp_are_unbiased_for_the_exact_lqr_gradient() {
         let lqr = Lqr::double_integrator(0.1, 0.05, 1.0, 15, 0.95).unwrap();
         let sigma = 0.5;
-        let pb = PgProblem::new(lqr.clone(), GaussianLinear::new(1, 2, sigma, Features::Raw).unwrap(), 15, 0.95).unwrap();
+        let pb = PgProblem::new(
+            lqr.clone(),
+            GaussianLinear::new(1, 2, sigma, Features::Raw).unwrap(),
+            15,
+            0.95,
+        )
+        .unwrap();
         let theta = [-1.0, -2.0];
         let exact = lqr.exact_gradient(&theta, sigma).unwrap();
         let mut rng = StdRng::seed_from_u64(3);
@@ -121,7 +153,11 @@ mod tests {
             for i in 0..2 {
                 let mean = s[i] / n as f64;
                 let se = ((s2[i] / n as f64 - mean * mean) / n as f64).sqrt();
-                assert!((mean - exact[i]).abs() < 4.0 * se, "{est:?} coordinate {i}: {mean} ± {se} vs exact {}", exact[i]);
+                assert!(
+                    (mean - exact[i]).abs() < 4.0 * se,
+                    "{est:?} coordinate {i}: {mean} ± {se} vs exact {}",
+                    exact[i]
+                );
             }
         }
     }

@@ -21,7 +21,10 @@ pub struct Trajectory {
 impl Trajectory {
     /// Σₜ γᵗ rₜ.
     pub fn discounted_return(&self, gamma: f64) -> f64 {
-        self.rewards.iter().rev().fold(0.0, |acc, r| r + gamma * acc)
+        self.rewards
+            .iter()
+            .rev()
+            .fold(0.0, |acc, r| r + gamma * acc)
     }
 
     /// Rₜ = Σ_{h ≥ t} γʰ r_h (discounted from time 0, as GPOMDP weighs the score at t).
@@ -59,11 +62,22 @@ impl<E: Env, P: Policy> PgProblem<E, P> {
     /// A problem; an error when the policy does not read the environment's observations.
     pub fn new(env: E, policy: P, horizon: usize, gamma: f64) -> Result<Self> {
         if policy.state_dim() != env.state_dim() {
-            return Err(RlError::Shape { what: "policy input".into(), expected: format!("{} ({} observations)", env.state_dim(), env.name()), got: policy.state_dim().to_string() });
+            return Err(RlError::Shape {
+                what: "policy input".into(),
+                expected: format!("{} ({} observations)", env.state_dim(), env.name()),
+                got: policy.state_dim().to_string(),
+            });
         }
         ensure(horizon > 0, "horizon", || "must be positive".into())?;
-        ensure(gamma > 0.0 && gamma <= 1.0, "discount", || format!("{gamma} (must be in (0, 1])"))?;
-        Ok(Self { env, policy, horizon, gamma })
+        ensure(gamma > 0.0 && gamma <= 1.0, "discount", || {
+            format!("{gamma} (must be in (0, 1])")
+        })?;
+        Ok(Self {
+            env,
+            policy,
+            horizon,
+            gamma,
+        })
     }
 
     /// One episode of π_θ, the environment reset with `seed`, actions drawn from `rng`.
@@ -75,7 +89,9 @@ impl<E: Env, P: Policy> PgProblem<E, P> {
             let a = self.policy.act(theta, &s, rng)?;
             let st = env.step(&a)?;
             if !st.reward.is_finite() || !st.state.iter().all(|v| v.is_finite()) {
-                return Err(RlError::NonFinite { what: format!("{} transition (state or reward)", env.name()) });
+                return Err(RlError::NonFinite {
+                    what: format!("{} transition (state or reward)", env.name()),
+                });
             }
             tr.states.push(std::mem::replace(&mut s, st.state));
             tr.actions.push(a);
@@ -93,7 +109,9 @@ impl<E: Env, P: Policy> PgProblem<E, P> {
         let mut sum = 0.0;
         for _ in 0..episodes {
             let s = rng.random();
-            sum += self.rollout(theta, s, &mut rng)?.discounted_return(self.gamma);
+            sum += self
+                .rollout(theta, s, &mut rng)?
+                .discounted_return(self.gamma);
         }
         Ok(sum / episodes.max(1) as f64)
     }
@@ -124,13 +142,29 @@ pub struct PgState {
 }
 
 impl PgState {
-    pub(crate) fn new<E: Env, P: Policy>(problem: &PgProblem<E, P>, x0: &[f64], seed: u64) -> Result<Self> {
+    pub(crate) fn new<E: Env, P: Policy>(
+        problem: &PgProblem<E, P>,
+        x0: &[f64],
+        seed: u64,
+    ) -> Result<Self> {
         gradlab_core::problem::check_point(problem, x0)?;
-        Ok(Self { theta: x0.to_vec(), prev: x0.to_vec(), d: vec![0.0; x0.len()], t: 0, trajectories: 0, last_return: f64::NAN, rng: StdRng::seed_from_u64(seed) })
+        Ok(Self {
+            theta: x0.to_vec(),
+            prev: x0.to_vec(),
+            d: vec![0.0; x0.len()],
+            t: 0,
+            trajectories: 0,
+            last_return: f64::NAN,
+            rng: StdRng::seed_from_u64(seed),
+        })
     }
 
     /// Sample one trajectory at `at`, counting it.
-    pub(crate) fn sample<E: Env, P: Policy>(&mut self, problem: &PgProblem<E, P>, at: &[f64]) -> Result<Trajectory> {
+    pub(crate) fn sample<E: Env, P: Policy>(
+        &mut self,
+        problem: &PgProblem<E, P>,
+        at: &[f64],
+    ) -> Result<Trajectory> {
         let seed = self.rng.random();
         let tr = problem.rollout(at, seed, &mut self.rng)?;
         self.trajectories += 1;
@@ -163,10 +197,16 @@ pub fn norm(v: &[f64]) -> f64 {
 /// γ·d/‖d‖ (zero for d = 0: no direction, no step).
 pub(crate) fn normalised_step(d: &[f64], gamma: f64) -> Vec<f64> {
     let n = norm(d);
-    if n == 0.0 { vec![0.0; d.len()] } else { d.iter().map(|v| gamma * v / n).collect() }
+    if n == 0.0 {
+        vec![0.0; d.len()]
+    } else {
+        d.iter().map(|v| gamma * v / n).collect()
+    }
 }
 
 /// A positive, finite step-size constant.
 pub(crate) fn check_rate(what: &'static str, v: f64) -> Result<()> {
-    ensure(v > 0.0 && v.is_finite(), what, || format!("{v} (must be positive and finite)"))
+    ensure(v > 0.0 && v.is_finite(), what, || {
+        format!("{v} (must be positive and finite)")
+    })
 }

@@ -28,9 +28,16 @@ impl Cg {
     /// Stop at ‖r‖ ≤ `tol`·‖b‖; `jacobi` preconditions with diag A.
     pub fn new(tol: f64, jacobi: bool) -> Result<Self> {
         if tol.is_nan() || tol <= 0.0 || tol.is_infinite() {
-            return Err(SolverError::Invalid { what: "tolerance", why: format!("{tol} (must be positive)") });
+            return Err(SolverError::Invalid {
+                what: "tolerance",
+                why: format!("{tol} (must be positive)"),
+            });
         }
-        Ok(Self { tol, jacobi, target: 0.0 })
+        Ok(Self {
+            tol,
+            jacobi,
+            target: 0.0,
+        })
     }
 }
 
@@ -56,17 +63,40 @@ impl Solver<System> for Cg {
     fn init(&mut self, sys: &System, x0: &[f64]) -> Result<CgState> {
         gradlab_core::problem::check_point(sys, x0)?;
         let inv_diag: Vec<f64> = if self.jacobi {
-            sys.a.diagonal().iter().map(|d| if *d > 0.0 { Ok(1.0 / d) } else { Err(SolverError::NotSpd(format!("a diagonal entry is {d}"))) }).collect::<Result<_>>()?
+            sys.a
+                .diagonal()
+                .iter()
+                .map(|d| {
+                    if *d > 0.0 {
+                        Ok(1.0 / d)
+                    } else {
+                        Err(SolverError::NotSpd(format!("a diagonal entry is {d}")))
+                    }
+                })
+                .collect::<Result<_>>()?
         } else {
             vec![]
         };
         let ax = sys.a.mul(x0);
         let r: Vec<f64> = sys.b.iter().zip(&ax).map(|(b, a)| b - a).collect();
-        let z = if self.jacobi { r.iter().zip(&inv_diag).map(|(r, d)| r * d).collect() } else { r.clone() };
+        let z = if self.jacobi {
+            r.iter().zip(&inv_diag).map(|(r, d)| r * d).collect()
+        } else {
+            r.clone()
+        };
         self.target = self.tol * norm(&sys.b);
         let rz = dot(&r, &z);
         let rn = norm(&r);
-        Ok(CgState { x: x0.to_vec(), p: z.clone(), z, r, rz, inv_diag, history: vec![rn], products: 1 })
+        Ok(CgState {
+            x: x0.to_vec(),
+            p: z.clone(),
+            z,
+            r,
+            rz,
+            inv_diag,
+            history: vec![rn],
+            products: 1,
+        })
     }
     fn converged(&self, st: &CgState) -> bool {
         st.history.last().is_some_and(|r| *r <= self.target)
@@ -76,16 +106,27 @@ impl Solver<System> for Cg {
         st.products += 1;
         let pap = dot(&st.p, &ap);
         if pap.is_nan() || pap <= 0.0 {
-            return Err(SolverError::NotSpd(format!("pᵀAp = {pap:e} at iteration {}", st.history.len())));
+            return Err(SolverError::NotSpd(format!(
+                "pᵀAp = {pap:e} at iteration {}",
+                st.history.len()
+            )));
         }
         let alpha = st.rz / pap;
-        st.x.iter_mut().zip(&st.p).for_each(|(x, p)| *x += alpha * p);
+        st.x.iter_mut()
+            .zip(&st.p)
+            .for_each(|(x, p)| *x += alpha * p);
         st.r.iter_mut().zip(&ap).for_each(|(r, a)| *r -= alpha * a);
-        st.z = if self.jacobi { st.r.iter().zip(&st.inv_diag).map(|(r, d)| r * d).collect() } else { st.r.clone() };
+        st.z = if self.jacobi {
+            st.r.iter().zip(&st.inv_diag).map(|(r, d)| r * d).collect()
+        } else {
+            st.r.clone()
+        };
         let rz = dot(&st.r, &st.z);
         let beta = rz / st.rz;
         st.rz = rz;
-        st.p.iter_mut().zip(&st.z).for_each(|(p, z)| *p = z + beta * *p);
+        st.p.iter_mut()
+            .zip(&st.z)
+            .for_each(|(p, z)| *p = z + beta * *p);
         let rn = norm(&st.r);
         if !rn.is_finite() {
             return Err(SolverError::NonFinite("residual".into()));
@@ -110,25 +151,44 @@ mod tests {
     #[test]
     fn cg_solves_in_at_most_n_steps_and_refuses_an_indefinite_matrix() {
         // A 5 × 5 SPD tridiagonal system: exact solution, ≤ 5 iterations in exact arithmetic.
-        let t: Vec<(usize, usize, f64)> = (0..5).flat_map(|i| {
-            let mut v = vec![(i, i, 3.0 + i as f64)];
-            if i > 0 {
-                v.push((i, i - 1, -1.0));
-                v.push((i - 1, i, -1.0));
-            }
-            v
-        }).collect();
+        let t: Vec<(usize, usize, f64)> = (0..5)
+            .flat_map(|i| {
+                let mut v = vec![(i, i, 3.0 + i as f64)];
+                if i > 0 {
+                    v.push((i, i - 1, -1.0));
+                    v.push((i - 1, i, -1.0));
+                }
+                v
+            })
+            .collect();
         let a = Csr::from_triplets(5, &t).unwrap();
         let x_true = [1.0, -2.0, 0.5, 3.0, -1.0];
         let sys = System::new(a.clone(), a.mul(&x_true)).unwrap();
         for jacobi in [false, true] {
-            let (st, rep) = solve(&mut Cg::new(1e-12, jacobi).unwrap(), &sys, &[0.0; 5], 50, &mut Silent).unwrap();
+            let (st, rep) = solve(
+                &mut Cg::new(1e-12, jacobi).unwrap(),
+                &sys,
+                &[0.0; 5],
+                50,
+                &mut Silent,
+            )
+            .unwrap();
             assert!(rep.converged && rep.iterations <= 6, "{rep:?}");
             assert!(st.x.iter().zip(&x_true).all(|(a, b)| (a - b).abs() < 1e-10));
         }
-        let bad = Csr::from_triplets(2, &[(0, 0, 1.0), (0, 1, 2.0), (1, 0, 2.0), (1, 1, 1.0)]).unwrap();
+        let bad =
+            Csr::from_triplets(2, &[(0, 0, 1.0), (0, 1, 2.0), (1, 0, 2.0), (1, 1, 1.0)]).unwrap();
         let sys = System::new(bad, vec![1.0, -1.0]).unwrap();
-        assert!(matches!(solve(&mut Cg::new(1e-10, false).unwrap(), &sys, &[0.0; 2], 10, &mut Silent), Err(SolverError::NotSpd(_))));
+        assert!(matches!(
+            solve(
+                &mut Cg::new(1e-10, false).unwrap(),
+                &sys,
+                &[0.0; 2],
+                10,
+                &mut Silent
+            ),
+            Err(SolverError::NotSpd(_))
+        ));
         assert!(Cg::new(0.0, false).is_err());
     }
 }

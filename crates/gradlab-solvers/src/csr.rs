@@ -18,7 +18,11 @@ impl Csr {
         let mut t: Vec<(usize, usize, f64)> = Vec::with_capacity(triplets.len());
         for &(i, j, v) in triplets {
             if i >= n || j >= n {
-                return Err(SolverError::Shape { what: "matrix entry".into(), expected: format!("row and column < {n}"), got: format!("({i}, {j})") });
+                return Err(SolverError::Shape {
+                    what: "matrix entry".into(),
+                    expected: format!("row and column < {n}"),
+                    got: format!("({i}, {j})"),
+                });
             }
             if !v.is_finite() {
                 return Err(SolverError::NonFinite(format!("matrix entry ({i}, {j})")));
@@ -42,7 +46,12 @@ impl Csr {
         for i in 0..n {
             indptr[i + 1] += indptr[i];
         }
-        Ok(Self { n, indptr, indices, values })
+        Ok(Self {
+            n,
+            indptr,
+            indices,
+            values,
+        })
     }
 
     /// n.
@@ -66,7 +75,11 @@ impl Csr {
     pub fn mul_into(&self, x: &[f64], y: &mut [f64]) {
         for (i, yi) in y.iter_mut().enumerate() {
             let (lo, hi) = (self.indptr[i], self.indptr[i + 1]);
-            *yi = self.indices[lo..hi].iter().zip(&self.values[lo..hi]).map(|(&j, v)| v * x[j]).sum();
+            *yi = self.indices[lo..hi]
+                .iter()
+                .zip(&self.values[lo..hi])
+                .map(|(&j, v)| v * x[j])
+                .sum();
         }
     }
 
@@ -78,7 +91,9 @@ impl Csr {
     /// A_{ij} (0 when not stored).
     pub fn get(&self, i: usize, j: usize) -> f64 {
         let (lo, hi) = (self.indptr[i], self.indptr[i + 1]);
-        self.indices[lo..hi].binary_search(&j).map_or(0.0, |k| self.values[lo + k])
+        self.indices[lo..hi]
+            .binary_search(&j)
+            .map_or(0.0, |k| self.values[lo + k])
     }
 
     /// An error unless A is symmetric (to a relative 1e-12) with a positive diagonal: the cheap
@@ -93,7 +108,9 @@ impl Csr {
                 let (j, v) = (self.indices[k], self.values[k]);
                 let t = self.get(j, i);
                 if (v - t).abs() > 1e-12 * (v.abs() + t.abs()).max(1e-300) {
-                    return Err(SolverError::NotSpd(format!("A[{i}, {j}] = {v} but A[{j}, {i}] = {t}")));
+                    return Err(SolverError::NotSpd(format!(
+                        "A[{i}, {j}] = {v} but A[{j}, {i}] = {t}"
+                    )));
                 }
             }
         }
@@ -113,7 +130,10 @@ impl Csr {
 
     /// (row, column, value) of every stored entry.
     pub fn triplets(&self) -> Vec<(usize, usize, f64)> {
-        (0..self.n).flat_map(|i| (self.indptr[i]..self.indptr[i + 1]).map(move |k| (i, k, 0.0))).map(|(i, k, _)| (i, self.indices[k], self.values[k])).collect()
+        (0..self.n)
+            .flat_map(|i| (self.indptr[i]..self.indptr[i + 1]).map(move |k| (i, k, 0.0)))
+            .map(|(i, k, _)| (i, self.indices[k], self.values[k]))
+            .collect()
     }
 }
 
@@ -123,7 +143,18 @@ mod tests {
 
     #[test]
     fn triplets_products_and_checks() {
-        let a = Csr::from_triplets(3, &[(0, 0, 2.0), (0, 1, -1.0), (1, 0, -1.0), (1, 1, 2.0), (2, 2, 1.0), (2, 2, 1.0)]).unwrap();
+        let a = Csr::from_triplets(
+            3,
+            &[
+                (0, 0, 2.0),
+                (0, 1, -1.0),
+                (1, 0, -1.0),
+                (1, 1, 2.0),
+                (2, 2, 1.0),
+                (2, 2, 1.0),
+            ],
+        )
+        .unwrap();
         assert_eq!(a.mul(&[1.0, 2.0, 3.0]), vec![0.0, 3.0, 6.0]);
         assert_eq!(a.diagonal(), vec![2.0, 2.0, 2.0]);
         assert!(a.check_spd_shape().is_ok());

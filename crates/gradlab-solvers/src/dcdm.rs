@@ -63,11 +63,13 @@ impl Directions for DenseInverse {
         let n = self.n;
         let mut y = vec![0.0; n];
         for i in 0..n {
-            y[i] = (r[i] - (0..i).map(|k| self.l[i * n + k] * y[k]).sum::<f64>()) / self.l[i * n + i];
+            y[i] =
+                (r[i] - (0..i).map(|k| self.l[i * n + k] * y[k]).sum::<f64>()) / self.l[i * n + i];
         }
         let mut x = vec![0.0; n];
         for i in (0..n).rev() {
-            x[i] = (y[i] - (i + 1..n).map(|k| self.l[k * n + i] * x[k]).sum::<f64>()) / self.l[i * n + i];
+            x[i] = (y[i] - (i + 1..n).map(|k| self.l[k * n + i] * x[k]).sum::<f64>())
+                / self.l[i * n + i];
         }
         Ok(x)
     }
@@ -84,9 +86,16 @@ impl<'m> Dcdm<'m> {
     /// Stop at ‖r‖ ≤ `tol`·‖r₀‖.
     pub fn new(model: &'m dyn Directions, tol: f64) -> Result<Self> {
         if tol.is_nan() || tol <= 0.0 || tol.is_infinite() {
-            return Err(SolverError::Invalid { what: "tolerance", why: format!("{tol} (must be positive)") });
+            return Err(SolverError::Invalid {
+                what: "tolerance",
+                why: format!("{tol} (must be positive)"),
+            });
         }
-        Ok(Self { model, tol, target: 0.0 })
+        Ok(Self {
+            model,
+            tol,
+            target: 0.0,
+        })
     }
 }
 
@@ -115,7 +124,15 @@ impl Solver<System> for Dcdm<'_> {
         let rn = norm(&r);
         self.target = self.tol * rn;
         let z = vec![0.0; x0.len()];
-        Ok(DcdmState { x: x0.to_vec(), r, p: [z.clone(), z.clone()], ap: [z.clone(), z], alpha: [1.0, 1.0], history: vec![rn], products: 1 })
+        Ok(DcdmState {
+            x: x0.to_vec(),
+            r,
+            p: [z.clone(), z.clone()],
+            ap: [z.clone(), z],
+            alpha: [1.0, 1.0],
+            history: vec![rn],
+            products: 1,
+        })
     }
     fn converged(&self, st: &DcdmState) -> bool {
         st.history.last().is_some_and(|r| *r <= self.target)
@@ -125,7 +142,10 @@ impl Solver<System> for Dcdm<'_> {
         let unit: Vec<f64> = st.r.iter().map(|v| v / rn).collect();
         let mut q = self.model.direction(&unit)?;
         if q.len() != unit.len() || !q.iter().all(|v| v.is_finite()) {
-            return Err(SolverError::NonFinite(format!("direction from the model (length {})", q.len())));
+            return Err(SolverError::NonFinite(format!(
+                "direction from the model (length {})",
+                q.len()
+            )));
         }
         let c1 = dot(&q, &st.ap[1]) / st.alpha[1];
         let c0 = dot(&q, &st.ap[0]) / st.alpha[0];
@@ -135,7 +155,10 @@ impl Solver<System> for Dcdm<'_> {
         let aq = sys.a.mul(&q);
         let alpha = dot(&q, &aq);
         if alpha.is_nan() || alpha <= 0.0 {
-            return Err(SolverError::NotSpd(format!("qᵀAq = {alpha:e} at iteration {} (a zero direction, or A is not SPD)", st.history.len())));
+            return Err(SolverError::NotSpd(format!(
+                "qᵀAq = {alpha:e} at iteration {} (a zero direction, or A is not SPD)",
+                st.history.len()
+            )));
         }
         let step = dot(&q, &st.r) / alpha;
         st.x.iter_mut().zip(&q).for_each(|(x, q)| *x += step * q);
@@ -180,7 +203,14 @@ mod tests {
     fn with_the_exact_inverse_it_converges_in_one_iteration() {
         let sys = system();
         let inv = DenseInverse::new(&sys.a).unwrap();
-        let (st, rep) = solve(&mut Dcdm::new(&inv, 1e-10).unwrap(), &sys, &vec![0.0; sys.a.n()], 10, &mut Silent).unwrap();
+        let (st, rep) = solve(
+            &mut Dcdm::new(&inv, 1e-10).unwrap(),
+            &sys,
+            &vec![0.0; sys.a.n()],
+            10,
+            &mut Silent,
+        )
+        .unwrap();
         assert_eq!(rep.iterations, 1);
         assert!(rep.converged && sys.residual_norm(&st.x) < 1e-10 * norm(&sys.b));
     }
@@ -190,19 +220,35 @@ mod tests {
         let sys = system();
         let n = sys.a.n();
         let mut cg_x = vec![];
-        solve(&mut Cg::new(1e-14, false).unwrap(), &sys, &vec![0.0; n], 6, &mut |it: &Iteration| {
-            cg_x.push(it.x.to_vec());
-            Control::Continue
-        })
+        solve(
+            &mut Cg::new(1e-14, false).unwrap(),
+            &sys,
+            &vec![0.0; n],
+            6,
+            &mut |it: &Iteration| {
+                cg_x.push(it.x.to_vec());
+                Control::Continue
+            },
+        )
         .unwrap();
         let mut dc_x = vec![];
-        solve(&mut Dcdm::new(&Identity, 1e-14).unwrap(), &sys, &vec![0.0; n], 6, &mut |it: &Iteration| {
-            dc_x.push(it.x.to_vec());
-            Control::Continue
-        })
+        solve(
+            &mut Dcdm::new(&Identity, 1e-14).unwrap(),
+            &sys,
+            &vec![0.0; n],
+            6,
+            &mut |it: &Iteration| {
+                dc_x.push(it.x.to_vec());
+                Control::Continue
+            },
+        )
         .unwrap();
         for (k, (a, b)) in cg_x.iter().zip(&dc_x).enumerate() {
-            let d = a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             assert!(d < 1e-9, "iterate {k}: CG and DCDM(I) differ by {d:e}");
         }
         assert_eq!(dc_x.len(), 7);
@@ -217,6 +263,15 @@ mod tests {
             }
         }
         let sys = system();
-        assert!(solve(&mut Dcdm::new(&Zero, 1e-6).unwrap(), &sys, &vec![0.0; sys.a.n()], 5, &mut Silent).is_err());
+        assert!(
+            solve(
+                &mut Dcdm::new(&Zero, 1e-6).unwrap(),
+                &sys,
+                &vec![0.0; sys.a.n()],
+                5,
+                &mut Silent
+            )
+            .is_err()
+        );
     }
 }

@@ -36,7 +36,9 @@ pub struct DcdmNet {
 }
 
 fn conv3(cin: usize, cout: usize, dev: &Device) -> Conv2d {
-    Conv2dConfig::new([cin, cout], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(dev)
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(dev)
 }
 
 impl DcdmNet {
@@ -57,7 +59,10 @@ impl DcdmNet {
         for c in &self.top {
             h = h.clone() + relu(c.forward(h));
         }
-        let mut d = avg_pool2d(h.clone(), burn::tensor::ops::AvgPoolOptions::new([2, 2]).with_stride([2, 2]));
+        let mut d = avg_pool2d(
+            h.clone(),
+            burn::tensor::ops::AvgPoolOptions::new([2, 2]).with_stride([2, 2]),
+        );
         for c in &self.bottom {
             d = d.clone() + relu(c.forward(d));
         }
@@ -86,26 +91,40 @@ pub fn loss(q: Tensor<4>, b: Tensor<4>) -> Tensor<1> {
     let qaq = (q * aq.clone()).sum_dim(3).sum_dim(2);
     let res = b - aq * (qb / qaq);
     let [_, _, n, m] = res.dims();
-    (res.clone() * res).reshape([batch, n * m]).sum_dim(1).mean()
+    (res.clone() * res)
+        .reshape([batch, n * m])
+        .sum_dim(1)
+        .mean()
 }
 
 /// `count` training right-hand sides on the n × n empty square (each n² values, row-major).
 pub fn training_rhs(n: usize, count: usize, seed: u64) -> Result<Vec<Vec<f64>>> {
     let p = Poisson::square(n)?;
     // modes sorted by eigenvalue
-    let mut modes: Vec<(f64, usize, usize)> = (1..=n).flat_map(|ky| (1..=n).map(move |kx| (kx, ky))).map(|(kx, ky)| {
-        let h = std::f64::consts::PI / (n + 1) as f64;
-        (4.0 - 2.0 * (kx as f64 * h).cos() - 2.0 * (ky as f64 * h).cos(), kx, ky)
-    }).collect();
+    let mut modes: Vec<(f64, usize, usize)> = (1..=n)
+        .flat_map(|ky| (1..=n).map(move |kx| (kx, ky)))
+        .map(|(kx, ky)| {
+            let h = std::f64::consts::PI / (n + 1) as f64;
+            (
+                4.0 - 2.0 * (kx as f64 * h).cos() - 2.0 * (ky as f64 * h).cos(),
+                kx,
+                ky,
+            )
+        })
+        .collect();
     modes.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let vectors: Vec<Vec<f64>> = modes.iter().map(|&(_, kx, ky)| p.sine_mode(kx, ky)).collect();
+    let vectors: Vec<Vec<f64>> = modes
+        .iter()
+        .map(|&(_, kx, ky)| p.sine_mode(kx, ky))
+        .collect();
     let mut rng = StdRng::seed_from_u64(seed);
     let half = modes.len() / 2;
     Ok((0..count)
         .map(|_| {
             let mut b = vec![0.0; n * n];
             for (k, v) in vectors.iter().enumerate() {
-                let c: f64 = rng.sample::<f64, _>(StandardNormal) * if k < half { 9.0 } else { 1.0 };
+                let c: f64 =
+                    rng.sample::<f64, _>(StandardNormal) * if k < half { 9.0 } else { 1.0 };
                 b.iter_mut().zip(v).for_each(|(b, v)| *b += c * v);
             }
             let nb = crate::norm(&b);
@@ -136,9 +155,22 @@ pub struct TrainSettings {
 
 /// Train a network; `progress(step, loss)` is called every step. Returns the trained network (on
 /// the plain device) and the loss curve.
-pub fn train(s: &TrainSettings, mut progress: impl FnMut(usize, f64)) -> Result<(DcdmNet, Vec<f64>)> {
-    if s.n < 2 || !s.n.is_multiple_of(2) || s.batch == 0 || s.samples == 0 || s.channels == 0 || s.lr.is_nan() || s.lr <= 0.0 {
-        return Err(SolverError::Invalid { what: "DCDM training settings", why: format!("{s:?} (n even ≥ 2, batch, samples, channels and lr positive)") });
+pub fn train(
+    s: &TrainSettings,
+    mut progress: impl FnMut(usize, f64),
+) -> Result<(DcdmNet, Vec<f64>)> {
+    if s.n < 2
+        || !s.n.is_multiple_of(2)
+        || s.batch == 0
+        || s.samples == 0
+        || s.channels == 0
+        || s.lr.is_nan()
+        || s.lr <= 0.0
+    {
+        return Err(SolverError::Invalid {
+            what: "DCDM training settings",
+            why: format!("{s:?} (n even ≥ 2, batch, samples, channels and lr positive)"),
+        });
     }
     let data = training_rhs(s.n, s.samples, s.seed)?;
     let dev = Device::flex().autodiff();
@@ -147,13 +179,20 @@ pub fn train(s: &TrainSettings, mut progress: impl FnMut(usize, f64)) -> Result<
     let mut rng = StdRng::seed_from_u64(s.seed ^ 0xDCD);
     let mut curve = vec![];
     for step in 0..s.steps {
-        let idx: Vec<usize> = (0..s.batch).map(|_| rng.random_range(0..data.len())).collect();
-        let flat: Vec<f32> = idx.iter().flat_map(|&i| data[i].iter().map(|v| *v as f32)).collect();
+        let idx: Vec<usize> = (0..s.batch)
+            .map(|_| rng.random_range(0..data.len()))
+            .collect();
+        let flat: Vec<f32> = idx
+            .iter()
+            .flat_map(|&i| data[i].iter().map(|v| *v as f32))
+            .collect();
         let b = Tensor::<4>::from_data(TensorData::new(flat, [s.batch, 1, s.n, s.n]), &dev);
         let l = loss(net.forward(b.clone()), b);
         let lv = gradlab_core::bridge::scalar_to_host(l.clone())?;
         if !lv.is_finite() {
-            return Err(SolverError::NonFinite(format!("DCDM training loss at step {step}")));
+            return Err(SolverError::NonFinite(format!(
+                "DCDM training loss at step {step}"
+            )));
         }
         curve.push(lv);
         progress(step, lv);
@@ -174,7 +213,11 @@ impl<'a> NetDirections<'a> {
     /// The model for `grid` (its side must be even).
     pub fn new(net: &'a DcdmNet, grid: &'a Poisson) -> Result<Self> {
         if !grid.n.is_multiple_of(2) {
-            return Err(SolverError::Shape { what: "grid side for the DCDM network".into(), expected: "an even side".into(), got: grid.n.to_string() });
+            return Err(SolverError::Shape {
+                what: "grid side for the DCDM network".into(),
+                expected: "an even side".into(),
+                got: grid.n.to_string(),
+            });
         }
         Ok(Self { net, grid })
     }
@@ -200,7 +243,13 @@ mod tests {
         let p = Poisson::square(n).unwrap();
         let v: Vec<f64> = (0..n * n).map(|k| ((k * 13) % 7) as f64 - 3.0).collect();
         let want = p.a.mul(&v);
-        let t = Tensor::<4>::from_data(TensorData::new(v.iter().map(|x| *x as f32).collect::<Vec<f32>>(), [1, 1, n, n]), &Device::flex());
+        let t = Tensor::<4>::from_data(
+            TensorData::new(
+                v.iter().map(|x| *x as f32).collect::<Vec<f32>>(),
+                [1, 1, n, n],
+            ),
+            &Device::flex(),
+        );
         let got = gradlab_core::bridge::to_host(laplacian(t)).unwrap();
         assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5));
     }
@@ -214,11 +263,22 @@ mod tests {
         let b = training_rhs(n, 1, 0).unwrap().remove(0);
         let q = crate::dcdm::Directions::direction(&inv, &b).unwrap();
         let dev = Device::flex();
-        let t = |v: &[f64], s: f64| Tensor::<4>::from_data(TensorData::new(v.iter().map(|x| (x * s) as f32).collect::<Vec<f32>>(), [1, 1, n, n]), &dev);
+        let t = |v: &[f64], s: f64| {
+            Tensor::<4>::from_data(
+                TensorData::new(
+                    v.iter().map(|x| (x * s) as f32).collect::<Vec<f32>>(),
+                    [1, 1, n, n],
+                ),
+                &dev,
+            )
+        };
         let l = gradlab_core::bridge::scalar_to_host(loss(t(&q, 1.0), t(&b, 1.0))).unwrap();
         assert!(l < 1e-9, "{l}");
         let r: Vec<f64> = (0..n * n).map(|k| (k % 3) as f64).collect();
-        let (l1, l3) = (gradlab_core::bridge::scalar_to_host(loss(t(&r, 1.0), t(&b, 1.0))).unwrap(), gradlab_core::bridge::scalar_to_host(loss(t(&r, 3.0), t(&b, 1.0))).unwrap());
+        let (l1, l3) = (
+            gradlab_core::bridge::scalar_to_host(loss(t(&r, 1.0), t(&b, 1.0))).unwrap(),
+            gradlab_core::bridge::scalar_to_host(loss(t(&r, 3.0), t(&b, 1.0))).unwrap(),
+        );
         assert!(l1 > 1e-3 && (l1 - l3).abs() < 1e-5 * l1, "{l1} {l3}");
         // training data are unit vectors
         assert!((crate::norm(&b) - 1.0).abs() < 1e-12);
@@ -237,30 +297,56 @@ fn model_err(dir: &std::path::Path, e: impl std::fmt::Display) -> SolverError {
 pub fn save_model(dir: &std::path::Path, net: &DcdmNet, channels: usize) -> Result<()> {
     gradlab_train::checkpoint::save_set(dir, 0, |gdir| {
         let weights = gdir.join(WEIGHTS);
-        net.clone().save_file(&weights).map_err(|e| gradlab_train::error::file_err(&weights, e))?;
-        std::fs::write(gdir.join(CARD), format!("{{\"kind\": \"dcdm\", \"channels\": {channels}}}\n")).map_err(|e| gradlab_train::error::file_err(gdir.join(CARD), e))
+        net.clone()
+            .save_file(&weights)
+            .map_err(|e| gradlab_train::error::file_err(&weights, e))?;
+        std::fs::write(
+            gdir.join(CARD),
+            format!("{{\"kind\": \"dcdm\", \"channels\": {channels}}}\n"),
+        )
+        .map_err(|e| gradlab_train::error::file_err(gdir.join(CARD), e))
     })
     .map_err(|e| model_err(dir, e))
 }
 
 /// Check that `dir` can take a saved model (new, empty or an earlier save) before training.
 pub fn check_model_destination(dir: &std::path::Path) -> Result<()> {
-    gradlab_train::checkpoint::check_destination(dir).map(|_| ()).map_err(|e| model_err(dir, e))
+    gradlab_train::checkpoint::check_destination(dir)
+        .map(|_| ())
+        .map_err(|e| model_err(dir, e))
 }
 
 /// The network saved in `dir`; an error if it is missing, damaged or not a DCDM network.
 pub fn load_model(dir: &std::path::Path) -> Result<DcdmNet> {
     let gdir = gradlab_train::checkpoint::load_set(dir).map_err(|e| model_err(dir, e))?;
-    let card = std::fs::read_to_string(gdir.join(CARD)).map_err(|_| model_err(dir, format!("not a DCDM model (no {CARD})")))?;
+    let card = std::fs::read_to_string(gdir.join(CARD))
+        .map_err(|_| model_err(dir, format!("not a DCDM model (no {CARD})")))?;
     let channels: usize = card
         .split("\"channels\":")
         .nth(1)
-        .and_then(|t| t.trim().trim_end_matches(['}', '\n', ' ']).trim().parse().ok())
+        .and_then(|t| {
+            t.trim()
+                .trim_end_matches(['}', '\n', ' '])
+                .trim()
+                .parse()
+                .ok()
+        })
         .filter(|c| *c > 0 && card.contains("\"dcdm\""))
         .ok_or_else(|| model_err(dir, format!("{CARD} is not a DCDM card")))?;
     let net = DcdmNet::new(channels, &Device::flex(), 0);
-    let net = net.try_load_file(gdir.join(WEIGHTS)).map_err(|e| model_err(dir, format!("the weights do not fit a {channels}-channel DCDM network ({})", e.to_string().chars().take(120).collect::<String>())))?;
-    if gradlab_core::flat::flatten_host(&net)?.iter().any(|v| !v.is_finite()) {
+    let net = net.try_load_file(gdir.join(WEIGHTS)).map_err(|e| {
+        model_err(
+            dir,
+            format!(
+                "the weights do not fit a {channels}-channel DCDM network ({})",
+                e.to_string().chars().take(120).collect::<String>()
+            ),
+        )
+    })?;
+    if gradlab_core::flat::flatten_host(&net)?
+        .iter()
+        .any(|v| !v.is_finite())
+    {
         return Err(model_err(dir, "the saved weights are not all finite"));
     }
     Ok(net)

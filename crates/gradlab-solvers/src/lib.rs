@@ -86,7 +86,11 @@ impl System {
     /// A system; an error when b does not fit A or is not finite.
     pub fn new(a: Csr, b: Vec<f64>) -> Result<Self> {
         if b.len() != a.n() {
-            return Err(SolverError::Shape { what: "right-hand side".into(), expected: format!("{} values (A is {0} × {0})", a.n()), got: b.len().to_string() });
+            return Err(SolverError::Shape {
+                what: "right-hand side".into(),
+                expected: format!("{} values (A is {0} × {0})", a.n()),
+                got: b.len().to_string(),
+            });
         }
         if !b.iter().all(|v| v.is_finite()) {
             return Err(SolverError::NonFinite("right-hand side".into()));
@@ -97,7 +101,12 @@ impl System {
     /// ‖b − A x‖.
     pub fn residual_norm(&self, x: &[f64]) -> f64 {
         let ax = self.a.mul(x);
-        self.b.iter().zip(&ax).map(|(b, a)| (b - a) * (b - a)).sum::<f64>().sqrt()
+        self.b
+            .iter()
+            .zip(&ax)
+            .map(|(b, a)| (b - a) * (b - a))
+            .sum::<f64>()
+            .sqrt()
     }
 }
 

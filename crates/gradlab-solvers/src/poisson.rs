@@ -44,7 +44,8 @@ impl Poisson {
         let solid = (0..n * n)
             .map(|k| {
                 let (r, c) = ((k / n) as f64 + 0.5, (k % n) as f64 + 0.5);
-                ((r - cy * n as f64).powi(2) + (c - cx * n as f64).powi(2)).sqrt() < radius * n as f64
+                ((r - cy * n as f64).powi(2) + (c - cx * n as f64).powi(2)).sqrt()
+                    < radius * n as f64
             })
             .collect();
         Self::new(n, solid)
@@ -54,7 +55,11 @@ impl Poisson {
     /// sealed off from the outer boundary (A would be singular).
     pub fn new(n: usize, solid: Vec<bool>) -> Result<Self> {
         if n == 0 || solid.len() != n * n {
-            return Err(SolverError::Shape { what: "obstacle mask".into(), expected: format!("{} cells (n = {n} > 0)", n * n), got: solid.len().to_string() });
+            return Err(SolverError::Shape {
+                what: "obstacle mask".into(),
+                expected: format!("{} cells (n = {n} > 0)", n * n),
+                got: solid.len().to_string(),
+            });
         }
         let mut index = vec![None; n * n];
         let mut k = 0;
@@ -65,11 +70,18 @@ impl Poisson {
             }
         }
         if k == 0 {
-            return Err(SolverError::Invalid { what: "Poisson grid", why: "every cell is solid".into() });
+            return Err(SolverError::Invalid {
+                what: "Poisson grid",
+                why: "every cell is solid".into(),
+            });
         }
         // every fluid region must touch the boundary
         let mut reached = vec![false; n * n];
-        let mut stack: Vec<usize> = (0..n * n).filter(|&c| !solid[c] && (c / n == 0 || c / n == n - 1 || c % n == 0 || c % n == n - 1)).collect();
+        let mut stack: Vec<usize> = (0..n * n)
+            .filter(|&c| {
+                !solid[c] && (c / n == 0 || c / n == n - 1 || c % n == 0 || c % n == n - 1)
+            })
+            .collect();
         stack.iter().for_each(|&c| reached[c] = true);
         while let Some(c) = stack.pop() {
             for nb in neighbours(n, c).into_iter().flatten() {
@@ -80,7 +92,11 @@ impl Poisson {
             }
         }
         if let Some(c) = (0..n * n).find(|&c| !solid[c] && !reached[c]) {
-            return Err(SolverError::NotSpd(format!("fluid cell ({}, {}) is sealed off from the boundary by obstacles (a pure Neumann region)", c / n, c % n)));
+            return Err(SolverError::NotSpd(format!(
+                "fluid cell ({}, {}) is sealed off from the boundary by obstacles (a pure Neumann region)",
+                c / n,
+                c % n
+            )));
         }
         let mut t = vec![];
         for cell in 0..n * n {
@@ -98,7 +114,12 @@ impl Poisson {
             }
             t.push((i, i, diag));
         }
-        Ok(Self { n, a: Csr::from_triplets(k, &t)?, solid, index })
+        Ok(Self {
+            n,
+            a: Csr::from_triplets(k, &t)?,
+            solid,
+            index,
+        })
     }
 
     /// The grid image (n × n, zeros at solids) of an unknown vector.
@@ -108,14 +129,23 @@ impl Poisson {
 
     /// The unknown vector of a grid image.
     pub fn gather(&self, grid: &[f64]) -> Vec<f64> {
-        self.index.iter().zip(grid).filter_map(|(i, v)| i.map(|_| *v)).collect()
+        self.index
+            .iter()
+            .zip(grid)
+            .filter_map(|(i, v)| i.map(|_| *v))
+            .collect()
     }
 
     /// The eigenvector sin(πky(r+1)/(n+1))·sin(πkx(c+1)/(n+1)) of the empty square (kx, ky ≥ 1),
     /// eigenvalue 4 − 2cos(πkx/(n+1)) − 2cos(πky/(n+1)); meaningful without obstacles only.
     pub fn sine_mode(&self, kx: usize, ky: usize) -> Vec<f64> {
         let h = PI / (self.n + 1) as f64;
-        let grid: Vec<f64> = (0..self.n * self.n).map(|k| ((ky as f64) * h * ((k / self.n) + 1) as f64).sin() * ((kx as f64) * h * ((k % self.n) + 1) as f64).sin()).collect();
+        let grid: Vec<f64> = (0..self.n * self.n)
+            .map(|k| {
+                ((ky as f64) * h * ((k / self.n) + 1) as f64).sin()
+                    * ((kx as f64) * h * ((k % self.n) + 1) as f64).sin()
+            })
+            .collect();
         self.gather(&grid)
     }
 }
@@ -144,11 +174,16 @@ mod tests {
         assert!(p.a.diagonal().iter().any(|d| *d < 4.0 && *d > 0.0));
         // a ring of solids around the centre seals a pocket
         let n = 7;
-        let solid: Vec<bool> = (0..n * n).map(|k| {
-            let (r, c) = (k / n, k % n);
-            (1..=5).contains(&r) && (1..=5).contains(&c) && !(r == 3 && c == 3)
-        }).collect();
-        assert!(matches!(Poisson::new(n, solid), Err(SolverError::NotSpd(_))));
+        let solid: Vec<bool> = (0..n * n)
+            .map(|k| {
+                let (r, c) = (k / n, k % n);
+                (1..=5).contains(&r) && (1..=5).contains(&c) && !(r == 3 && c == 3)
+            })
+            .collect();
+        assert!(matches!(
+            Poisson::new(n, solid),
+            Err(SolverError::NotSpd(_))
+        ));
         assert!(Poisson::new(3, vec![true; 9]).is_err());
         assert!(Poisson::new(3, vec![false; 8]).is_err());
     }

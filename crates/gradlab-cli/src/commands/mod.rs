@@ -9,6 +9,6 @@ pub mod reproduce;
 pub mod results;
 pub mod run;
 pub mod saliency;
-pub mod solve;
 pub mod sample;
+pub mod solve;
 pub mod train;

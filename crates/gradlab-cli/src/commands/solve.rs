@@ -10,7 +10,7 @@
 //! solving). The solution is written with `--out x.txt` (atomically; `--force` to replace).
 
 use anyhow::{Context, Result, bail};
-use gradlab_core::solve::{Iteration, Observer, Control, solve};
+use gradlab_core::solve::{Control, Iteration, Observer, solve};
 use gradlab_solvers::cg::Cg;
 use gradlab_solvers::dcdm::Dcdm;
 use gradlab_solvers::dcdm_net::{NetDirections, load_model};
@@ -94,7 +94,9 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if args.method == Method::Dcdm && args.model.is_none() {
-        bail!("--method dcdm needs --model DIR (a network trained by `gradlab run dcdm`, in its model/ folder)");
+        bail!(
+            "--method dcdm needs --model DIR (a network trained by `gradlab run dcdm`, in its model/ folder)"
+        );
     }
     let (a, grid) = match (&args.matrix, args.poisson) {
         (Some(path), None) => (mtx::read_matrix(path)?, None),
@@ -102,10 +104,16 @@ pub fn run(args: Args) -> Result<()> {
             if !(2..=2048).contains(&n) {
                 bail!("--poisson must lie in 2..=2048, got {n}");
             }
-            let g = if args.disc { Poisson::with_disc(n, 0.5, 0.5, 0.2)? } else { Poisson::square(n)? };
+            let g = if args.disc {
+                Poisson::with_disc(n, 0.5, 0.5, 0.2)?
+            } else {
+                Poisson::square(n)?
+            };
             (g.a.clone(), Some(g))
         }
-        _ => bail!("give the system with --matrix A.mtx --rhs b.txt, or generate one with --poisson N"),
+        _ => bail!(
+            "give the system with --matrix A.mtx --rhs b.txt, or generate one with --poisson N"
+        ),
     };
     a.check_spd_shape()?;
     let b = match &args.rhs {
@@ -119,7 +127,13 @@ pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let (x, rep) = match args.method {
         Method::Cg | Method::Pcg => {
-            let (st, rep) = solve(&mut Cg::new(args.tol, args.method == Method::Pcg)?, &sys, &x0, args.max_iters, &mut hist)?;
+            let (st, rep) = solve(
+                &mut Cg::new(args.tol, args.method == Method::Pcg)?,
+                &sys,
+                &x0,
+                args.max_iters,
+                &mut hist,
+            )?;
             (st.x, rep)
         }
         Method::Dcdm => {
@@ -129,13 +143,22 @@ pub fn run(args: Args) -> Result<()> {
                 None => {
                     let n = (sys.a.n() as f64).sqrt().round() as usize;
                     if n * n != sys.a.n() {
-                        bail!("DCDM reads the unknowns as an N × N grid image; this system has {} unknowns, not a square number", sys.a.n());
+                        bail!(
+                            "DCDM reads the unknowns as an N × N grid image; this system has {} unknowns, not a square number",
+                            sys.a.n()
+                        );
                     }
                     Poisson::square(n)?
                 }
             };
             let dirs = NetDirections::new(&net, &grid)?;
-            let (st, rep) = solve(&mut Dcdm::new(&dirs, args.tol)?, &sys, &x0, args.max_iters, &mut hist)?;
+            let (st, rep) = solve(
+                &mut Dcdm::new(&dirs, args.tol)?,
+                &sys,
+                &x0,
+                args.max_iters,
+                &mut hist,
+            )?;
             (st.x, rep)
         }
     };
@@ -156,13 +179,27 @@ pub fn run(args: Args) -> Result<()> {
         });
         outln!("{doc}");
     } else {
-        outln!("{:?}: {} unknowns, {} iterations, relative residual {rel:.3e}, {secs:.3} s{}", args.method, sys.a.n(), rep.iterations, if rep.converged { "" } else { " (NOT converged: --max-iters reached)" });
+        outln!(
+            "{:?}: {} unknowns, {} iterations, relative residual {rel:.3e}, {secs:.3} s{}",
+            args.method,
+            sys.a.n(),
+            rep.iterations,
+            if rep.converged {
+                ""
+            } else {
+                " (NOT converged: --max-iters reached)"
+            }
+        );
         if let Some(out) = &args.out {
             outln!("solution written to {}", out.display());
         }
     }
     if !rep.converged {
-        bail!("the solver did not reach --tol {} within {} iterations", args.tol, args.max_iters);
+        bail!(
+            "the solver did not reach --tol {} within {} iterations",
+            args.tol,
+            args.max_iters
+        );
     }
     Ok(())
 }

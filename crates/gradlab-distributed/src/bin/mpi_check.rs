@@ -19,12 +19,17 @@ use std::time::Duration;
 fn least_squares(fail_worker_one: bool) -> Arc<PartitionGradient> {
     Arc::new(move |_job, p, w: &[f64]| {
         if fail_worker_one && p == 2 {
-            return Err(DistError::Invalid { what: "data", why: "partition 2 is unreadable (injected)".into() });
+            return Err(DistError::Invalid {
+                what: "data",
+                why: "partition 2 is unreadable (injected)".into(),
+            });
         }
         let mut g = vec![0.0; w.len()];
         for k in 0..8 {
             let row = p * 8 + k;
-            let x: Vec<f64> = (0..w.len()).map(|d| (((row * 7 + d * 3) % 11) as f64 - 5.0) / 5.0).collect();
+            let x: Vec<f64> = (0..w.len())
+                .map(|d| (((row * 7 + d * 3) % 11) as f64 - 5.0) / 5.0)
+                .collect();
             let y = ((row % 5) as f64 - 2.0) / 2.0;
             let r: f64 = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() - y;
             g.iter_mut().zip(&x).for_each(|(g, x)| *g += r * x);
@@ -62,7 +67,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let scheme = match MSgc::new(n, BurstyModel { b: 1, w: 3, lambda: 1 }, 3) {
+    let scheme = match MSgc::new(
+        n,
+        BurstyModel {
+            b: 1,
+            w: 3,
+            lambda: 1,
+        },
+        3,
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e} (run with at least 3 processes)");
@@ -70,8 +83,20 @@ fn main() -> ExitCode {
         }
     };
     let jobs = 6;
-    let delays: Vec<Vec<Duration>> = (0..jobs + scheme.lag()).map(|r| (0..n).map(|i| Duration::from_millis(if (r, i) == (1, n - 1) { 80 } else { 3 })).collect()).collect();
-    let cfg = RunConfig { jobs, mu: 1.0, lr: 0.01, delays, deadline: Duration::from_secs(20) };
+    let delays: Vec<Vec<Duration>> = (0..jobs + scheme.lag())
+        .map(|r| {
+            (0..n)
+                .map(|i| Duration::from_millis(if (r, i) == (1, n - 1) { 80 } else { 3 }))
+                .collect()
+        })
+        .collect();
+    let cfg = RunConfig {
+        jobs,
+        mu: 1.0,
+        lr: 0.01,
+        delays,
+        deadline: Duration::from_secs(20),
+    };
     let w0 = [0.1, -0.2, 0.3];
     let mut ok = true;
     let got = run(&mut mpi_t, &scheme, &w0, &cfg);
@@ -102,18 +127,60 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let diff = mpi_rep.model.iter().zip(&thr_rep.model).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let diff = mpi_rep
+        .model
+        .iter()
+        .zip(&thr_rep.model)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     let same = diff < 1e-12 && mpi_rep.gradients.len() == jobs;
     ok &= same;
-    println!("{} MPI and threads give the same {} decoded gradients and model (max difference {diff:e}); {} rounds waited for all", if same { "PASS" } else { "FAIL" }, mpi_rep.gradients.len(), mpi_rep.waited_for_all);
+    println!(
+        "{} MPI and threads give the same {} decoded gradients and model (max difference {diff:e}); {} rounds waited for all",
+        if same { "PASS" } else { "FAIL" },
+        mpi_rep.gradients.len(),
+        mpi_rep.waited_for_all
+    );
     // The first job's gradient is the full gradient at w0.
-    let full: Vec<f64> = (0..3).map(|d| (0..scheme.partitions()).map(|p| grad(0, p, &w0).map(|g| g[d]).unwrap_or(f64::NAN)).sum()).collect();
-    let exact = mpi_rep.gradients.first().is_some_and(|g| g.iter().zip(&full).all(|(a, b)| (a - b).abs() < 1e-9));
+    let full: Vec<f64> = (0..3)
+        .map(|d| {
+            (0..scheme.partitions())
+                .map(|p| grad(0, p, &w0).map(|g| g[d]).unwrap_or(f64::NAN))
+                .sum()
+        })
+        .collect();
+    let exact = mpi_rep
+        .gradients
+        .first()
+        .is_some_and(|g| g.iter().zip(&full).all(|(a, b)| (a - b).abs() < 1e-9));
     ok &= exact;
-    println!("{} the decoded gradient of job 0 is the full gradient", if exact { "PASS" } else { "FAIL" });
-    let wrong = MSgc::new(n + 1, BurstyModel { b: 1, w: 3, lambda: 1 }, 3).expect("a valid scheme");
-    let refused = matches!(run(&mut mpi_t, &wrong, &w0, &cfg), Err(DistError::Transport(_)));
+    println!(
+        "{} the decoded gradient of job 0 is the full gradient",
+        if exact { "PASS" } else { "FAIL" }
+    );
+    let wrong = MSgc::new(
+        n + 1,
+        BurstyModel {
+            b: 1,
+            w: 3,
+            lambda: 1,
+        },
+        3,
+    )
+    .expect("a valid scheme");
+    let refused = matches!(
+        run(&mut mpi_t, &wrong, &w0, &cfg),
+        Err(DistError::Transport(_))
+    );
     ok &= refused;
-    println!("{} a scheme of {} workers is refused in a world of {n}", if refused { "PASS" } else { "FAIL" }, n + 1);
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    println!(
+        "{} a scheme of {} workers is refused in a world of {n}",
+        if refused { "PASS" } else { "FAIL" },
+        n + 1
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
