@@ -1029,3 +1029,16 @@ fn saliency_draws_a_heat_map_and_refuses_bad_images() {
     assert!(!ok && !out.exists(), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Without the `mpi` feature, `--distributed` says how to get it (and trains nothing).
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn train_distributed_without_mpi_says_how_to_build_it() {
+    let (ok, stdout, stderr) = gradlab(&["train", "--epochs", "1", "--distributed"]);
+    assert!(!ok);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("--features mpi") && stderr.contains("mpirun"),
+        "{stderr}"
+    );
+}

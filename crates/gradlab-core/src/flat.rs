@@ -167,6 +167,56 @@ pub fn load_host<M: Module>(module: M, flat: &[f64]) -> Result<M> {
     load(module, bridge::from_host(flat, [flat.len()], &device)?)
 }
 
+struct Register<'a> {
+    flat: &'a [f64],
+    offset: usize,
+    out: GradientsParams,
+    failed: Option<CoreError>,
+}
+
+impl ModuleVisitor for Register<'_> {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        if self.failed.is_some() {
+            return;
+        }
+        let t = p.val();
+        let n = t.shape().num_elements();
+        let part = &self.flat[self.offset..self.offset + n];
+        self.offset += n;
+        let dims: [usize; D] = t.dims();
+        match bridge::from_host(part, dims, &t.device().inner()) {
+            Ok(g) => self.out.register::<D>(p.id, g.cast(t.dtype())),
+            Err(e) => self.failed = Some(e),
+        }
+    }
+}
+
+/// Per-parameter gradients of `module` from one flat host vector in the order of
+/// [`flat_grads`] (each in its parameter's dtype, on its device without autodiff, as
+/// [`GradientsParams::from_grads`] holds them): the inverse of
+/// [`flat_grads_host`], for gradients summed elsewhere (an all-reduce, a decoder).
+pub fn grads_from_host<M: Module>(module: &M, flat: &[f64]) -> Result<GradientsParams> {
+    let expected = module.num_params();
+    if flat.len() != expected {
+        return Err(CoreError::Length {
+            what: "a module's gradients",
+            expected,
+            got: flat.len(),
+        });
+    }
+    let mut r = Register {
+        flat,
+        offset: 0,
+        out: GradientsParams::new(),
+        failed: None,
+    };
+    module.visit(&mut r);
+    match r.failed {
+        Some(e) => Err(e),
+        None => Ok(r.out),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +287,28 @@ mod tests {
         assert!(matches!(
             load_host(m, &vec![0.0; n + 1]),
             Err(CoreError::Length { got, .. }) if got == n + 1
+        ));
+    }
+
+    #[test]
+    fn gradients_rebuilt_from_a_flat_vector_are_the_original_ones() {
+        let dev = Device::flex().autodiff();
+        let m = two(&dev);
+        let x = Tensor::<2>::from_floats([[0.5, -1.0, 2.0]], &dev);
+        let loss = m.b.forward(m.a.forward(x)).powf_scalar(2.0).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        let g = flat_grads_host(&m, &grads).unwrap();
+        let doubled: Vec<f64> = g.iter().map(|v| 2.0 * v).collect();
+        let rebuilt = grads_from_host(&m, &doubled).unwrap();
+        // Per parameter, in place: a's weight gradient is the first 6 values, b's bias the last.
+        let wa = bridge::to_host(rebuilt.get::<2>(m.a.weight.id).unwrap()).unwrap();
+        assert_eq!(wa.as_slice(), &doubled[..6]);
+        let bb = bridge::to_host(rebuilt.get::<1>(m.b.bias.as_ref().unwrap().id).unwrap()).unwrap();
+        assert_eq!(bb.as_slice(), &doubled[doubled.len() - 1..]);
+        assert_eq!(flat_grads_host(&m, &rebuilt).unwrap(), doubled);
+        assert!(matches!(
+            grads_from_host(&m, &doubled[1..]),
+            Err(CoreError::Length { .. })
         ));
     }
 }

@@ -8,6 +8,7 @@
 //! iterative method on it and reports every iteration to an observer ([`solve`]).
 
 pub mod bridge;
+pub mod collective;
 pub mod flat;
 pub mod memory;
 pub mod problem;

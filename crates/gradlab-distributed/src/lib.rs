@@ -13,19 +13,18 @@
 //! - [`selective_repeat`] (SR-SGC) and [`multiplexed`] (M-SGC): the sequential codes;
 //! - [`simulate`]: rounds driven by a delay matrix with the official wait rule;
 //! - [`runtime`]: a master and workers exchanging tasks and results over a [`runtime::Transport`]
-//!   (threads and channels here; MPI behind the `mpi` feature: `mpi_transport`, launched with
-//!   `mpirun`, messages flattened by [`wire`]).
+//!   (threads and channels here; MPI in the `gradlab-mpi` crate, launched with `mpirun`, messages
+//!   flattened by [`wire`]); [`timing`]: wall-time runs described as data (JSON), for a runner in
+//!   another process.
 
 pub mod code;
 pub mod gradient_code;
 pub mod multiplexed;
 pub mod runtime;
-
-#[cfg(feature = "mpi")]
-pub mod mpi_transport;
 pub mod selective_repeat;
 pub mod simulate;
 pub mod straggler;
+pub mod timing;
 pub mod wire;
 
 /// Why a distributed component could not do what was asked.

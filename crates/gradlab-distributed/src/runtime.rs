@@ -72,6 +72,46 @@ pub trait Transport {
 /// What a worker computes: the gradient of one data partition of a job at a model.
 pub type PartitionGradient = dyn Fn(usize, usize, &[f64]) -> Result<Vec<f64>> + Send + Sync;
 
+/// Least squares on fixed synthetic data, for runtime measurements and examples: `rows` rows of
+/// `dim` features xᵣ (a fixed pattern in [−1, 1]) with targets yᵣ = Σ_d (d − 1.5)·xᵣ,d plus a small
+/// fixed residual, split into `parts` equal partitions; partition p's gradient of
+/// (1/2·rows)·Σᵣ (xᵣ·w − yᵣ)² over its rows (so the partitions' gradients sum to the full one).
+pub fn synthetic_least_squares(
+    parts: usize,
+    rows: usize,
+    dim: usize,
+) -> std::sync::Arc<PartitionGradient> {
+    std::sync::Arc::new(move |_job, p, w: &[f64]| {
+        if p >= parts || w.len() != dim {
+            return Err(DistError::Invalid {
+                what: "least-squares call",
+                why: format!(
+                    "partition {p} of {parts} with a model of {} values (needs {dim})",
+                    w.len()
+                ),
+            });
+        }
+        let (lo, hi) = (p * rows / parts, (p + 1) * rows / parts);
+        let mut g = vec![0.0; dim];
+        for row in lo..hi {
+            let x: Vec<f64> = (0..dim)
+                .map(|d| (((row * 13 + d * 7) % 17) as f64 - 8.0) / 8.0)
+                .collect();
+            let y = x
+                .iter()
+                .enumerate()
+                .map(|(d, v)| v * (d as f64 - 1.5))
+                .sum::<f64>()
+                + (((row * 5) % 3) as f64 - 1.0) * 0.1;
+            let r: f64 = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() - y;
+            g.iter_mut()
+                .zip(&x)
+                .for_each(|(g, x)| *g += r * x / rows as f64);
+        }
+        Ok(g)
+    })
+}
+
 /// A worker's loop: take the newest work (skipping stale rounds), sleep its delay, compute every
 /// task, answer; stop on `Stop` or when the master is gone.
 pub fn worker_loop(

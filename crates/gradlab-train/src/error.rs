@@ -41,6 +41,9 @@ pub enum TrainError {
     /// An argument outside its range.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// Data-parallel training: members that do not agree, or a member that failed.
+    #[error("data-parallel training: {0}")]
+    Distributed(String),
     /// A tensor could not be read back, or a vector does not fit.
     #[error(transparent)]
     Core(#[from] gradlab_core::CoreError),

@@ -8,6 +8,7 @@ use crate::output::check_output_dir;
 use crate::trainer::{
     CheckpointMeta, EpochStats, TrainConfig, Trainer, autodiff_device, total_steps,
 };
+use gradlab_core::collective::Collective;
 use gradlab_data::ImageSet;
 use gradlab_nets::Net;
 use serde::Serialize;
@@ -93,6 +94,7 @@ pub struct TrainReport {
 fn fit_model<M: Net>(
     model: M,
     req: &TrainRequest,
+    group: Option<Box<dyn Collective>>,
     train: &ImageSet,
     test: &ImageSet,
 ) -> Result<TrainReport> {
@@ -111,11 +113,15 @@ fn fit_model<M: Net>(
             )));
         }
     }
+    if let Some(group) = group {
+        trainer = trainer.data_parallel(group)?;
+    }
     // With --checkpoint, the checkpoint is renewed after every epoch, so that an interrupted
-    // run resumes where it stopped (with the same --epochs, the same run as a straight one).
+    // run resumes where it stopped (with the same --epochs, the same run as a straight one). In
+    // data-parallel training member 0 writes it (every member holds the same model).
     let epochs = trainer.fit_with(train, test, req.epochs, |t, _| match &req.checkpoint {
-        Some(dir) => t.save_checkpoint(dir),
-        None => Ok(()),
+        Some(dir) if t.member().0 == 0 => t.save_checkpoint(dir),
+        _ => Ok(()),
     })?;
     Ok(TrainReport {
         parameters,
@@ -169,6 +175,7 @@ pub fn with_model<J: ModelJob>(
 
 struct Fit<'a> {
     req: &'a TrainRequest,
+    group: Option<Box<dyn Collective>>,
     train: &'a ImageSet,
     test: &'a ImageSet,
 }
@@ -177,13 +184,23 @@ impl ModelJob for Fit<'_> {
     type Output = TrainReport;
     type Error = TrainError;
     fn run<M: Net>(self, model: M) -> Result<TrainReport> {
-        fit_model(model, self.req, self.train, self.test)
+        fit_model(model, self.req, self.group, self.train, self.test)
     }
 }
 
 /// Load the data, build the model (seeded with the run's seed) and train it. Every output
 /// location (checkpoint directory, log file) is checked before the training starts.
 pub fn run_training(req: &TrainRequest) -> Result<TrainReport> {
+    run_training_in(req, None)
+}
+
+/// [`run_training`] as one member of a data-parallel `group` ([`Trainer::data_parallel`]); every
+/// member calls it with the same request. Member 0 writes the checkpoint and the log; give the
+/// other members neither (and no progress bar).
+pub fn run_training_in(
+    req: &TrainRequest,
+    group: Option<Box<dyn Collective>>,
+) -> Result<TrainReport> {
     if req.epochs == 0 {
         return Err(TrainError::Invalid("--epochs must be at least 1".into()));
     }
@@ -201,6 +218,7 @@ pub fn run_training(req: &TrainRequest) -> Result<TrainReport> {
     }
     let job = Fit {
         req: &req,
+        group,
         train: &train,
         test: &test,
     };

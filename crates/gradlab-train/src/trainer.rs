@@ -21,6 +21,7 @@ use crate::error::{Result, TrainError, file_err};
 use burn::module::{ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use gradlab_core::collective::Collective;
 use gradlab_data::ImageSet;
 use gradlab_data::batch::{epoch_batches, to_tensors};
 use gradlab_nets::{FirstLayer, Net};
@@ -256,6 +257,7 @@ pub struct Trainer<M: Net> {
     step: usize,
     device: Device,
     epoch_cache: Option<(usize, Vec<Vec<usize>>)>,
+    group: Option<Box<dyn Collective>>,
 }
 
 impl<M: Net> Trainer<M> {
@@ -280,7 +282,59 @@ impl<M: Net> Trainer<M> {
             step: 0,
             device,
             epoch_cache: None,
+            group: None,
         })
+    }
+
+    /// Make this trainer one member of a data-parallel `group` (threads of one process, or MPI
+    /// processes through `gradlab-mpi`): every step, each member computes the gradient of its
+    /// contiguous share of the global minibatch, the shares' gradients are summed with weights
+    /// |share| / |batch| in an all-reduce, and every member applies the same update to its copy of
+    /// the model. With the same global batch this is single-process training up to float
+    /// rounding (`tests/training.rs` checks it).
+    ///
+    /// Every member must build the trainer alike (same model seed, configuration and data,
+    /// after any resume): the members' parameters and settings are compared here, and a
+    /// difference is an error. TrAct needs the whole batch's inputs and is refused.
+    pub fn data_parallel(mut self, mut group: Box<dyn Collective>) -> Result<Self> {
+        if self.tract.is_some() {
+            return Err(TrainError::Invalid(
+                "TrAct preconditions with the whole minibatch's inputs; it is not available in data-parallel training".into(),
+            ));
+        }
+        let (rank, size) = (group.rank(), group.size());
+        let params = gradlab_core::flat::flatten_host(&self.model)?;
+        let mut settings = vec![
+            self.step as f64,
+            self.cfg.batch_size as f64,
+            (self.cfg.seed % (1 << 32)) as f64,
+        ];
+        // The data label (name, size and checksum, when the run has one), as 32-bit words.
+        let label = self.cfg.data.as_deref().unwrap_or("");
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(label.as_bytes());
+        settings.extend(
+            digest
+                .chunks(4)
+                .map(|w| f64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))),
+        );
+        for (what, values) in [
+            ("number of parameters", &[params.len() as f64][..]),
+            ("step, batch size, seed or data", &settings[..]),
+            ("initial parameters", &params[..]),
+        ] {
+            if !group.all_agree(values)? {
+                return Err(TrainError::Distributed(format!(
+                    "the {size} members do not start alike: a member's {what} differs from member 0's (this is member {rank}; build every member with the same model, seed, configuration, data and checkpoint)"
+                )));
+            }
+        }
+        self.group = Some(group);
+        Ok(self)
+    }
+
+    /// This member's rank and the group's size: (0, 1) outside data-parallel training.
+    pub fn member(&self) -> (usize, usize) {
+        self.group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()))
     }
 
     /// Steps taken.
@@ -318,15 +372,14 @@ impl<M: Net> Trainer<M> {
             .unwrap_or_default()
     }
 
-    /// One optimizer step on the next minibatch of `set`.
-    pub fn train_step(&mut self, set: &ImageSet) -> Result<StepStats> {
-        if set.is_empty() {
-            return Err(TrainError::Invalid("the training set is empty".into()));
-        }
-        check_fits(&self.model, set)?;
-        let idx = self.batch_for_step(set.len());
-        let (x, y) = to_tensors(set, &idx, &self.device);
-        // The batch without autodiff, for TrAct's first-layer preconditioner.
+    /// Loss, correct predictions and gradients of the mean loss on `idx` (the batch without
+    /// autodiff too, when TrAct needs it).
+    fn local_gradients(
+        &self,
+        set: &ImageSet,
+        idx: &[usize],
+    ) -> (f64, usize, GradientsParams, Option<Tensor<2>>) {
+        let (x, y) = to_tensors(set, idx, &self.device);
         let x_plain = self.tract.is_some().then(|| x.clone().inner());
         let logits = self.model.forward(x);
         let correct = logits
@@ -339,13 +392,78 @@ impl<M: Net> Trainer<M> {
             .into_scalar::<i64>() as usize;
         let loss = self.cfg.loss.forward(logits, y);
         let loss_value = loss.clone().into_scalar::<f64>();
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        (loss_value, correct, grads, x_plain)
+    }
+
+    /// The data-parallel step's gradient: this member's share of `idx`, weighted by its size,
+    /// summed over the group together with the loss and the correct count. A member whose share
+    /// fails raises a flag in the sum, so every member stops at the same step (none waits on it).
+    fn group_gradients(
+        &mut self,
+        set: &ImageSet,
+        idx: &[usize],
+    ) -> Result<(f64, usize, GradientsParams)> {
+        let Some(group) = self.group.as_ref() else {
+            return Err(TrainError::Distributed("no group".into()));
+        };
+        let (rank, size) = (group.rank(), group.size());
+        let share = &idx[idx.len() * rank / size..idx.len() * (rank + 1) / size];
+        let n = self.model.num_params();
+        let mut buf = vec![0.0; 3 + n];
+        let mut own_error = None;
+        if !share.is_empty() {
+            let w = share.len() as f64 / idx.len() as f64;
+            let (loss, correct, grads, _) = self.local_gradients(set, share);
+            match gradlab_core::flat::flat_grads_host(&self.model, &grads) {
+                Ok(g) if g.len() == n => {
+                    buf[1] = w * loss;
+                    buf[2] = correct as f64;
+                    buf[3..].iter_mut().zip(g).for_each(|(b, v)| *b = w * v);
+                }
+                Ok(g) => {
+                    own_error = Some(format!("{} gradient values for {n} parameters", g.len()))
+                }
+                Err(e) => own_error = Some(e.to_string()),
+            }
+            if own_error.is_some() {
+                buf[0] = 1.0;
+            }
+        }
+        let step = self.step;
+        if let Some(g) = self.group.as_mut() {
+            g.all_reduce_sum(&mut buf)?;
+        }
+        if buf[0] != 0.0 {
+            return Err(TrainError::Distributed(match own_error {
+                Some(e) => format!("member {rank} failed at step {step}: {e}"),
+                None => format!("another member failed at step {step} (see its error)"),
+            }));
+        }
+        let grads = gradlab_core::flat::grads_from_host(&self.model, &buf[3..])?;
+        Ok((buf[1], buf[2].round() as usize, grads))
+    }
+
+    /// One optimizer step on the next minibatch of `set` (in data-parallel training, on this
+    /// member's share of it, with the group's summed gradient).
+    pub fn train_step(&mut self, set: &ImageSet) -> Result<StepStats> {
+        if set.is_empty() {
+            return Err(TrainError::Invalid("the training set is empty".into()));
+        }
+        check_fits(&self.model, set)?;
+        let idx = self.batch_for_step(set.len());
+        let (loss_value, correct, grads, x_plain) = if self.group.is_some() {
+            let (l, c, g) = self.group_gradients(set, &idx)?;
+            (l, c, g, None)
+        } else {
+            self.local_gradients(set, &idx)
+        };
         if !loss_value.is_finite() {
             return Err(TrainError::NonFinite {
                 step: self.step,
                 what: format!("the loss ({loss_value})"),
             });
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let mut check = GradCheck {
             grads: &grads,
             path: vec![],
@@ -463,7 +581,11 @@ impl<M: Net> Trainer<M> {
         Ok(stats)
     }
 
+    /// Append `s` to the log (member 0 only, in data-parallel training).
     fn log(&self, s: &EpochStats) -> Result<()> {
+        if self.member().0 != 0 {
+            return Ok(());
+        }
         if let Some(path) = &self.cfg.log {
             let mut f = std::fs::OpenOptions::new()
                 .create(true)

@@ -1,5 +1,6 @@
 //! The training loop: exact resume, divergence errors, and the digits accuracy the README promises.
 
+use gradlab_core::collective::Collective;
 use gradlab_data::images::digits_split;
 use gradlab_nets::mlp::MlpConfig;
 /// All parameters of a model, exactly (f32 widened to f64).
@@ -520,4 +521,133 @@ fn a_run_stopped_after_an_epoch_resumes_into_the_straight_run() {
         "{msg}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Runs `train(member)` for every member of a thread group of `n`, each in its thread.
+fn on_members<T: Send>(
+    n: usize,
+    train: impl Fn(gradlab_core::collective::ThreadGroup) -> T + Sync,
+) -> Vec<T> {
+    let members = gradlab_core::collective::ThreadGroup::new(n).unwrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = members.into_iter().map(|m| s.spawn(|| train(m))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn data_parallel_training_equals_single_process_training_with_the_same_global_batch() {
+    let (train, test) = digits_split(0.2, 0).unwrap();
+    let dev = autodiff_device();
+    // Batch 30 splits unevenly over 4 members (7, 8, 7, 8) and the epoch's last batch of 27 too
+    // (6, 7, 7, 7): the shares' gradients must be weighted by their sizes.
+    for (opt, clip) in [
+        ("adam", None),
+        (
+            "sgdm",
+            Some(gradlab_optim::transform::ClipSpec::GlobalNorm(0.5)),
+        ),
+    ] {
+        let cfg = || {
+            let mut c = config(opt);
+            c.batch_size = 30;
+            c.clip = clip;
+            c
+        };
+        let model = || MlpConfig::new(vec![64, 32, 10]).init(&dev, 3);
+        let mut single = Trainer::new(model(), cfg()).unwrap();
+        let single_stats = single.fit(&train, &test, 2).unwrap();
+        let reference = flatten(&single.model);
+        let members = on_members(4, |m| {
+            let mut t = Trainer::new(model(), cfg())
+                .unwrap()
+                .data_parallel(Box::new(m))
+                .unwrap();
+            let stats = t.fit(&train, &test, 2).unwrap();
+            (flatten(&t.model), stats)
+        });
+        for (rank, (params, stats)) in members.iter().enumerate() {
+            // Every member holds the same model, bit for bit.
+            assert_eq!(params, &members[0].0, "{opt}: member {rank} drifted");
+            let worst = params
+                .iter()
+                .zip(&reference)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst < 1e-4,
+                "{opt}: member {rank} differs from one process by {worst}"
+            );
+            for (d, s) in stats.iter().zip(&single_stats) {
+                assert!(
+                    (d.train_loss - s.train_loss).abs() < 1e-5,
+                    "{opt}: {d:?} vs {s:?}"
+                );
+                assert_eq!(d.step, s.step);
+            }
+        }
+    }
+}
+
+#[test]
+fn members_that_do_not_start_alike_are_refused_by_every_member() {
+    let (train, _) = digits_split(0.2, 0).unwrap();
+    let dev = autodiff_device();
+    let out = on_members(3, |m| {
+        let seed = if m.rank() == 2 { 4 } else { 3 }; // member 2 has other initial weights
+        let model = MlpConfig::new(vec![64, 32, 10]).init(&dev, seed);
+        Trainer::new(model, config("adam"))
+            .unwrap()
+            .data_parallel(Box::new(m))
+            .map(|mut t| t.train_step(&train).map(drop))
+            .err()
+            .map(|e| e.to_string())
+    });
+    for e in out {
+        let e = e.expect("a mismatched group trained");
+        assert!(e.contains("initial parameters differs"), "{e}");
+    }
+    // TrAct needs the whole batch's inputs.
+    let mut members = gradlab_core::collective::ThreadGroup::new(1).unwrap();
+    let mut cfg = config("adam");
+    cfg.tract = Some(0.1);
+    let model = MlpConfig::new(vec![64, 32, 10]).init(&dev, 3);
+    let err = Trainer::new(model, cfg)
+        .unwrap()
+        .data_parallel(Box::new(members.pop().unwrap()))
+        .err()
+        .unwrap();
+    assert!(matches!(err, TrainError::Invalid(_)), "{err}");
+}
+
+#[test]
+fn a_non_finite_loss_on_one_member_stops_every_member_at_the_same_step() {
+    let (train, _) = digits_split(0.2, 0).unwrap();
+    // Member 1's copy of one image is NaN; every member sees the summed loss turn NaN at the
+    // first step whose batch holds that image in member 1's share, and none waits for the others.
+    let mut poisoned = train.clone();
+    let d = poisoned.feature_dim();
+    poisoned.images[5 * d] = f32::NAN;
+    let dev = autodiff_device();
+    let out = on_members(2, |m| {
+        let set = if m.rank() == 1 { &poisoned } else { &train };
+        let model = MlpConfig::new(vec![64, 32, 10]).init(&dev, 3);
+        let mut t = Trainer::new(model, config("adam"))
+            .unwrap()
+            .data_parallel(Box::new(m))
+            .unwrap();
+        loop {
+            if let Err(e) = t.train_step(set) {
+                return e;
+            }
+        }
+    });
+    let steps: Vec<usize> = out
+        .iter()
+        .map(|e| match e {
+            TrainError::NonFinite { step, .. } => *step,
+            other => panic!("expected a non-finite loss, got {other}"),
+        })
+        .collect();
+    assert_eq!(steps[0], steps[1]);
 }

@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use gradlab_optim::schedule::Schedule;
 use gradlab_optim::spec::OptimizerSpec;
 use gradlab_optim::transform::ClipSpec;
-use gradlab_train::request::{ModelKind, TrainRequest, run_training};
+use gradlab_train::request::{ModelKind, TrainRequest, run_training_in};
 use gradlab_train::{LossKind, TrainConfig, total_steps};
 use std::path::PathBuf;
 
@@ -62,6 +62,50 @@ pub struct Args {
     /// Print the per-epoch statistics as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Data-parallel training over the MPI processes this command was launched on
+    /// (`mpirun -n 4 gradlab train --distributed …`): each process computes the gradient of its
+    /// share of every minibatch, the gradients are summed across processes, and every process
+    /// takes the same step. Process 0 prints, logs and checkpoints. Needs gradlab built with the
+    /// `mpi` feature.
+    #[arg(long)]
+    pub distributed: bool,
+}
+
+/// MPI's environment (finalised when dropped); nothing without the `mpi` feature.
+#[cfg(feature = "mpi")]
+type Universe = mpi::environment::Universe;
+#[cfg(not(feature = "mpi"))]
+type Universe = ();
+
+/// Print the error and stop every process of the job: a process that only returned would leave
+/// the others waiting in their next all-reduce.
+#[cfg(feature = "mpi")]
+fn abort_group(universe: &Universe, e: &anyhow::Error) -> ! {
+    use mpi::traits::Communicator;
+    eprintln!("error: {e:#}");
+    universe.world().abort(1)
+}
+#[cfg(not(feature = "mpi"))]
+fn abort_group(_: &Universe, e: &anyhow::Error) -> ! {
+    eprintln!("error: {e:#}");
+    std::process::exit(1)
+}
+
+/// The data-parallel group of this process: the MPI world (kept alive by the returned universe).
+#[cfg(feature = "mpi")]
+fn mpi_group() -> Result<(Universe, Box<dyn gradlab_core::collective::Collective>)> {
+    let Some(universe) = mpi::initialize() else {
+        bail!("MPI could not be initialised (was it already initialised in this process?)");
+    };
+    let group = gradlab_mpi::collective::MpiCollective::new(universe.world());
+    Ok((universe, Box::new(group)))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn mpi_group() -> Result<(Universe, Box<dyn gradlab_core::collective::Collective>)> {
+    bail!(
+        "--distributed needs gradlab built with MPI: install it (apt-get install -y libopenmpi-dev openmpi-bin libclang-dev), build with `cargo build --release -p gradlab-cli --features mpi`, and launch with `mpirun -n 4 target/release/gradlab train --distributed …`"
+    )
 }
 
 /// Validate, train, print the table (or JSON).
@@ -83,6 +127,7 @@ pub fn run(args: Args) -> Result<()> {
         checkpoint,
         resume,
         json,
+        distributed,
     } = args;
 
     let mut spec = OptimizerSpec::parse(&optimizer)?;
@@ -92,6 +137,25 @@ pub fn run(args: Args) -> Result<()> {
     if batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    // The MPI group first: every process must reach the same collective calls.
+    let (universe, group) = match distributed {
+        true => {
+            let (u, g) = mpi_group()?;
+            (Some(u), Some(g))
+        }
+        false => (None, None),
+    };
+    let (rank, size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
+    if batch_size < size {
+        bail!(
+            "--batch-size {batch_size} is smaller than the {size} processes: every process needs a share of each minibatch"
+        );
+    }
+    // Process 0 speaks for the group; the others train silently.
+    let (log, checkpoint, quiet) = match rank {
+        0 => (log, checkpoint, json),
+        _ => (None, None, true),
+    };
     let (train, _) = gradlab_data::images::load_split(&data, seed)?;
     let mut config = TrainConfig::new(spec);
     let total = total_steps(epochs, train.len().div_ceil(batch_size))?;
@@ -101,24 +165,42 @@ pub fn run(args: Args) -> Result<()> {
     config.tract = tract;
     config.batch_size = batch_size;
     config.seed = seed;
-    config.progress = !json;
+    config.progress = !quiet;
     config.log = log;
-    let report = run_training(&TrainRequest {
+    let request = TrainRequest {
         model,
         data,
         config,
         epochs,
         checkpoint,
         resume,
-    })?;
+    };
+    let report = match run_training_in(&request, group) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            match &universe {
+                Some(u) => abort_group(u, &e),
+                None => return Err(e),
+            }
+        }
+    };
+    if rank != 0 {
+        return Ok(());
+    }
     if json {
         outln!("{}", serde_json::to_string(&report)?);
     } else {
         outln!(
-            "{} parameters, {} training and {} test examples",
+            "{} parameters, {} training and {} test examples{}",
             report.parameters,
             report.train_examples,
-            report.test_examples
+            report.test_examples,
+            if distributed {
+                format!(", data-parallel over {size} processes")
+            } else {
+                String::new()
+            }
         );
         outln!("epoch  step  lr        train loss  train acc  test loss  test acc");
         for s in &report.epochs {

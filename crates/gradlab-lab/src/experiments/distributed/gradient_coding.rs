@@ -21,11 +21,12 @@ use crate::experiment::{Check, Cmp, Experiment, Outcome, PaperInfo, RunContext, 
 use crate::plot::{Series, line_chart};
 use gradlab_distributed::gradient_code::{Convention, GcScheme};
 use gradlab_distributed::multiplexed::MSgc;
-use gradlab_distributed::runtime::{PartitionGradient, RunConfig, ThreadTransport, run};
+use gradlab_distributed::runtime::{RunConfig, ThreadTransport, run, synthetic_least_squares};
 use gradlab_distributed::selective_repeat::SrSgc;
 use gradlab_distributed::simulate::{Scheme, m_sgc_models, simulate, sr_sgc_models};
 use gradlab_distributed::straggler::DelayModel;
-use std::sync::Arc;
+use gradlab_distributed::timing::{SchemeSpec, TimedScheme, TimingResult, TimingSpec};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The experiment.
@@ -77,30 +78,88 @@ fn search(n: usize, jobs: usize, mu: f64, s_max: usize, w_max: usize, seed: u64)
     Ok(best)
 }
 
-/// Least squares on fixed synthetic data, split into `parts` equal partitions.
-fn least_squares(parts: usize, rows: usize, dim: usize) -> Arc<PartitionGradient> {
-    Arc::new(move |_job, p, w: &[f64]| {
-        let (lo, hi) = (p * rows / parts, (p + 1) * rows / parts);
-        let mut g = vec![0.0; dim];
-        for row in lo..hi {
-            let x: Vec<f64> = (0..dim).map(|d| (((row * 13 + d * 7) % 17) as f64 - 8.0) / 8.0).collect();
-            let y = x.iter().enumerate().map(|(d, v)| v * (d as f64 - 1.5)).sum::<f64>() + (((row * 5) % 3) as f64 - 1.0) * 0.1;
-            let r: f64 = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() - y;
-            g.iter_mut().zip(&x).for_each(|(g, x)| *g += r * x / rows as f64);
+/// The least-squares problem of (b): rows and features.
+const ROWS: usize = 480;
+const DIM: usize = 4;
+
+/// `gradlab-mpi-check` (built with `--features mpi`): `$GRADLAB_MPI_CHECK`, or beside this program
+/// (or one folder up, for test binaries in target/*/deps).
+fn mpi_check_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("GRADLAB_MPI_CHECK") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join("gradlab-mpi-check"), dir.parent()?.join("gradlab-mpi-check")].into_iter().find(|p| p.is_file())
+}
+
+/// `mpirun` on the PATH.
+fn mpirun() -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("mpirun")).find(|p| p.is_file())
+}
+
+/// (b) on MPI processes: `mpirun -n (n + 1) gradlab-mpi-check --timing SPEC`; the
+/// reason when MPI or the check binary is not installed (`Ok(Err(why))`); an error when the run fails.
+fn mpi_run(spec: &TimingSpec, n: usize) -> std::result::Result<std::result::Result<Vec<TimingResult>, String>, String> {
+    let (Some(bin), Some(mpirun)) = (mpi_check_binary(), mpirun()) else {
+        return Ok(Err("not run: MPI is not installed here or gradlab-mpi-check is not built (apt-get install -y libopenmpi-dev openmpi-bin libclang-dev; cargo build --release -p gradlab-mpi --features mpi --bin gradlab-mpi-check)".into()));
+    };
+    let file = std::env::temp_dir().join(format!("gradlab-mpi-timing-{}.json", std::process::id()));
+    std::fs::write(&file, serde_json::to_string(spec).map_err(|e| e.to_string())?).map_err(|e| format!("{}: {e}", file.display()))?;
+    let child = std::process::Command::new(&mpirun)
+        .args(["--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "-n", &(n + 1).to_string()])
+        .arg(&bin)
+        .arg("--timing")
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", mpirun.display()))?;
+    let out = wait_with_limit(child, Duration::from_secs(300));
+    std::fs::remove_file(&file).ok();
+    let out = out?;
+    if !out.status.success() {
+        return Err(format!("mpirun {} --timing failed ({}): {}", bin.display(), out.status, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let results: Vec<TimingResult> = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<std::result::Result<_, _>>().map_err(|e| format!("gradlab-mpi-check's output: {e}"))?;
+    if results.len() != spec.schemes.len() {
+        return Err(format!("gradlab-mpi-check reported {} of {} schemes", results.len(), spec.schemes.len()));
+    }
+    Ok(Ok(results))
+}
+
+/// The child's output, or an error (and the child killed) after `limit`.
+fn wait_with_limit(mut child: std::process::Child, limit: Duration) -> std::result::Result<std::process::Output, String> {
+    let t0 = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().map_err(|e| e.to_string()),
+            Ok(None) if t0.elapsed() > limit => {
+                child.kill().ok();
+                child.wait().ok();
+                return Err(format!("the MPI run took longer than {limit:?} and was stopped"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(e.to_string()),
         }
-        Ok(g)
-    })
+    }
+}
+
+/// The injected delays of (b), in milliseconds: 4 ms per unit of a fresh draw of the delay model.
+fn real_delays_ms(scheme: &dyn Scheme, jobs: usize, factor: f64, seed: u64) -> Result<Vec<Vec<f64>>> {
+    let unit = delay_model(scheme.n()).sample(jobs + scheme.lag(), seed)?;
+    Ok(unit.iter().map(|row| row.iter().map(|d| 4.0 * d * factor).collect()).collect())
 }
 
 /// (b): the scheme for real on threads; returns the wall time in seconds and rounds that waited.
 fn real_run(scheme: &dyn Scheme, jobs: usize, factor: f64, seed: u64) -> Result<(f64, usize)> {
     let n = scheme.n();
-    let unit = delay_model(n).sample(jobs + scheme.lag(), seed)?;
-    let delays = unit.iter().map(|row| row.iter().map(|d| Duration::from_secs_f64(0.004 * d * factor)).collect()).collect();
-    let grad = least_squares(scheme.partitions(), 480, 4);
+    let delays = real_delays_ms(scheme, jobs, factor, seed)?.iter().map(|row| row.iter().map(|ms| Duration::from_secs_f64(ms / 1e3)).collect()).collect();
+    let grad = synthetic_least_squares(scheme.partitions(), ROWS, DIM);
     let mut t = ThreadTransport::spawn(n, grad);
     let cfg = RunConfig { jobs, mu: 0.3, lr: 0.5, delays, deadline: Duration::from_secs(20) };
-    let rep = run(&mut t, scheme, &[0.0; 4], &cfg)?;
+    let rep = run(&mut t, scheme, &[0.0; DIM], &cfg)?;
     Ok((rep.round_times.iter().map(Duration::as_secs_f64).sum(), rep.waited_for_all))
 }
 
@@ -161,18 +220,21 @@ impl Experiment for GradientCoding {
         let dm = delay_model(n);
         let factor = dm.load_factor((gc_s + 1) as f64 / n as f64);
         let mut real = Table::new(format!("(b) Least-squares gradient descent on the thread runtime, n = {n} workers, {real_jobs} jobs, injected delays 4 ms per unit from a fresh draw (seed {}), wait rule on measured arrivals (μ = 0.3): wall time (noisy: a shared machine)", ctx.seed + 1), &["scheme", "wall time (s)", "/ GC", "rounds waiting for all"]);
-        let mut schemes: Vec<Box<dyn Scheme>> = vec![Box::new(GcScheme::new(n, 0, Convention::Tandon, 0)?), Box::new(GcScheme::new(n, gc_s, Convention::Tandon, 0)?)];
-        if let Some((b, w, l)) = parse(&best8[3].name) {
-            schemes.push(Box::new(SrSgc::new(n, gradlab_distributed::straggler::BurstyModel::new(b, w, l)?, 0)?));
+        let mut specs = vec![SchemeSpec::Gc { n, s: 0 }, SchemeSpec::Gc { n, s: gc_s }];
+        if let Some((b, w, lambda)) = parse(&best8[3].name) {
+            specs.push(SchemeSpec::SrSgc { n, b, w, lambda });
         }
-        if let Some((b, w, l)) = parse(&best8[4].name) {
-            schemes.push(Box::new(MSgc::new(n, gradlab_distributed::straggler::BurstyModel::new(b, w, l)?, 0)?));
+        if let Some((b, w, lambda)) = parse(&best8[4].name) {
+            specs.push(SchemeSpec::MSgc { n, b, w, lambda });
         }
         let mut times = vec![];
-        for (k, s) in schemes.iter().enumerate() {
+        let mut timed = vec![];
+        for (k, spec) in specs.iter().enumerate() {
+            let s = spec.build()?;
             let f = if k == 0 { 1.0 } else { factor };
             let (t, waited) = real_run(s.as_ref(), real_jobs, f, ctx.seed + 1)?;
             times.push((s.name(), t, waited));
+            timed.push(TimedScheme { scheme: spec.clone(), delays_ms: real_delays_ms(s.as_ref(), real_jobs, f, ctx.seed + 1)? });
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -183,7 +245,30 @@ impl Experiment for GradientCoding {
         out.tables.push(real);
         let msgc_t = times.iter().find(|t| t.0.starts_with("M-SGC")).map_or(f64::NAN, |t| t.1);
         out.checks.push(Check::new("threads.msgc_vs_gc", "threads, n = 8: M-SGC wall time over GC's (≤ 0.9)", msgc_t / gc_t, Cmp::Le, 0.9));
-        out.notes.push("Delays: the official search gives every scheme GC(s)'s delay profile (the SGC parameters have at most GC's load); here a delay model replaces the AWS Lambda profiles. Jobs: each scheme completes the same 250 jobs, so SR-SGC and M-SGC run B and W − 2 + B more rounds (the official classes differ: GC and M-SGC run a fixed number of rounds, SR-SGC rounds + B). The official M-SGC ignores stragglers of the first W − 1 rounds when checking the model (a negative numpy slice); this applies the model's window from round 0. W is capped for time; the official searches W up to n. The real run here uses the thread transport; the MPI transport (feature `mpi`) is checked by `gradlab-mpi-check` under mpirun, not by this experiment; `gradlab train --distributed` is not built yet.".into());
+
+        // (b) again on MPI processes, where MPI and gradlab-mpi-check are installed.
+        let spec = TimingSpec { jobs: real_jobs, mu: 0.3, lr: 0.5, rows: ROWS, dim: DIM, deadline_s: 20.0, schemes: timed };
+        let mpi_note = match mpi_run(&spec, n) {
+            Ok(Ok(results)) => {
+                let mut t = Table::new(format!("(b) The same runs on {} MPI processes (rank 0 the master; mpirun --oversubscribe on this machine's cores): wall time", n + 1), &["scheme", "wall time (s)", "/ GC", "rounds waiting for all"]);
+                let gc = results[1].wall_s;
+                for r in &results {
+                    t.row(vec![r.name.clone(), format!("{:.3}", r.wall_s), format!("{:.3}", r.wall_s / gc), r.waited_for_all.to_string()]);
+                }
+                out.tables.push(t);
+                let m = results.iter().find(|r| r.name.starts_with("M-SGC")).map_or(f64::NAN, |r| r.wall_s);
+                out.metrics.insert("mpi.gc_wall_s".into(), gc);
+                out.checks.push(Check::new("mpi.msgc_vs_gc", format!("MPI, {} processes: M-SGC wall time over GC's (≤ 0.9)", n + 1), m / gc, Cmp::Le, 0.9));
+                "(b) also ran on MPI processes (table above).".to_string()
+            }
+            Ok(Err(why)) => format!("(b) on MPI processes: {why}."),
+            Err(e) => {
+                out.checks.push(Check::new("mpi.msgc_vs_gc", "MPI: M-SGC wall time over GC's (≤ 0.9); the MPI run failed", f64::NAN, Cmp::Le, 0.9));
+                format!("(b) on MPI processes failed: {e}.")
+            }
+        };
+        out.notes.push(mpi_note);
+        out.notes.push("Delays: the official search gives every scheme GC(s)'s delay profile (the SGC parameters have at most GC's load); here a delay model replaces the AWS Lambda profiles. Jobs: each scheme completes the same 250 jobs, so SR-SGC and M-SGC run B and W − 2 + B more rounds (the official classes differ: GC and M-SGC run a fixed number of rounds, SR-SGC rounds + B). The official M-SGC ignores stragglers of the first W − 1 rounds when checking the model (a negative numpy slice); this applies the model's window from round 0. W is capped for time; the official searches W up to n. The real run uses the thread transport, and the MPI transport (gradlab-mpi) where gradlab-mpi-check is built; the MPI transport's decoding is checked by `gradlab-mpi-check` under mpirun.".into());
         Ok(out)
     }
 }

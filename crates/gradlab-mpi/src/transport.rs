@@ -1,11 +1,10 @@
-//! The MPI transport (cargo feature `mpi`, rsmpi): rank 0 is the master, ranks 1 … n its n
+//! The MPI transport of the gradient-coding runtime (rsmpi): rank 0 is the master, ranks 1 … n its n
 //! workers, so the same binary runs on one machine or many under `mpirun -n (n + 1)`. Messages are
-//! the flat buffers of [`crate::wire`]. MPI has no receive with a timeout, so the master polls with
+//! the flat buffers of [`gradlab_distributed::wire`]. MPI has no receive with a timeout, so the master polls with
 //! a non-blocking probe until its deadline. A worker that fails sends `Failed` and stops serving.
 //!
 //! ```no_run
-//! # #[cfg(feature = "mpi")] {
-//! use gradlab_distributed::mpi_transport::{MpiTransport, serve};
+//! use gradlab_mpi::transport::{MpiTransport, serve};
 //! let universe = mpi::initialize().expect("MPI");
 //! let world = universe.world();
 //! # let grad: std::sync::Arc<gradlab_distributed::runtime::PartitionGradient> = std::sync::Arc::new(|_, _, w: &[f64]| Ok(vec![0.0; w.len()]));
@@ -15,12 +14,13 @@
 //! } else {
 //!     serve(&world, &*grad).unwrap();
 //! }
-//! # }
 //! ```
 
-use crate::runtime::{FromWorker, PartitionGradient, ToWorker, Transport};
-use crate::wire::{decode_from_worker, decode_to_worker, encode_from_worker, encode_to_worker};
-use crate::{DistError, Result};
+use gradlab_distributed::runtime::{FromWorker, PartitionGradient, ToWorker, Transport};
+use gradlab_distributed::wire::{
+    decode_from_worker, decode_to_worker, encode_from_worker, encode_to_worker,
+};
+use gradlab_distributed::{DistError, Result};
 use mpi::point_to_point::MatchedReceiveVec;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
@@ -131,7 +131,7 @@ pub fn serve(world: &SimpleCommunicator, grad: &PartitionGradient) -> Result<()>
             return Ok(());
         };
         std::thread::sleep(delay);
-        let reply = crate::runtime::compute(id, round, &tasks, &models, grad);
+        let reply = gradlab_distributed::runtime::compute(id, round, &tasks, &models, grad);
         let failed = match &reply {
             FromWorker::Failed { why, .. } => Some(why.clone()),
             FromWorker::Done { .. } => None,
