@@ -1042,3 +1042,60 @@ fn train_distributed_without_mpi_says_how_to_build_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn hessian_reports_ordered_eigenvalues_a_density_and_a_psd_gauss_newton_part() {
+    let dir = std::env::temp_dir().join(format!("gradlab-hessian-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "hessian",
+            "--top-k",
+            "3",
+            "--lanczos-steps",
+            "20",
+            "--examples",
+            "300",
+            "--trace-samples",
+            "10",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, stdout, stderr) = gradlab(&args);
+        assert!(ok, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()
+    };
+    let numbers = |v: &serde_json::Value, key: &str| -> Vec<f64> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    for style in ["gradlab", "pyhessian"] {
+        let plot = dir.join(format!("density-{style}.png"));
+        let v = run(&[
+            "--density",
+            "--density-style",
+            style,
+            "--out",
+            plot.to_str().unwrap(),
+        ]);
+        let top = numbers(&v, "top_eigenvalues");
+        assert_eq!(top.len(), 3);
+        assert!(
+            top.windows(2).all(|w| w[0] >= w[1]) && top[0] > 0.0,
+            "{top:?}"
+        );
+        assert!(plot.is_file(), "{style}: no density plot");
+    }
+    // The Gauss–Newton part is PSD: every zᵀGz ≥ 0, so the trace estimate is positive.
+    let gn = run(&["--matrix", "gauss-newton"]);
+    assert!(numbers(&gn, "top_eigenvalues")[0] > 0.0);
+    assert!(numbers(&gn, "trace")[0] > 0.0, "{gn}");
+    let missing = dir.join("missing");
+    let (ok, _, _) = gradlab(&["hessian", "--checkpoint", missing.to_str().unwrap()]);
+    assert!(!ok);
+    std::fs::remove_dir_all(&dir).ok();
+}

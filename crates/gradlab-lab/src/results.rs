@@ -93,7 +93,7 @@ impl Summary {
     }
 
     /// The block of this run: heading, verdict line, one table row per check.
-    fn block(&self) -> String {
+    pub fn block(&self) -> String {
         let id = &self.paper.id;
         let passed = self.checks.iter().filter(|c| c.passed).count();
         let mut s = format!(
@@ -135,7 +135,8 @@ fn cell(s: &str) -> String {
 /// The blocks of a RESULTS.md, by (mode, experiment id).
 #[derive(Debug, Clone, Default)]
 pub struct Results {
-    blocks: BTreeMap<(String, String), String>,
+    /// Each run's block, by (mode, experiment id).
+    pub blocks: BTreeMap<(String, String), String>,
 }
 
 impl Results {
@@ -228,129 +229,4 @@ pub fn merge_into(path: &Path, summaries: impl IntoIterator<Item = Summary>) -> 
     }
     gradlab_train::output::write_atomic(path, results.render().as_bytes())?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn summary(id: &str, quick: bool, measured: f64) -> Summary {
-        Summary::from_json(&format!(
-            r#"{{"paper": {{"id": "{id}", "title": "T | x"}}, "quick": {quick}, "seed": 0,
-            "checks": [{{"claim": "a", "measured": {measured}, "cmp": "Lt", "threshold": 1.0, "passed": {}}}],
-            "verdict": "Partial", "seconds": 2.0}}"#,
-            measured < 1.0
-        ))
-        .unwrap()
-    }
-
-    #[test]
-    fn a_rerun_replaces_its_own_block_and_keeps_the_others() {
-        let mut r = Results::default();
-        r.insert(&summary("diffgrad", true, 0.5));
-        r.insert(&summary("diffgrad", false, 2.0));
-        r.insert(&summary("tract", true, 0.25));
-        let text = r.render();
-        let mut again = Results::parse(&text);
-        again.insert(&summary("diffgrad", true, 0.75));
-        let text2 = again.render();
-        assert!(
-            text2.contains("| a | 0.7500 | < | 1.0000 | ✓ |") && !text2.contains("| a | 0.5000 |")
-        );
-        assert!(
-            text2.contains("| a | 2.0000 | < | 1.0000 | ✗ |") && text2.contains("| a | 0.2500 |")
-        );
-        // The registry's order, quick before full; a pipe in a title cannot break the table.
-        let (q, f) = (
-            text2.find("## Quick").unwrap(),
-            text2.find("## Full").unwrap(),
-        );
-        let (dq, tq) = (
-            text2.find("quick-diffgrad").unwrap(),
-            text2.find("quick-tract").unwrap(),
-        );
-        assert!(q < dq && dq < tq && tq < f && text2.find("full-diffgrad").unwrap() > f);
-        assert!(text2.contains("T \\| x") && text2.contains("### lr-refinement: not run in quick"));
-    }
-
-    /// The README's one-line verdicts (`[quick: partly reproduced (1/2)](RESULTS.md#quick-id)`)
-    /// say what the committed RESULTS.md says, and a mode without a block there says so.
-    #[test]
-    fn the_readme_verdicts_are_the_committed_results() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-        let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
-        let results = std::fs::read_to_string(format!("{root}/{RESULTS_FILE}")).unwrap();
-        let blocks = Results::parse(&results).blocks;
-        let mut seen = 0;
-        for id in crate::registry::experiment_ids() {
-            for mode in ["quick", "full"] {
-                let link = format!("](RESULTS.md#{mode}-{id})");
-                let block = blocks.get(&(mode.to_string(), id.to_string()));
-                let Some(at) = readme.find(&link) else {
-                    let row = readme.lines().find(|l| l.contains(&format!("| `{id}` |")));
-                    let says = row.is_some_and(|r| r.contains(&format!("{mode}: not run yet")));
-                    assert!(
-                        block.is_none() && says,
-                        "README has no {mode} verdict for {id}"
-                    );
-                    continue;
-                };
-                let open = readme[..at].rfind('[').unwrap();
-                let cell = &readme[open + 1..at];
-                let block = block
-                    .unwrap_or_else(|| panic!("README links {mode}-{id}, RESULTS.md has no block"));
-                let heading = block.lines().find(|l| l.starts_with("### ")).unwrap();
-                let verdict = heading.split_once(": ").unwrap().1;
-                let counts = block.lines().find(|l| l.contains(" checks, ")).unwrap();
-                let (p, rest) = counts
-                    .rsplit_once(" of ")
-                    .map(|(a, b)| (a.rsplit(' ').next().unwrap(), b))
-                    .unwrap();
-                let n = rest.split(' ').next().unwrap();
-                assert_eq!(
-                    cell,
-                    format!("{mode}: {verdict} ({p}/{n})"),
-                    "README verdict of {mode}-{id}"
-                );
-                seen += 1;
-            }
-        }
-        assert!(
-            seen >= crate::registry::experiment_ids().len(),
-            "every quick verdict is in the README"
-        );
-    }
-
-    #[test]
-    fn a_non_finite_measurement_and_a_foreign_file_are_handled() {
-        let s = Summary::from_json(
-            r#"{"paper": {"id": "x", "title": "t"}, "quick": true, "seed": 1,
-            "checks": [{"claim": "c", "measured": null, "cmp": "Gt", "threshold": 0.0, "passed": false}],
-            "verdict": "NotReproduced", "seconds": 0.0}"#,
-        )
-        .unwrap();
-        assert!(
-            s.block().contains("| c | NaN | > | 0.0000 | ✗ |"),
-            "{}",
-            s.block()
-        );
-        assert!(Summary::from_json("{}").is_err());
-        assert!(
-            Results::parse("# some other file\n<!-- gradlab:quick:x -->")
-                .blocks
-                .is_empty()
-        );
-        let dir = std::env::temp_dir().join(format!("gradlab-results-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let foreign = dir.join("notes.md");
-        std::fs::write(&foreign, "my notes").unwrap();
-        assert!(merge_into(&foreign, [s.clone()]).is_err());
-        assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "my notes");
-        let ours = dir.join(RESULTS_FILE);
-        merge_into(&ours, [s.clone()]).unwrap();
-        merge_into(&ours, [summary("tract", false, 0.5)]).unwrap();
-        let text = std::fs::read_to_string(&ours).unwrap();
-        assert!(text.contains("quick-x") && text.contains("full-tract"));
-        std::fs::remove_dir_all(&dir).ok();
-    }
 }

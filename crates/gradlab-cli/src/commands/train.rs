@@ -197,7 +197,10 @@ pub fn run(args: Args) -> Result<()> {
             report.train_examples,
             report.test_examples,
             if distributed {
-                format!(", data-parallel over {size} processes")
+                format!(
+                    ", data-parallel over {size} process{}",
+                    if size == 1 { "" } else { "es" }
+                )
             } else {
                 String::new()
             }

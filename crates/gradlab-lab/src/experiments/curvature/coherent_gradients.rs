@@ -269,21 +269,3 @@ impl Experiment for CoherentGradients {
         Ok(out)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn corruption_changes_exactly_the_masked_labels() {
-        let (set, _) = gradlab_data::images::load_split("digits", 0).unwrap();
-        let (bad, mask) = corrupt(&set, 0.5, 3);
-        let changed = (0..set.len())
-            .filter(|&i| bad.labels[i] != set.labels[i])
-            .count();
-        assert_eq!(changed, mask.iter().filter(|m| **m).count());
-        let frac = changed as f64 / set.len() as f64;
-        assert!((frac - 0.5).abs() < 0.05, "{frac}");
-        assert!((0..set.len()).all(|i| mask[i] == (bad.labels[i] != set.labels[i])));
-    }
-}

@@ -394,17 +394,3 @@ impl Experiment for HessianSpectrum {
         Ok(out)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::count_outliers;
-
-    #[test]
-    fn outliers_sit_above_the_largest_gap() {
-        assert_eq!(count_outliers(&[9.0, 8.0, 7.5, 1.0, 0.9, 0.8], 5, 1e-3), 3);
-        assert_eq!(count_outliers(&[5.0, 0.5, 0.45, 0.05], 3, 1e-3), 1);
-        // Values under the floor are not bulk edges: 1e-6 is noise, not a gap.
-        assert_eq!(count_outliers(&[1.0, 0.5, 0.4, 1e-6], 3, 1e-3), 1);
-        assert_eq!(count_outliers(&[], 3, 1e-3), 0);
-    }
-}

@@ -508,26 +508,3 @@ impl Experiment for Mfac {
         Ok(out)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn weight_indices_skip_biases() {
-        // 2-3-1: W₁ 6, b₁ 3, W₂ 3, b₂ 1.
-        assert_eq!(
-            weight_indices(&[2, 3, 1]),
-            vec![0, 1, 2, 3, 4, 5, 9, 10, 11]
-        );
-    }
-
-    #[test]
-    fn prune_zeroes_the_lowest_scores_among_candidates() {
-        let theta = [1.0, 2.0, 3.0, 4.0, 5.0];
-        let scores = [5.0, 1.0, 4.0, 2.0, 0.0];
-        // Index 4 is not a candidate, so it survives despite the lowest score.
-        let p = prune(&theta, &[0, 1, 2, 3], &scores, 0.5);
-        assert_eq!(p, vec![1.0, 0.0, 3.0, 0.0, 5.0]);
-    }
-}

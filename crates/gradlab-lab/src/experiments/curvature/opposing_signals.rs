@@ -35,10 +35,13 @@ const INFO: PaperInfo = PaperInfo {
     claim: "Paired groups of outliers with a strong opposing feature have the largest loss changes, oscillate against each other, cause loss spikes, and go with sharpness at the edge of stability 2/η.",
 };
 
-const D: usize = 12;
+/// Features per example.
+pub const D: usize = 12;
 const H: usize = 32;
-const N: usize = 400;
-const STRONG: f64 = 6.0;
+/// Examples.
+pub const N: usize = 400;
+/// The strong (opposing) feature's value in the planted groups.
+pub const STRONG: f64 = 6.0;
 const RARE: f64 = 0.05;
 
 /// The data: features row-major (N × D), labels ±1, and the planted groups A and B.
@@ -439,40 +442,4 @@ pub fn split_purity(rising: &[usize], falling: &[usize], a: &[usize], b: &[usize
     let ab = count(rising, a) + count(falling, b);
     let ba = count(rising, b) + count(falling, a);
     ab.max(ba) / total
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spikes_are_measured_against_the_running_minimum() {
-        assert_eq!(largest_spike(&[4.0, 2.0, 1.0, 3.0, 0.5]), (3.0, 3));
-        assert_eq!(largest_spike(&[3.0, 2.0, 1.0]).0, 1.0);
-    }
-
-    #[test]
-    fn purity_takes_the_better_assignment() {
-        assert_eq!(split_purity(&[3, 4], &[1], &[1, 2], &[3, 4]), 1.0);
-        assert_eq!(split_purity(&[1, 3], &[4], &[1, 2], &[3, 4]), 2.0 / 3.0);
-    }
-
-    #[test]
-    fn planted_groups_carry_the_strong_feature() {
-        let d = data(true, 1);
-        assert!(!d.group_a.is_empty() && !d.group_b.is_empty());
-        for i in 0..N {
-            let planted = d.group_a.contains(&i) || d.group_b.contains(&i);
-            assert_eq!(d.x[i * D + 1] == STRONG, planted);
-        }
-        assert!(d.group_a.iter().all(|&i| d.y[i] > 0.0) && d.group_b.iter().all(|&i| d.y[i] < 0.0));
-        assert!(
-            data(false, 1)
-                .x
-                .iter()
-                .skip(1)
-                .step_by(D)
-                .all(|v| *v == 0.0)
-        );
-    }
 }

@@ -13,7 +13,9 @@
 //! each scheme. GC is reported under both conventions: Tandon's ≤ s stragglers and the official
 //! simulator's < s. (b) The same schemes for real on the thread runtime: least-squares gradient
 //! descent with n = 8 worker threads, injected sleeps from a fresh draw of the delay model (4 ms
-//! per unit), the wait rule on measured arrival times (μ = 0.3), wall time per scheme.
+//! per unit), the wait rule on measured arrival times (μ = 0.3), wall time per scheme; and the
+//! same runs on n + 1 MPI processes (`mpirun … gradlab-mpi-check --timing`) where MPI and
+//! gradlab-mpi-check are installed (otherwise a note says it was not run).
 //! The card's threshold: M-SGC ≤ 0.9 × the best GC, under both conventions.
 
 use crate::error::Result;

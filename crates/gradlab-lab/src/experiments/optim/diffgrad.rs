@@ -326,25 +326,3 @@ impl Experiment for DiffGradExperiment {
         Ok(out)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_same_seed_gives_the_same_numbers() {
-        let (train, test) = gradlab_data::images::load_split("digits", 0).unwrap();
-        let run = |seed| image_run("diffgrad", &train, &test, 1, seed).unwrap();
-        let (a, b) = (run(7), run(7));
-        assert_eq!(
-            (a[0].train_loss, a[0].test_loss, a[0].test_acc),
-            (b[0].train_loss, b[0].test_loss, b[0].test_acc)
-        );
-        assert_ne!(a[0].test_loss, run(8)[0].test_loss);
-        let f1 = DiffGradF1;
-        assert_eq!(
-            analytic_trajectory("adam", &f1, ANALYTIC_STEPS).unwrap(),
-            analytic_trajectory("adam", &f1, ANALYTIC_STEPS).unwrap()
-        );
-    }
-}

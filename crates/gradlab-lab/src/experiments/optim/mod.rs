@@ -1,6 +1,6 @@
 //! Experiments of the optimizer and schedule papers.
 
-mod diff2_net;
+pub mod diff2_net;
 
 register! {
     diffgrad::DiffGradExperiment,
