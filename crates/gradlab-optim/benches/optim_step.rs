@@ -1,7 +1,7 @@
 //! Optimizer-step throughput: the burn Adam and diffGrad optimizers (tensor form and fused in-place
 //! path) against the fused flat-buffer kernels,
 //! next to a STREAM-style triad (a = b + s·c) that bounds what a memory-bound step can reach.
-//! Run `cargo bench -p gradlab-optim`; compare ratios, not absolute times.
+//! Run `cargo bench -p gradlab-optim --features bench`; compare ratios, not absolute times.
 
 use burn::optim::Optimizer;
 use burn::prelude::*;
