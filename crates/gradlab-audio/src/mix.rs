@@ -87,7 +87,8 @@ pub fn noise(kind: NoiseKind, len: usize, seed: u64) -> Result<Vec<f32>> {
     Ok(shaped.iter().map(|v| ((v - mean) / rms) as f32).collect())
 }
 
-fn energy(x: &[f32]) -> f64 {
+/// Σ x², in f64.
+pub fn energy(x: &[f32]) -> f64 {
     x.iter().map(|v| (*v as f64).powi(2)).sum()
 }
 
@@ -163,53 +164,4 @@ pub fn convolve(x: &[f32], h: &[f32]) -> Result<Vec<f32>> {
         .iter()
         .map(|v| (v / n as f64) as f32)
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_mixture_has_the_asked_snr() {
-        let s: Vec<f32> = (0..4000).map(|i| (i as f32 * 0.07).sin()).collect();
-        let n = noise(NoiseKind::Brown, 5000, 3).unwrap();
-        for snr in [-5.0, 0.0, 10.0] {
-            let y = add_noise_at_snr(&s, &n, snr).unwrap();
-            let d: Vec<f32> = y.iter().zip(&s).map(|(a, b)| a - b).collect();
-            let got = 10.0 * (energy(&s) / energy(&d)).log10();
-            assert!((got - snr).abs() < 1e-3, "{got} vs {snr}");
-        }
-        assert!(add_noise_at_snr(&s, &n[..10], 0.0).is_err());
-        assert!(add_noise_at_snr(&s, &vec![0.0; 4000], 0.0).is_err());
-    }
-
-    #[test]
-    fn convolution_matches_the_direct_sum_and_noises_have_their_slopes() {
-        let x: Vec<f32> = (0..50).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
-        let h = [1.0f32, 0.5, -0.25, 0.125];
-        let got = convolve(&x, &h).unwrap();
-        for i in 0..50 {
-            let want: f32 = (0..4).filter(|k| *k <= i).map(|k| h[k] * x[i - k]).sum();
-            assert!((got[i] - want).abs() < 1e-5);
-        }
-        // Pink and brown noise put more power at low frequencies than white: the lag-1
-        // autocorrelation rises from ≈ 0 (white) to near 1 (brown).
-        let lag1 =
-            |v: &[f32]| v.windows(2).map(|w| (w[0] * w[1]) as f64).sum::<f64>() / v.len() as f64;
-        let (w, p, b) = (
-            lag1(&noise(NoiseKind::White, 20000, 1).unwrap()),
-            lag1(&noise(NoiseKind::Pink, 20000, 1).unwrap()),
-            lag1(&noise(NoiseKind::Brown, 20000, 1).unwrap()),
-        );
-        assert!(
-            w.abs() < 0.03 && p > 0.3 && b > 0.95 && p < b,
-            "{w} {p} {b}"
-        );
-        // The RIR's energy decays: the last fifth holds far less than the first.
-        let h = room_impulse_response(8000, 0.5, 4).unwrap();
-        let fifth = h.len() / 5;
-        assert!(energy(&h[1..fifth]) > 100.0 * energy(&h[4 * fifth..]));
-        assert!(room_impulse_response(8000, 10.0, 0).is_err());
-        assert!(NoiseKind::parse("purple").is_err());
-    }
 }
