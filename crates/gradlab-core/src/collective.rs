@@ -154,10 +154,10 @@ impl Collective for ThreadGroup {
         let sh = &*self.shared;
         let poisoned = |_| CoreError::Failed("a member panicked inside the all-reduce".into());
         let mut round = sh.state.lock().map_err(poisoned)?;
-        let deadline = std::time::Instant::now() + sh.timeout;
+        let deadline = std::time::Instant::now().checked_add(sh.timeout);
         // A previous round still being collected: wait until it is cleared.
         while round.sum.is_some() && round.failed.is_none() {
-            round = wait(sh, round, deadline).map_err(|e| self.fail_locked(e))?;
+            round = wait(sh, round, deadline)?;
         }
         if let Some(why) = &round.failed {
             return Err(CoreError::Failed(why.clone()));
@@ -185,7 +185,7 @@ impl Collective for ThreadGroup {
             sh.changed.notify_all();
         } else {
             while round.generation == generation && round.failed.is_none() {
-                round = wait(sh, round, deadline).map_err(|e| self.fail_locked(e))?;
+                round = wait(sh, round, deadline)?;
             }
             if round.generation == generation {
                 return Err(CoreError::Failed(round.failed.clone().unwrap_or_default()));
@@ -211,101 +211,32 @@ impl Collective for ThreadGroup {
     }
 }
 
-impl ThreadGroup {
-    fn fail_locked(&self, why: String) -> CoreError {
-        if let Ok(mut round) = self.shared.state.lock() {
-            round.failed.get_or_insert(why.clone());
-        }
-        self.shared.changed.notify_all();
-        CoreError::Failed(why)
-    }
-}
-
-/// Wait for a change until `deadline`; a timeout is an error naming it.
+/// Wait for a change until `deadline` (none: no limit). A timeout is recorded as the group's
+/// failure while the lock is still held, so no other member can complete the round in between:
+/// either every member of a round gets its sum, or every member an error.
 fn wait<'a>(
     sh: &'a Shared,
-    round: std::sync::MutexGuard<'a, Round>,
-    deadline: std::time::Instant,
-) -> std::result::Result<std::sync::MutexGuard<'a, Round>, String> {
+    mut round: std::sync::MutexGuard<'a, Round>,
+    deadline: Option<std::time::Instant>,
+) -> Result<std::sync::MutexGuard<'a, Round>> {
+    fn poisoned<T>(_: T) -> CoreError {
+        CoreError::Failed("a member panicked inside the all-reduce".into())
+    }
+    let Some(deadline) = deadline else {
+        return sh.changed.wait(round).map_err(poisoned);
+    };
     let left = deadline.saturating_duration_since(std::time::Instant::now());
     if left.is_zero() {
-        return Err(format!(
+        let why = format!(
             "a member waited {:?} for the others in an all-reduce",
             sh.timeout
-        ));
+        );
+        round.failed.get_or_insert(why.clone());
+        sh.changed.notify_all();
+        return Err(CoreError::Failed(why));
     }
     match sh.changed.wait_timeout(round, left) {
         Ok((guard, _)) => Ok(guard),
-        Err(_) => Err("a member panicked inside the all-reduce".into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Runs `f` on every member of a group of `n`, each in its thread; returns their results.
-    fn on_group<T: Send>(members: Vec<ThreadGroup>, f: impl Fn(ThreadGroup) -> T + Sync) -> Vec<T> {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = members.into_iter().map(|m| s.spawn(|| f(m))).collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        })
-    }
-
-    #[test]
-    fn every_member_gets_the_same_sum_in_every_round() {
-        let out = on_group(ThreadGroup::new(4).unwrap(), |mut m| {
-            let mut rounds = vec![];
-            for k in 0..50 {
-                let mut buf = vec![m.rank() as f64 * 0.1 + k as f64, 1.0];
-                m.all_reduce_sum(&mut buf).unwrap();
-                rounds.push(buf);
-            }
-            rounds
-        });
-        for k in 0..50 {
-            // Summed in rank order, so bit-identical on every member.
-            let expected = ((0.0 + k as f64) + (0.1 + k as f64))
-                + (0.2 + k as f64)
-                + (0.30000000000000004 + k as f64);
-            for member in &out {
-                assert_eq!(member[k], vec![expected, 4.0], "round {k}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_member_that_leaves_or_sends_another_length_stops_the_others_with_an_error() {
-        let out = on_group(
-            ThreadGroup::with_timeout(3, Duration::from_secs(20)).unwrap(),
-            |mut m| {
-                if m.rank() == 2 {
-                    return Ok(()); // leaves without reducing
-                }
-                m.all_reduce_sum(&mut [1.0])
-            },
-        );
-        assert!(out[2].is_ok());
-        for r in &out[..2] {
-            let e = r.as_ref().unwrap_err().to_string();
-            assert!(e.contains("member 2 left"), "{e}");
-        }
-        let out = on_group(ThreadGroup::new(2).unwrap(), |mut m| {
-            let mut buf = vec![0.0; 1 + m.rank()];
-            m.all_reduce_sum(&mut buf)
-        });
-        for r in out {
-            assert!(r.unwrap_err().to_string().contains("different lengths"));
-        }
-    }
-
-    #[test]
-    fn a_member_waiting_past_the_timeout_gets_an_error() {
-        let mut members = ThreadGroup::with_timeout(2, Duration::from_millis(50)).unwrap();
-        let _silent = members.pop();
-        let mut m = members.pop().unwrap();
-        let e = m.all_reduce_sum(&mut [1.0]).unwrap_err().to_string();
-        assert!(e.contains("waited"), "{e}");
-        assert!(ThreadGroup::new(0).is_err());
+        Err(e) => Err(poisoned(e)),
     }
 }

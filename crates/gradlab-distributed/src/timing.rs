@@ -115,6 +115,20 @@ impl TimingSpec {
         if self.schemes.is_empty() || self.jobs == 0 {
             return Err(bad("no schemes or no jobs".into()));
         }
+        if !(self.deadline_s > 0.0 && self.deadline_s <= 3600.0) {
+            return Err(bad(format!(
+                "deadline_s {} is not in (0, 3600] seconds",
+                self.deadline_s
+            )));
+        }
+        if !(self.mu.is_finite() && self.mu >= 0.0 && self.lr.is_finite())
+            || self.rows == 0
+            || self.dim == 0
+        {
+            return Err(bad(
+                "mu must be finite and ≥ 0, lr finite, rows and dim at least 1".into(),
+            ));
+        }
         let mut out = vec![];
         for t in &self.schemes {
             let s = t.scheme.build()?;
@@ -173,5 +187,11 @@ mod tests {
         assert!(spec.schemes().is_err());
         spec.schemes[0].delays_ms = vec![vec![1.0; 4]; 1]; // fewer rounds than the run needs
         assert!(spec.schemes().is_err());
+        spec.schemes[0].delays_ms = vec![vec![1.0; 4]; 8];
+        assert!(spec.schemes().is_ok());
+        for deadline in [f64::NAN, -1.0, 0.0, 1e300] {
+            spec.deadline_s = deadline;
+            assert!(spec.schemes().is_err(), "deadline {deadline}");
+        }
     }
 }

@@ -304,22 +304,16 @@ impl<M: Net> Trainer<M> {
         }
         let (rank, size) = (group.rank(), group.size());
         let params = gradlab_core::flat::flatten_host(&self.model)?;
-        let mut settings = vec![
-            self.step as f64,
-            self.cfg.batch_size as f64,
-            (self.cfg.seed % (1 << 32)) as f64,
-        ];
-        // The data label (name, size and checksum, when the run has one), as 32-bit words.
-        let label = self.cfg.data.as_deref().unwrap_or("");
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(label.as_bytes());
-        settings.extend(
-            digest
-                .chunks(4)
-                .map(|w| f64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))),
-        );
+        // The step, and a digest of everything a resume must agree on (optimizer and its
+        // hyperparameters, schedule, loss, clipping, data label, batch size, seed).
+        let mut settings = vec![self.step as f64];
+        settings.extend(digest_words(&format!("{:?}", resume_key(&self.cfg))));
         for (what, values) in [
             ("number of parameters", &[params.len() as f64][..]),
-            ("step, batch size, seed or data", &settings[..]),
+            (
+                "step or settings (optimizer, schedule, loss, clipping, data, batch size, seed)",
+                &settings[..],
+            ),
             ("initial parameters", &params[..]),
         ] {
             if !group.all_agree(values)? {
@@ -528,6 +522,15 @@ impl<M: Net> Trainer<M> {
         check_fits(&self.model, test)?;
         let bpe = self.batches_per_epoch(train.len().max(1));
         let target = total_steps(epochs, bpe)?;
+        // Members that planned different numbers of steps would leave some waiting for the others.
+        if let Some(g) = self.group.as_mut()
+            && !g.all_agree(&[target as f64])?
+        {
+            return Err(TrainError::Distributed(format!(
+                "the members plan different numbers of steps (member {} plans {target}, {epochs} epochs): give every member the same epochs and data",
+                g.rank()
+            )));
+        }
         let bar = if self.cfg.progress {
             ProgressBar::new(target as u64)
         } else {
@@ -665,6 +668,15 @@ impl<M: Net> Trainer<M> {
         self.epoch_cache = None;
         Ok(self)
     }
+}
+
+/// A text's SHA-256 as eight 32-bit words (exact in f64, for an all-reduce).
+fn digest_words(text: &str) -> Vec<f64> {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes());
+    digest
+        .chunks(4)
+        .map(|w| f64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+        .collect()
 }
 
 /// `epochs · batches_per_epoch`, or an error if it overflows.

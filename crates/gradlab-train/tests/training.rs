@@ -607,6 +607,38 @@ fn members_that_do_not_start_alike_are_refused_by_every_member() {
         let e = e.expect("a mismatched group trained");
         assert!(e.contains("initial parameters differs"), "{e}");
     }
+    // Another learning rate on one member, or another number of epochs: refused, never a drift
+    // or a member left waiting.
+    let (_, test) = digits_split(0.2, 0).unwrap();
+    let out = on_members(2, |m| {
+        let lr = if m.rank() == 1 { 2e-3 } else { 1e-3 };
+        let cfg = TrainConfig::new(OptimizerSpec::parse("adam").unwrap().with_lr(lr));
+        let model = MlpConfig::new(vec![64, 32, 10]).init(&dev, 3);
+        Trainer::new(model, cfg)
+            .unwrap()
+            .data_parallel(Box::new(m))
+            .err()
+            .map(|e| e.to_string())
+    });
+    assert!(
+        out.iter()
+            .all(|e| e.as_ref().is_some_and(|e| e.contains("settings"))),
+        "{out:?}"
+    );
+    let out = on_members(2, |m| {
+        let epochs = 1 + m.rank();
+        let model = MlpConfig::new(vec![64, 32, 10]).init(&dev, 3);
+        let mut t = Trainer::new(model, config("adam"))
+            .unwrap()
+            .data_parallel(Box::new(m))
+            .unwrap();
+        t.fit(&train, &test, epochs).err().map(|e| e.to_string())
+    });
+    assert!(
+        out.iter()
+            .all(|e| e.as_ref().is_some_and(|e| e.contains("numbers of steps"))),
+        "{out:?}"
+    );
     // TrAct needs the whole batch's inputs.
     let mut members = gradlab_core::collective::ThreadGroup::new(1).unwrap();
     let mut cfg = config("adam");

@@ -77,18 +77,20 @@ type Universe = mpi::environment::Universe;
 #[cfg(not(feature = "mpi"))]
 type Universe = ();
 
-/// Print the error and stop every process of the job: a process that only returned would leave
-/// the others waiting in their next all-reduce.
+/// In a job of several processes, print the error and stop them all (a process that only
+/// returned would leave the others waiting in their next all-reduce); alone, return the error.
 #[cfg(feature = "mpi")]
-fn abort_group(universe: &Universe, e: &anyhow::Error) -> ! {
+fn stop_group(universe: &Universe, e: anyhow::Error) -> anyhow::Error {
     use mpi::traits::Communicator;
-    eprintln!("error: {e:#}");
-    universe.world().abort(1)
+    if universe.world().size() > 1 {
+        eprintln!("error: {e:#}");
+        universe.world().abort(1)
+    }
+    e
 }
 #[cfg(not(feature = "mpi"))]
-fn abort_group(_: &Universe, e: &anyhow::Error) -> ! {
-    eprintln!("error: {e:#}");
-    std::process::exit(1)
+fn stop_group(_: &Universe, e: anyhow::Error) -> anyhow::Error {
+    e
 }
 
 /// The data-parallel group of this process: the MPI world (kept alive by the returned universe).
@@ -97,6 +99,13 @@ fn mpi_group() -> Result<(Universe, Box<dyn gradlab_core::collective::Collective
     let Some(universe) = mpi::initialize() else {
         bail!("MPI could not be initialised (was it already initialised in this process?)");
     };
+    // A panic on one process must stop the job: unwinding into MPI_Finalize would leave the
+    // others waiting in their next all-reduce.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        mpi::traits::Communicator::abort(&mpi::topology::SimpleCommunicator::world(), 101);
+    }));
     let group = gradlab_mpi::collective::MpiCollective::new(universe.world());
     Ok((universe, Box::new(group)))
 }
@@ -137,7 +146,14 @@ pub fn run(args: Args) -> Result<()> {
     if batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    // The MPI group first: every process must reach the same collective calls.
+    if distributed && tract.is_some() {
+        bail!(
+            "--tract preconditions with the whole minibatch's inputs; it is not available with --distributed"
+        );
+    }
+    // The MPI group first: every process must reach the same collective calls. From here on, an
+    // error on one process stops the whole job (a process that only returned would leave the
+    // others waiting in their next all-reduce).
     let (universe, group) = match distributed {
         true => {
             let (u, g) = mpi_group()?;
@@ -145,6 +161,71 @@ pub fn run(args: Args) -> Result<()> {
         }
         false => (None, None),
     };
+    let trained = train_and_report(
+        TrainArgs {
+            model,
+            data,
+            spec,
+            schedule,
+            loss,
+            clip,
+            tract,
+            epochs,
+            batch_size,
+            seed,
+            log,
+            checkpoint,
+            resume,
+            json,
+        },
+        group,
+    );
+    match (trained, &universe) {
+        (Err(e), Some(u)) => Err(stop_group(u, e)),
+        (result, _) => result,
+    }
+}
+
+/// What [`train_and_report`] needs from the arguments.
+struct TrainArgs {
+    model: ModelKind,
+    data: String,
+    spec: OptimizerSpec,
+    schedule: String,
+    loss: LossKind,
+    clip: Option<String>,
+    tract: Option<f64>,
+    epochs: usize,
+    batch_size: usize,
+    seed: u64,
+    log: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
+    resume: Option<PathBuf>,
+    json: bool,
+}
+
+/// Train (as one member of `group`, if given) and print the report on process 0.
+fn train_and_report(
+    args: TrainArgs,
+    group: Option<Box<dyn gradlab_core::collective::Collective>>,
+) -> Result<()> {
+    let TrainArgs {
+        model,
+        data,
+        spec,
+        schedule,
+        loss,
+        clip,
+        tract,
+        epochs,
+        batch_size,
+        seed,
+        log,
+        checkpoint,
+        resume,
+        json,
+    } = args;
+    let distributed = group.is_some();
     let (rank, size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
     if batch_size < size {
         bail!(
@@ -175,16 +256,7 @@ pub fn run(args: Args) -> Result<()> {
         checkpoint,
         resume,
     };
-    let report = match run_training_in(&request, group) {
-        Ok(r) => r,
-        Err(e) => {
-            let e = anyhow::Error::from(e);
-            match &universe {
-                Some(u) => abort_group(u, &e),
-                None => return Err(e),
-            }
-        }
-    };
+    let report = run_training_in(&request, group)?;
     if rank != 0 {
         return Ok(());
     }

@@ -60,6 +60,13 @@ fn main() -> ExitCode {
         eprintln!("MPI could not be initialised");
         return ExitCode::FAILURE;
     };
+    // A panic on one rank stops the job (unwinding into MPI_Finalize would leave the others
+    // waiting for it).
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        SimpleCommunicator::world().abort(101);
+    }));
     let args: Vec<String> = std::env::args().collect();
     let code = if let Some(k) = args.iter().position(|a| a == "--timing") {
         timing(&universe.world(), args.get(k + 1))

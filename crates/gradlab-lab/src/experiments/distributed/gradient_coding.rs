@@ -106,37 +106,41 @@ fn mpi_run(spec: &TimingSpec, n: usize) -> std::result::Result<std::result::Resu
     let (Some(bin), Some(mpirun)) = (mpi_check_binary(), mpirun()) else {
         return Ok(Err("not run: MPI is not installed here or gradlab-mpi-check is not built (apt-get install -y libopenmpi-dev openmpi-bin libclang-dev; cargo build --release -p gradlab-mpi --features mpi --bin gradlab-mpi-check)".into()));
     };
-    let file = std::env::temp_dir().join(format!("gradlab-mpi-timing-{}.json", std::process::id()));
+    // The spec and the output in files (a pipe that nobody reads while the run lasts could fill).
+    let tmp = |what: &str| std::env::temp_dir().join(format!("gradlab-mpi-timing-{}.{what}", std::process::id()));
+    let (file, stdout, stderr) = (tmp("json"), tmp("out"), tmp("err"));
     std::fs::write(&file, serde_json::to_string(spec).map_err(|e| e.to_string())?).map_err(|e| format!("{}: {e}", file.display()))?;
+    let open = |p: &PathBuf| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
     let child = std::process::Command::new(&mpirun)
         .args(["--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "-n", &(n + 1).to_string()])
         .arg(&bin)
         .arg("--timing")
         .arg(&file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(open(&stdout)?)
+        .stderr(open(&stderr)?)
         .spawn()
-        .map_err(|e| format!("{}: {e}", mpirun.display()))?;
-    let out = wait_with_limit(child, Duration::from_secs(300));
-    std::fs::remove_file(&file).ok();
-    let out = out?;
-    if !out.status.success() {
-        return Err(format!("mpirun {} --timing failed ({}): {}", bin.display(), out.status, String::from_utf8_lossy(&out.stderr).trim()));
+        .map_err(|e| format!("{}: {e}", mpirun.display()));
+    let status = child.and_then(|c| wait_with_limit(c, Duration::from_secs(300)));
+    let (out, err) = (std::fs::read_to_string(&stdout).unwrap_or_default(), std::fs::read_to_string(&stderr).unwrap_or_default());
+    for f in [&file, &stdout, &stderr] {
+        std::fs::remove_file(f).ok();
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<TimingResult> = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<std::result::Result<_, _>>().map_err(|e| format!("gradlab-mpi-check's output: {e}"))?;
+    if !status?.success() {
+        return Err(format!("mpirun {} --timing failed: {}", bin.display(), err.trim()));
+    }
+    let results: Vec<TimingResult> = out.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<std::result::Result<_, _>>().map_err(|e| format!("gradlab-mpi-check's output: {e}"))?;
     if results.len() != spec.schemes.len() {
         return Err(format!("gradlab-mpi-check reported {} of {} schemes", results.len(), spec.schemes.len()));
     }
     Ok(Ok(results))
 }
 
-/// The child's output, or an error (and the child killed) after `limit`.
-fn wait_with_limit(mut child: std::process::Child, limit: Duration) -> std::result::Result<std::process::Output, String> {
+/// The child's exit status, or an error (and the child killed) after `limit`.
+fn wait_with_limit(mut child: std::process::Child, limit: Duration) -> std::result::Result<std::process::ExitStatus, String> {
     let t0 = std::time::Instant::now();
     loop {
         match child.try_wait() {
-            Ok(Some(_)) => return child.wait_with_output().map_err(|e| e.to_string()),
+            Ok(Some(status)) => return Ok(status),
             Ok(None) if t0.elapsed() > limit => {
                 child.kill().ok();
                 child.wait().ok();
