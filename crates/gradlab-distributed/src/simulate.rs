@@ -16,9 +16,9 @@ use crate::{DistError, Result};
 /// What the master has seen: per round, each worker's tasks and whether it straggled.
 #[derive(Debug, Clone, Default)]
 pub struct Log {
-    /// tasks[r][i]: worker i's tasks in round r.
+    /// `tasks[r][i]`: worker i's tasks in round r.
     pub tasks: Vec<Vec<Vec<Task>>>,
-    /// stragglers[r][i]: whether worker i's results of round r were lost.
+    /// `stragglers[r][i]`: whether worker i's results of round r were lost.
     pub stragglers: Vec<Vec<bool>>,
 }
 

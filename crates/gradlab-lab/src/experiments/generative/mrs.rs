@@ -10,7 +10,7 @@
 //! ODE/SDE × order 1/2 × data/noise at 5, 10 and 20 NFE, and Euler–Maruyama at 100 and 1000.
 //! The ODE runs on the `mrsampler.yml` grid (linspace), the SDE on `test.yml`'s (linear in λ), as
 //! the official numerical-stability study. Part 2 (`restoration` in the results) trains a
-//! restoration model on degraded digits; see [`restoration`].
+//! restoration model on degraded digits; see the `restoration` module beside this file.
 
 use crate::error::Result;
 use crate::experiment::{Check, Cmp, Cost, Experiment, Outcome, PaperInfo, RunContext, Table, measure};
