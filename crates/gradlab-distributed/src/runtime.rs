@@ -124,22 +124,30 @@ pub fn worker_loop(
         while let Ok(newer) = rx.try_recv() {
             msg = newer;
         }
-        let ToWorker::Work {
-            round,
-            tasks,
-            models,
-            delay,
-        } = msg
-        else {
+        let Some(reply) = answer(id, msg, grad) else {
             return;
         };
-        std::thread::sleep(delay);
-        let reply = compute(id, round, &tasks, &models, grad);
         let failed = matches!(reply, FromWorker::Failed { .. });
         if tx.send(reply).is_err() || failed {
             return;
         }
     }
+}
+
+/// A worker's answer to `msg` (any transport): none for `Stop`; for work, sleep its injected
+/// delay, then [`compute`].
+pub fn answer(id: usize, msg: ToWorker, grad: &PartitionGradient) -> Option<FromWorker> {
+    let ToWorker::Work {
+        round,
+        tasks,
+        models,
+        delay,
+    } = msg
+    else {
+        return None;
+    };
+    std::thread::sleep(delay);
+    Some(compute(id, round, &tasks, &models, grad))
 }
 
 /// A worker's answer to the tasks of `round`: every task computed at its job's model, or the

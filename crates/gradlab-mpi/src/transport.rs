@@ -121,17 +121,9 @@ pub fn serve(world: &SimpleCommunicator, grad: &PartitionGradient) -> Result<()>
             }
             msg = newer;
         }
-        let ToWorker::Work {
-            round,
-            tasks,
-            models,
-            delay,
-        } = msg
-        else {
+        let Some(reply) = gradlab_distributed::runtime::answer(id, msg, grad) else {
             return Ok(());
         };
-        std::thread::sleep(delay);
-        let reply = gradlab_distributed::runtime::compute(id, round, &tasks, &models, grad);
         let failed = match &reply {
             FromWorker::Failed { why, .. } => Some(why.clone()),
             FromWorker::Done { .. } => None,

@@ -119,34 +119,14 @@ fn mpi_group() -> Result<(Universe, Box<dyn gradlab_core::collective::Collective
 
 /// Validate, train, print the table (or JSON).
 pub fn run(args: Args) -> Result<()> {
-    let Args {
-        model,
-        data,
-        optimizer,
-        lr,
-        weight_decay,
-        schedule,
-        loss,
-        clip,
-        tract,
-        epochs,
-        batch_size,
-        seed,
-        log,
-        checkpoint,
-        resume,
-        json,
-        distributed,
-    } = args;
-
-    let mut spec = OptimizerSpec::parse(&optimizer)?;
-    spec.lr = lr;
-    spec.weight_decay = weight_decay;
+    let mut spec = OptimizerSpec::parse(&args.optimizer)?;
+    spec.lr = args.lr;
+    spec.weight_decay = args.weight_decay;
     spec.module_optimizer()?; // validate before loading anything
-    if batch_size == 0 {
+    if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    if distributed && tract.is_some() {
+    if args.distributed && args.tract.is_some() {
         bail!(
             "--tract preconditions with the whole minibatch's inputs; it is not available with --distributed"
         );
@@ -154,65 +134,30 @@ pub fn run(args: Args) -> Result<()> {
     // The MPI group first: every process must reach the same collective calls. From here on, an
     // error on one process stops the whole job (a process that only returned would leave the
     // others waiting in their next all-reduce).
-    let (universe, group) = match distributed {
+    let (universe, group) = match args.distributed {
         true => {
             let (u, g) = mpi_group()?;
             (Some(u), Some(g))
         }
         false => (None, None),
     };
-    let trained = train_and_report(
-        TrainArgs {
-            model,
-            data,
-            spec,
-            schedule,
-            loss,
-            clip,
-            tract,
-            epochs,
-            batch_size,
-            seed,
-            log,
-            checkpoint,
-            resume,
-            json,
-        },
-        group,
-    );
+    let trained = train_and_report(args, spec, group);
     match (trained, &universe) {
         (Err(e), Some(u)) => Err(stop_group(u, e)),
         (result, _) => result,
     }
 }
 
-/// What [`train_and_report`] needs from the arguments.
-struct TrainArgs {
-    model: ModelKind,
-    data: String,
-    spec: OptimizerSpec,
-    schedule: String,
-    loss: LossKind,
-    clip: Option<String>,
-    tract: Option<f64>,
-    epochs: usize,
-    batch_size: usize,
-    seed: u64,
-    log: Option<PathBuf>,
-    checkpoint: Option<PathBuf>,
-    resume: Option<PathBuf>,
-    json: bool,
-}
-
-/// Train (as one member of `group`, if given) and print the report on process 0.
+/// Train with the validated optimizer `spec` (as one member of `group`, if given) and print the
+/// report on process 0.
 fn train_and_report(
-    args: TrainArgs,
+    args: Args,
+    spec: OptimizerSpec,
     group: Option<Box<dyn gradlab_core::collective::Collective>>,
 ) -> Result<()> {
-    let TrainArgs {
+    let Args {
         model,
         data,
-        spec,
         schedule,
         loss,
         clip,
@@ -224,6 +169,7 @@ fn train_and_report(
         checkpoint,
         resume,
         json,
+        ..
     } = args;
     let distributed = group.is_some();
     let (rank, size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
